@@ -1,0 +1,100 @@
+"""What a session backend promises: the contract both backends pass the same tests against.
+
+A backend stores, per session: the `GameState` (with its `version`), the owner's token hash,
+the inbox of accepted turns in order, a record per turn, the event stream and a short
+processing lease. Every method is atomic on its own; `commit_turn` is the one write that makes
+a turn visible, and it is a compare-and-set on `version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.models import GameState, SessionEvent, TurnError, TurnRecord
+
+__all__ = ["IdempotencyClaim", "SessionBackend"]
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """An `Idempotency-Key` and a fingerprint of the request body it was sent with."""
+
+    key: str
+    fingerprint: str
+
+
+class SessionBackend(Protocol):
+    # -- sessions (the original game's interface, plus ownership) -------------------------
+    async def create(self, state: GameState, *, owner_hash: str) -> None:
+        """Store a new session at version 0. The id must be new."""
+
+    async def get(self, session_id: str) -> GameState | None: ...
+
+    async def update(self, state: GameState) -> GameState:
+        """Compare-and-set outside the turn pipeline (admin tools, migrations): stores `state`
+        as `version + 1` if the stored version is still `state.version`, else raises
+        `VersionConflict`; `SessionNotFound` if it is gone. Refreshes the TTL."""
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def exists(self, session_id: str) -> bool: ...
+
+    async def owner_hash(self, session_id: str) -> str | None: ...
+
+    # -- turns ------------------------------------------------------------------------------
+    async def accept_turn(
+        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+    ) -> TurnRecord:
+        """Record a queued turn at the back of the session's inbox and emit `turn.queued`.
+
+        Returns the stored record: `record` itself, or the earlier turn when the same
+        idempotency key and body were seen before. Raises `SessionNotFound`,
+        `TooManyPendingTurns`, `IdempotencyKeyReused`."""
+
+    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
+        """Take a still-queued turn out of the inbox and mark it failed (enqueue failed)."""
+
+    async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None: ...
+
+    async def head_turn(self, session_id: str) -> TurnRecord | None:
+        """The oldest turn not yet applied, or None."""
+
+    async def pending_count(self, session_id: str) -> int: ...
+
+    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
+        """Mark the head turn running (counting the attempt) and emit `turn.started`; None if
+        `turn_id` is no longer the head (someone else finished it)."""
+
+    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+        """Atomically, if the stored version is still `state.version` and `record` is the
+        head turn: store `state` as the next version, pop the inbox, store the finished
+        record, emit `turn.completed`, refresh every key's TTL. Returns the new version.
+        Raises `VersionConflict` or `SessionNotFound`."""
+
+    async def fail_turn(self, record: TurnRecord) -> bool:
+        """Pop the head turn without changing the state, store it failed, emit `turn.failed`."""
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str: ...
+
+    async def read_events(
+        self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
+    ) -> list[SessionEvent]:
+        """Events with an id greater than `after` ("0" for all retained, "$" for none yet),
+        waiting up to `timeout` seconds for the first one when there are none."""
+
+    async def last_event_id(self, session_id: str) -> str: ...
+
+    # -- processing lease ------------------------------------------------------------------
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
+
+    async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
+
+    async def release_lease(self, session_id: str, holder: str) -> None: ...
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise `BackendUnavailable` when the store does not answer."""
+
+    async def close(self) -> None: ...

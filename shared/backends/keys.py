@@ -1,0 +1,60 @@
+"""Redis key names for one session.
+
+Every key of a session carries the hash tag `{<session_id>}`, so the multi-key scripts stay
+in one Redis Cluster slot. Ids are validated by the gateway before they get here; `SessionKeys`
+refuses anything else as a second line of defence against key injection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.ids import is_session_id
+
+__all__ = ["KEY_PREFIX", "SessionKeys"]
+
+KEY_PREFIX = "pocket_portals:session:"
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    session_id: str
+
+    def __post_init__(self) -> None:
+        if not is_session_id(self.session_id):
+            raise ValueError("not a session id")
+
+    @property
+    def state(self) -> str:
+        return f"{KEY_PREFIX}{{{self.session_id}}}"
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.state}:inbox"
+
+    @property
+    def turns(self) -> str:
+        return f"{self.state}:turns"
+
+    @property
+    def turn_log(self) -> str:
+        return f"{self.state}:turnlog"
+
+    @property
+    def idempotency(self) -> str:
+        return f"{self.state}:idem"
+
+    @property
+    def events(self) -> str:
+        return f"{self.state}:events"
+
+    @property
+    def lease(self) -> str:
+        return f"{self.state}:lease"
+
+    def expiring(self) -> list[str]:
+        """The keys that live and die with the session, in the order the scripts expect."""
+        return [self.state, self.inbox, self.turns, self.turn_log, self.idempotency, self.events]
+
+    def all(self) -> list[str]:
+        return [*self.expiring(), self.lease]

@@ -1,0 +1,324 @@
+"""`InMemoryBackend`: the session backend for dev mode and fast tests.
+
+One process only (that is why it requires eager Celery). It is thread-safe: every method
+takes one lock, so the eager worker thread and the gateway's event loop can share it, and
+readers waiting for events are woken on their own loop with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.backends.base import IdempotencyClaim
+from shared.errors import (
+    IdempotencyKeyReused,
+    SessionNotFound,
+    TooManyPendingTurns,
+    VersionConflict,
+)
+from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
+
+__all__ = ["InMemoryBackend"]
+
+
+@dataclass
+class _Session:
+    state: GameState
+    owner_hash: str
+    expires_at: float
+    inbox: list[str] = field(default_factory=list)
+    turns: dict[str, TurnRecord] = field(default_factory=dict)
+    turn_log: list[str] = field(default_factory=list)
+    idempotency: dict[str, tuple[str, str]] = field(default_factory=dict)
+    events: list[SessionEvent] = field(default_factory=list)
+
+
+def _event_seq(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class InMemoryBackend:
+    def __init__(
+        self,
+        *,
+        session_ttl: int = 86400,
+        events_maxlen: int = 1000,
+        turn_records_kept: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session_ttl = session_ttl
+        self.events_maxlen = events_maxlen
+        self.turn_records_kept = turn_records_kept
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._sessions: dict[str, _Session] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._last_event = (0, 0)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+            self._leases.clear()
+
+    @property
+    def session_count(self) -> int:
+        with self._lock:
+            self._expire()
+            return len(self._sessions)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for sid in [s for s, v in self._sessions.items() if v.expires_at <= now]:
+            del self._sessions[sid]
+
+    def _live(self, session_id: str) -> _Session | None:
+        session = self._sessions.get(session_id)
+        if session is not None and session.expires_at <= self._clock():
+            del self._sessions[session_id]
+            return None
+        return session
+
+    def _require(self, session_id: str) -> _Session:
+        session = self._live(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session
+
+    def _touch(self, session: _Session) -> None:
+        session.expires_at = self._clock() + self.session_ttl
+
+    def _emit(self, session_id: str, session: _Session, name: str, data: dict[str, Any]) -> str:
+        ms = int(time.time() * 1000)
+        last_ms, last_seq = self._last_event
+        self._last_event = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+        event_id = f"{self._last_event[0]}-{self._last_event[1]}"
+        session.events.append(SessionEvent(id=event_id, event=name, data=data))
+        del session.events[: max(0, len(session.events) - self.events_maxlen)]
+        for loop, waiter in self._waiters.get(session_id, []):
+            loop.call_soon_threadsafe(waiter.set)
+        return event_id
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def create(self, state: GameState, *, owner_hash: str) -> None:
+        with self._lock:
+            if self._live(state.session_id) is not None:
+                raise ValueError(f"session {state.session_id} already exists")
+            stored = state.model_copy(update={"version": 0}, deep=True)
+            self._sessions[state.session_id] = _Session(
+                stored, owner_hash, self._clock() + self.session_ttl
+            )
+
+    async def get(self, session_id: str) -> GameState | None:
+        with self._lock:
+            session = self._live(session_id)
+            return None if session is None else session.state.model_copy(deep=True)
+
+    async def update(self, state: GameState) -> GameState:
+        with self._lock:
+            session = self._require(state.session_id)
+            if session.state.version != state.version:
+                raise VersionConflict(state.session_id, state.version)
+            session.state = state.model_copy(update={"version": state.version + 1}, deep=True)
+            self._touch(session)
+            return session.state.model_copy(deep=True)
+
+    async def delete(self, session_id: str) -> bool:
+        with self._lock:
+            self._leases.pop(session_id, None)
+            return self._sessions.pop(session_id, None) is not None
+
+    async def exists(self, session_id: str) -> bool:
+        with self._lock:
+            return self._live(session_id) is not None
+
+    async def owner_hash(self, session_id: str) -> str | None:
+        with self._lock:
+            session = self._live(session_id)
+            return None if session is None else session.owner_hash
+
+    # -- turns ------------------------------------------------------------------------------
+    async def accept_turn(
+        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+    ) -> TurnRecord:
+        sid = record.session_id
+        with self._lock:
+            session = self._require(sid)
+            if idempotency is not None and idempotency.key in session.idempotency:
+                turn_id, fingerprint = session.idempotency[idempotency.key]
+                if fingerprint != idempotency.fingerprint:
+                    raise IdempotencyKeyReused(sid, idempotency.key)
+                earlier = session.turns.get(turn_id)
+                if earlier is not None:
+                    return earlier.model_copy()
+                return record.model_copy(update={"turn_id": turn_id, "status": TurnStatus.COMPLETED})
+            if len(session.inbox) >= max_pending:
+                raise TooManyPendingTurns(sid, max_pending)
+            session.turns[record.turn_id] = record.model_copy()
+            session.inbox.append(record.turn_id)
+            session.turn_log.append(record.turn_id)
+            while len(session.turn_log) > self.turn_records_kept:
+                session.turns.pop(session.turn_log.pop(0), None)
+            if idempotency is not None:
+                session.idempotency[idempotency.key] = (record.turn_id, idempotency.fingerprint)
+            self._emit(sid, session, "turn.queued", {"turn_id": record.turn_id})
+            self._touch(session)
+            return record
+
+    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None or turn_id not in session.inbox:
+                return False
+            session.inbox.remove(turn_id)
+            record = session.turns[turn_id].model_copy(
+                update={"status": TurnStatus.FAILED, "error": error}
+            )
+            session.turns[turn_id] = record
+            self._emit(session_id, session, "turn.failed",
+                       {"turn_id": turn_id, "error": error.model_dump()})
+            self._touch(session)
+            return True
+
+    async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
+        with self._lock:
+            session = self._live(session_id)
+            record = None if session is None else session.turns.get(turn_id)
+            return None if record is None else record.model_copy()
+
+    async def head_turn(self, session_id: str) -> TurnRecord | None:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None or not session.inbox:
+                return None
+            return session.turns[session.inbox[0]].model_copy()
+
+    async def pending_count(self, session_id: str) -> int:
+        with self._lock:
+            session = self._live(session_id)
+            return 0 if session is None else len(session.inbox)
+
+    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None or not session.inbox or session.inbox[0] != turn_id:
+                return None
+            record = session.turns[turn_id]
+            running = record.model_copy(
+                update={"status": TurnStatus.RUNNING, "started_at": now,
+                        "attempts": record.attempts + 1}
+            )
+            session.turns[turn_id] = running
+            self._emit(session_id, session, "turn.started",
+                       {"turn_id": turn_id, "attempt": running.attempts})
+            self._touch(session)
+            return running.model_copy()
+
+    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+        sid = state.session_id
+        with self._lock:
+            session = self._require(sid)
+            if (
+                session.state.version != state.version
+                or not session.inbox
+                or session.inbox[0] != record.turn_id
+            ):
+                raise VersionConflict(sid, state.version)
+            session.state = state.model_copy(update={"version": state.version + 1}, deep=True)
+            session.inbox.pop(0)
+            session.turns[record.turn_id] = record.model_copy()
+            result = record.result.model_dump(mode="json") if record.result else None
+            self._emit(sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result})
+            self._touch(session)
+            return session.state.version
+
+    async def fail_turn(self, record: TurnRecord) -> bool:
+        sid = record.session_id
+        with self._lock:
+            session = self._live(sid)
+            if session is None or not session.inbox or session.inbox[0] != record.turn_id:
+                return False
+            session.inbox.pop(0)
+            session.turns[record.turn_id] = record.model_copy()
+            error = record.error.model_dump(mode="json") if record.error else None
+            self._emit(sid, session, "turn.failed", {"turn_id": record.turn_id, "error": error})
+            self._touch(session)
+            return True
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str:
+        with self._lock:
+            return self._emit(session_id, self._require(session_id), event, data)
+
+    def _events_after(self, session_id: str, after: str, count: int) -> list[SessionEvent]:
+        session = self._live(session_id)
+        if session is None:
+            return []
+        cursor = _event_seq(after)
+        return [e for e in session.events if _event_seq(e.id) > cursor][:count]
+
+    async def read_events(
+        self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
+    ) -> list[SessionEvent]:
+        waiter = asyncio.Event()
+        entry = (asyncio.get_running_loop(), waiter)
+        with self._lock:
+            events = self._events_after(session_id, after, count)
+            if events or timeout <= 0:
+                return events
+            self._waiters.setdefault(session_id, []).append(entry)
+        try:
+            try:
+                await asyncio.wait_for(waiter.wait(), timeout)
+            except TimeoutError:
+                pass
+            with self._lock:
+                return self._events_after(session_id, after, count)
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(session_id, [])
+                waiters.remove(entry)
+                if not waiters:
+                    self._waiters.pop(session_id, None)
+
+    async def last_event_id(self, session_id: str) -> str:
+        with self._lock:
+            session = self._live(session_id)
+            return session.events[-1].id if session and session.events else "0-0"
+
+    # -- processing lease ------------------------------------------------------------------
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+        with self._lock:
+            current = self._leases.get(session_id)
+            if current is not None and current[1] > self._clock():
+                return False
+            self._leases[session_id] = (holder, self._clock() + ttl)
+            return True
+
+    async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+        with self._lock:
+            current = self._leases.get(session_id)
+            if current is None or current[0] != holder or current[1] <= self._clock():
+                return False
+            self._leases[session_id] = (holder, self._clock() + ttl)
+            return True
+
+    async def release_lease(self, session_id: str, holder: str) -> None:
+        with self._lock:
+            current = self._leases.get(session_id)
+            if current is not None and current[0] == holder:
+                del self._leases[session_id]
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

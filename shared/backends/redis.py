@@ -1,0 +1,300 @@
+"""`RedisBackend`: sessions in Redis, every multi-key step one Lua script.
+
+A `redis.asyncio` client belongs to the event loop that first uses it: build one backend per
+loop (the gateway's, or a worker process's loop thread) and never share it across loops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.backends.base import IdempotencyClaim
+from shared.backends.keys import SessionKeys
+from shared.backends import redis_scripts as lua
+from shared.errors import (
+    BackendUnavailable,
+    IdempotencyKeyReused,
+    SessionNotFound,
+    TooManyPendingTurns,
+    VersionConflict,
+)
+from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
+from shared.settings import Settings
+
+__all__ = ["RedisBackend"]
+
+
+def _event_data(record: TurnRecord, **extra: Any) -> str:
+    return json.dumps({"turn_id": record.turn_id, **extra}, separators=(",", ":"))
+
+
+class RedisBackend:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        session_ttl: int,
+        events_maxlen: int = 1000,
+        turn_records_kept: int = 64,
+        max_block: float = 4.0,
+    ) -> None:
+        self.client = client
+        self.session_ttl = session_ttl
+        self.events_maxlen = events_maxlen
+        self.turn_records_kept = turn_records_kept
+        # A blocking XREAD must return before the socket timeout would cut it off.
+        self.max_block = max_block
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(getattr(lua, name))
+            for name in ("CREATE", "UPDATE", "ACCEPT", "WITHDRAW", "START", "COMMIT", "FAIL",
+                         "APPEND_EVENT", "RENEW", "RELEASE")
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> RedisBackend:
+        client = aioredis.Redis.from_url(
+            url or settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_socket_timeout,
+            max_connections=settings.redis_max_connections,
+            health_check_interval=30,
+        )
+        return cls(
+            client,
+            session_ttl=settings.redis_session_ttl,
+            events_maxlen=settings.events_maxlen,
+            turn_records_kept=settings.turn_records_kept,
+            max_block=max(0.1, settings.redis_socket_timeout * 0.8),
+        )
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BackendUnavailable("session store") from exc
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        async with self._guard():
+            return await self._scripts[name](keys=keys, args=args)
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def create(self, state: GameState, *, owner_hash: str) -> None:
+        keys = SessionKeys(state.session_id)
+        stored = state.model_copy(update={"version": 0})
+        created = await self._run(
+            "CREATE", keys.expiring(), [stored.model_dump_json(), owner_hash, self.session_ttl]
+        )
+        if not created:
+            raise ValueError(f"session {state.session_id} already exists")
+
+    async def get(self, session_id: str) -> GameState | None:
+        async with self._guard():
+            raw = await self.client.hget(SessionKeys(session_id).state, "state")
+        return None if raw is None else GameState.model_validate_json(raw)
+
+    async def update(self, state: GameState) -> GameState:
+        keys = SessionKeys(state.session_id)
+        new_state = state.model_copy(update={"version": state.version + 1})
+        reply = await self._run(
+            "UPDATE",
+            keys.expiring(),
+            [state.version, new_state.model_dump_json(), self.session_ttl],
+        )
+        self._check_cas(reply, state)
+        return new_state
+
+    async def delete(self, session_id: str) -> bool:
+        async with self._guard():
+            removed = await self.client.delete(*SessionKeys(session_id).all())
+        return bool(removed)
+
+    async def exists(self, session_id: str) -> bool:
+        async with self._guard():
+            return bool(await self.client.exists(SessionKeys(session_id).state))
+
+    async def owner_hash(self, session_id: str) -> str | None:
+        async with self._guard():
+            value = await self.client.hget(SessionKeys(session_id).state, "owner")
+        return value if isinstance(value, str) else None
+
+    # -- turns ------------------------------------------------------------------------------
+    async def accept_turn(
+        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+    ) -> TurnRecord:
+        keys = SessionKeys(record.session_id)
+        reply = await self._run(
+            "ACCEPT",
+            keys.expiring(),
+            [
+                record.turn_id,
+                record.model_dump_json(),
+                max_pending,
+                self.session_ttl,
+                self.events_maxlen,
+                idempotency.key if idempotency else "",
+                idempotency.fingerprint if idempotency else "",
+                _event_data(record),
+                self.turn_records_kept,
+            ],
+        )
+        outcome = reply[0]
+        if outcome == "missing":
+            raise SessionNotFound(record.session_id)
+        if outcome == "busy":
+            raise TooManyPendingTurns(record.session_id, max_pending)
+        if outcome == "reused":
+            assert idempotency is not None
+            raise IdempotencyKeyReused(record.session_id, idempotency.key)
+        if outcome == "duplicate":
+            if reply[2]:
+                return TurnRecord.model_validate_json(reply[2])
+            # The earlier turn's record was pruned long ago; it certainly finished.
+            return record.model_copy(update={"turn_id": reply[1], "status": TurnStatus.COMPLETED})
+        return record
+
+    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
+        record = await self.get_turn(session_id, turn_id)
+        if record is None:
+            return False
+        failed = record.model_copy(update={"status": TurnStatus.FAILED, "error": error})
+        done = await self._run(
+            "WITHDRAW",
+            SessionKeys(session_id).expiring(),
+            [turn_id, failed.model_dump_json(), self.session_ttl, self.events_maxlen,
+             _event_data(failed, error=error.model_dump())],
+        )
+        return bool(done)
+
+    async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
+        async with self._guard():
+            raw = await self.client.hget(SessionKeys(session_id).turns, turn_id)
+        return None if raw is None else TurnRecord.model_validate_json(raw)
+
+    async def head_turn(self, session_id: str) -> TurnRecord | None:
+        keys = SessionKeys(session_id)
+        async with self._guard():
+            turn_id = await self.client.lindex(keys.inbox, 0)
+            if turn_id is None:
+                return None
+            raw = await self.client.hget(keys.turns, turn_id)
+        return None if raw is None else TurnRecord.model_validate_json(raw)
+
+    async def pending_count(self, session_id: str) -> int:
+        async with self._guard():
+            return int(await self.client.llen(SessionKeys(session_id).inbox))
+
+    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
+        record = await self.get_turn(session_id, turn_id)
+        if record is None or record.status.finished:
+            return None
+        running = record.model_copy(
+            update={"status": TurnStatus.RUNNING, "started_at": now, "attempts": record.attempts + 1}
+        )
+        started = await self._run(
+            "START",
+            SessionKeys(session_id).expiring(),
+            [turn_id, running.model_dump_json(), self.session_ttl, self.events_maxlen,
+             _event_data(running, attempt=running.attempts)],
+        )
+        return running if started else None
+
+    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+        keys = SessionKeys(state.session_id)
+        new_state = state.model_copy(update={"version": state.version + 1})
+        result = record.result.model_dump(mode="json") if record.result else None
+        reply = await self._run(
+            "COMMIT",
+            keys.expiring(),
+            [
+                state.version,
+                record.turn_id,
+                new_state.model_dump_json(),
+                record.model_dump_json(),
+                self.session_ttl,
+                self.events_maxlen,
+                _event_data(record, result=result),
+            ],
+        )
+        self._check_cas(reply, state)
+        return new_state.version
+
+    async def fail_turn(self, record: TurnRecord) -> bool:
+        error = record.error.model_dump(mode="json") if record.error else None
+        done = await self._run(
+            "FAIL",
+            SessionKeys(record.session_id).expiring(),
+            [record.turn_id, record.model_dump_json(), self.session_ttl, self.events_maxlen,
+             _event_data(record, error=error)],
+        )
+        return bool(done)
+
+    @staticmethod
+    def _check_cas(reply: list[str], state: GameState) -> None:
+        if reply[0] == "missing":
+            raise SessionNotFound(state.session_id)
+        if reply[0] == "conflict":
+            raise VersionConflict(state.session_id, state.version)
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str:
+        event_id = await self._run(
+            "APPEND_EVENT",
+            SessionKeys(session_id).expiring(),
+            [self.events_maxlen, event, json.dumps(data, separators=(",", ":"))],
+        )
+        if event_id is None:
+            raise SessionNotFound(session_id)
+        return str(event_id)
+
+    async def read_events(
+        self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
+    ) -> list[SessionEvent]:
+        key = SessionKeys(session_id).events
+        block = int(min(timeout, self.max_block) * 1000)
+        async with self._guard():
+            reply = await self.client.xread({key: after}, count=count, block=block or None)
+        events: list[SessionEvent] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(
+                    SessionEvent(id=entry_id, event=fields["event"], data=json.loads(fields["data"]))
+                )
+        return events
+
+    async def last_event_id(self, session_id: str) -> str:
+        async with self._guard():
+            entries = await self.client.xrevrange(SessionKeys(session_id).events, count=1)
+        return str(entries[0][0]) if entries else "0-0"
+
+    # -- processing lease ------------------------------------------------------------------
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+        async with self._guard():
+            return bool(
+                await self.client.set(SessionKeys(session_id).lease, holder, nx=True,
+                                      px=int(ttl * 1000))
+            )
+
+    async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+        renewed = await self._run("RENEW", [SessionKeys(session_id).lease], [holder, int(ttl * 1000)])
+        return bool(renewed)
+
+    async def release_lease(self, session_id: str, holder: str) -> None:
+        await self._run("RELEASE", [SessionKeys(session_id).lease], [holder])
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def ping(self) -> None:
+        async with self._guard():
+            await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()

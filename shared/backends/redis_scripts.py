@@ -1,0 +1,131 @@
+"""Lua scripts for the Redis backend: each one is a single atomic step of the protocol.
+
+All of them take the session's expiring keys in `SessionKeys.expiring()` order:
+KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, [6] events.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACCEPT", "APPEND_EVENT", "COMMIT", "CREATE", "FAIL", "RENEW", "RELEASE", "START",
+           "UPDATE", "WITHDRAW"]
+
+_REFRESH = """
+local function refresh(ttl)
+  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+local function emit(maxlen, name, data)
+  return redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', name, 'data', data)
+end
+"""
+
+CREATE = _REFRESH + """
+-- ARGV: state_json, owner_hash, ttl
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'version', 0, 'state', ARGV[1], 'owner', ARGV[2])
+refresh(ARGV[3])
+return 1
+"""
+
+UPDATE = _REFRESH + """
+-- ARGV: expected_version, state_json (already at expected_version + 1), ttl
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return {'missing'} end
+if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[2])
+refresh(ARGV[3])
+return {'ok', tostring(tonumber(v) + 1)}
+"""
+
+ACCEPT = _REFRESH + """
+-- ARGV: turn_id, record_json, max_pending, ttl, maxlen, idem_key, fingerprint, event_data,
+--       records_kept
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+if ARGV[6] ~= '' then
+  local previous = redis.call('HGET', KEYS[5], ARGV[6])
+  if previous then
+    local sep = string.find(previous, '\\n', 1, true)
+    if string.sub(previous, sep + 1) ~= ARGV[7] then return {'reused'} end
+    local turn_id = string.sub(previous, 1, sep - 1)
+    return {'duplicate', turn_id, redis.call('HGET', KEYS[3], turn_id) or ''}
+  end
+end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {'busy'} end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[4], ARGV[1])
+-- Keep the records of the last few turns only: pending turns are always among them because
+-- records_kept is larger than the pending-turn limit.
+while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[9]) do
+  redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
+end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
+emit(ARGV[5], 'turn.queued', ARGV[8])
+refresh(ARGV[4])
+return {'accepted'}
+"""
+
+WITHDRAW = _REFRESH + """
+-- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data
+if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+emit(ARGV[4], 'turn.failed', ARGV[5])
+refresh(ARGV[3])
+return 1
+"""
+
+START = _REFRESH + """
+-- ARGV: turn_id, running_record_json, ttl, maxlen, event_data
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+emit(ARGV[4], 'turn.started', ARGV[5])
+refresh(ARGV[3])
+return 1
+"""
+
+COMMIT = _REFRESH + """
+-- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
+--       maxlen, event_data
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return {'missing'} end
+if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
+redis.call('LPOP', KEYS[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+emit(ARGV[6], 'turn.completed', ARGV[7])
+refresh(ARGV[5])
+return {'ok', tostring(tonumber(v) + 1)}
+"""
+
+FAIL = _REFRESH + """
+-- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+emit(ARGV[4], 'turn.failed', ARGV[5])
+refresh(ARGV[3])
+return 1
+"""
+
+APPEND_EVENT = _REFRESH + """
+-- ARGV: maxlen, name, data. Only for a live session: a stream key created after the session
+-- expired would never expire itself.
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return false end
+local id = emit(ARGV[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[6], ttl)
+return id
+"""
+
+# KEYS[1]: the lease key. ARGV: holder, ttl_ms
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -1,0 +1,179 @@
+"""The service's exception hierarchy.
+
+Every error a player can cause or see derives from `PortalsError` and carries a stable
+snake_case `code` plus the ids it concerns as attributes. The gateway maps them to HTTP in
+one place (`api.errors`); workers turn them into a turn's readable `error`.
+
+    PortalsError
+    ├── ConfigurationError        start-up refused: settings that cannot work together
+    ├── RequestError              the client's fault (4xx)
+    │   ├── InvalidRequest            422 invalid_request
+    │   ├── Unauthorized              401 unauthorized
+    │   ├── SessionNotFound           404 session_not_found (also: wrong token)
+    │   ├── TurnNotFound              404 turn_not_found
+    │   ├── IdempotencyKeyReused      422 idempotency_key_reused
+    │   ├── AdventureCompleted        409 adventure_completed
+    │   ├── PayloadTooLarge           413 payload_too_large
+    │   └── TooManyPendingTurns       429 too_many_pending_turns
+    ├── ServiceError              the service's fault or state (5xx)
+    │   ├── BackendUnavailable        503 backend_unavailable
+    │   └── Overloaded                503 overloaded
+    ├── VersionConflict           a commit lost a compare-and-set (internal, retried)
+    └── TurnFailed                a turn's step could not be applied (becomes status "failed")
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdventureCompleted",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "IdempotencyKeyReused",
+    "InvalidRequest",
+    "Overloaded",
+    "PayloadTooLarge",
+    "PortalsError",
+    "RequestError",
+    "ServiceError",
+    "SessionNotFound",
+    "TooManyPendingTurns",
+    "TurnFailed",
+    "TurnNotFound",
+    "Unauthorized",
+    "VersionConflict",
+]
+
+
+class PortalsError(Exception):
+    code: str = "internal_error"
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(PortalsError):
+    code = "configuration_error"
+
+
+class RequestError(PortalsError):
+    status_code = 400
+
+
+class InvalidRequest(RequestError):
+    code = "invalid_request"
+    status_code = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Unauthorized(RequestError):
+    code = "unauthorized"
+    status_code = 401
+
+    def __init__(self, message: str = "A player token is required: Authorization: Bearer <token>.") -> None:
+        super().__init__(message)
+
+
+class SessionNotFound(RequestError):
+    code = "session_not_found"
+    status_code = 404
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__("No such session, or it has expired.")
+        self.session_id = session_id
+
+
+class TurnNotFound(RequestError):
+    code = "turn_not_found"
+    status_code = 404
+
+    def __init__(self, session_id: str, turn_id: str) -> None:
+        super().__init__("No such turn in this session.")
+        self.session_id = session_id
+        self.turn_id = turn_id
+
+
+class IdempotencyKeyReused(RequestError):
+    code = "idempotency_key_reused"
+    status_code = 422
+
+    def __init__(self, session_id: str, key: str) -> None:
+        super().__init__("This Idempotency-Key was already used with a different request body.")
+        self.session_id = session_id
+        self.key = key
+
+
+class AdventureCompleted(RequestError):
+    code = "adventure_completed"
+    status_code = 409
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__("This adventure has ended; start a new session to play again.")
+        self.session_id = session_id
+
+
+class PayloadTooLarge(RequestError):
+    code = "payload_too_large"
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+class TooManyPendingTurns(RequestError):
+    code = "too_many_pending_turns"
+    status_code = 429
+
+    def __init__(self, session_id: str, limit: int, retry_after: int = 2) -> None:
+        super().__init__(
+            f"This session already has {limit} turns waiting; wait for one to finish."
+        )
+        self.session_id = session_id
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class ServiceError(PortalsError):
+    status_code = 503
+
+
+class BackendUnavailable(ServiceError):
+    code = "backend_unavailable"
+
+    def __init__(self, component: str, retry_after: int = 2) -> None:
+        super().__init__(f"The {component} is unavailable; try again shortly.")
+        self.component = component
+        self.retry_after = retry_after
+
+
+class Overloaded(ServiceError):
+    code = "overloaded"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__("The service is overloaded; try again shortly.")
+        self.retry_after = retry_after
+
+
+class VersionConflict(PortalsError):
+    code = "version_conflict"
+    status_code = 409
+
+    def __init__(self, session_id: str, expected: int) -> None:
+        super().__init__(f"Session {session_id} moved past version {expected}.")
+        self.session_id = session_id
+        self.expected = expected
+
+
+class TurnFailed(PortalsError):
+    code = "turn_failed"
+
+    def __init__(self, session_id: str, turn_id: str, message: str, code: str = "turn_failed") -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.turn_id = turn_id
+        self.code = code

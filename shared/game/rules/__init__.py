@@ -1,0 +1,89 @@
+"""The game rules: pure functions from (state, action, dice) to a new state and an outcome.
+
+No I/O here: no Redis, Celery, FastAPI or CrewAI. A turn is `begin_turn`, then the resolver
+for the state's route, then `conclude_turn`; `resolve_turn` runs all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+from shared.game.dice import Dice
+from shared.game.rules.character import create_character
+from shared.game.rules.choices import choices_for
+from shared.game.rules.combat import combat_round
+from shared.game.rules.exploration import converse, explore
+from shared.game.rules.outcome import Outcome, Resolution
+from shared.game.rules.pacing import adventure_phase_for
+from shared.game.rules.quests import accept_quest
+from shared.models import GamePhase, GameState
+
+__all__ = [
+    "RESOLVERS",
+    "Outcome",
+    "Resolution",
+    "Route",
+    "begin_turn",
+    "choices_for",
+    "conclude_turn",
+    "resolve_turn",
+    "route_for",
+]
+
+MAX_MOMENTS = 12
+
+
+class Route(StrEnum):
+    CREATE_CHARACTER = "create_character"
+    CHOOSE_QUEST = "choose_quest"
+    EXPLORE = "explore"
+    FIGHT = "fight"
+    CONVERSE = "converse"
+
+
+RESOLVERS: dict[Route, Callable[[GameState, str, Dice], Resolution]] = {
+    Route.CREATE_CHARACTER: create_character,
+    Route.CHOOSE_QUEST: accept_quest,
+    Route.EXPLORE: explore,
+    Route.FIGHT: combat_round,
+    Route.CONVERSE: converse,
+}
+
+_ROUTE_BY_PHASE = {
+    GamePhase.CHARACTER_CREATION: Route.CREATE_CHARACTER,
+    GamePhase.QUEST_SELECTION: Route.CHOOSE_QUEST,
+    GamePhase.EXPLORATION: Route.EXPLORE,
+    GamePhase.COMBAT: Route.FIGHT,
+    GamePhase.DIALOGUE: Route.CONVERSE,
+}
+
+
+def route_for(state: GameState) -> Route:
+    return _ROUTE_BY_PHASE[state.phase]
+
+
+def begin_turn(state: GameState) -> GameState:
+    turn = state.adventure_turn + 1
+    return state.model_copy(
+        update={"adventure_turn": turn,
+                "adventure_phase": adventure_phase_for(turn, state.max_turns)}
+    )
+
+
+def conclude_turn(resolution: Resolution) -> Resolution:
+    """Record the turn's moment, close the story at `max_turns`, and offer the next choices."""
+    state, outcome = resolution.state, resolution.outcome
+    moments = state.adventure_moments
+    if outcome.moment:
+        moments = [*moments, outcome.moment][-MAX_MOMENTS:]
+    completed = state.adventure_completed or state.adventure_turn >= state.max_turns
+    state = state.model_copy(update={"adventure_moments": moments,
+                                     "adventure_completed": completed})
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    return Resolution(state, outcome)
+
+
+def resolve_turn(state: GameState, action: str, dice: Dice) -> Resolution:
+    started = begin_turn(state)
+    return conclude_turn(RESOLVERS[route_for(started)](started, action, dice))

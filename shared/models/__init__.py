@@ -1,0 +1,34 @@
+"""The service's data models."""
+
+from shared.models.events import EventName, SessionEvent
+from shared.models.state import (
+    SCHEMA_VERSION,
+    AdventurePhase,
+    CharacterSheet,
+    CombatState,
+    GamePhase,
+    GameState,
+    HistoryEntry,
+    Quest,
+)
+from shared.models.turns import TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.models.views import GameStateView, state_view
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AdventurePhase",
+    "CharacterSheet",
+    "CombatState",
+    "EventName",
+    "GamePhase",
+    "GameState",
+    "GameStateView",
+    "HistoryEntry",
+    "Quest",
+    "SessionEvent",
+    "TurnError",
+    "TurnRecord",
+    "TurnResult",
+    "TurnStatus",
+    "state_view",
+]

@@ -1,0 +1,54 @@
+"""A turn as the service tracks it: request, status and outcome."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TurnStatus.COMPLETED, TurnStatus.FAILED)
+
+
+class TurnResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    narrative: str
+    choices: list[str]
+    state_version: int = Field(ge=0)
+
+
+class TurnError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+
+
+class TurnRecord(BaseModel):
+    """Stored per turn. `action` is what the worker applies: for a choice, the text of the
+    choice the player saw when the gateway accepted it (later turns may change the list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn_id: str
+    session_id: str
+    status: TurnStatus = TurnStatus.QUEUED
+    action: str
+    choice_index: int | None = None
+    accepted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    result: TurnResult | None = None
+    error: TurnError | None = None

@@ -1,0 +1,94 @@
+"""The service's one typed configuration, read from the environment and `.env`.
+
+Every process (gateway, worker, CLI, tests) builds a `Settings`; logic receives it as an
+argument instead of reading `os.environ`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+__all__ = ["BackendKind", "Settings", "get_settings"]
+
+
+class BackendKind(StrEnum):
+    REDIS = "redis"
+    MEMORY = "memory"
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    session_backend: BackendKind = BackendKind.REDIS
+    redis_url: str = "redis://localhost:6379/0"
+    redis_session_ttl: Annotated[int, Field(gt=0)] = 86400
+    redis_socket_timeout: Seconds = 5.0
+    redis_max_connections: Annotated[int, Field(gt=0)] = 200
+
+    celery_broker_url: str | None = None
+    celery_task_always_eager: bool = False
+    celery_queue: str = "pocket_portals.turns"
+    # The broker re-delivers an unacknowledged turn after this long; turns must finish well
+    # before it (the hard time limit below is kept under it).
+    celery_visibility_timeout: Annotated[int, Field(gt=0)] = 600
+    turn_soft_time_limit: Seconds = 240.0
+    turn_time_limit: Seconds = 300.0
+
+    # The lease only keeps two workers from paying for the same step; correctness comes from
+    # the version-checked commit. A dead holder delays its session by at most lease_ttl.
+    lease_ttl: Seconds = 15.0
+    lease_retry_delay: Seconds = 1.0
+
+    max_pending_turns: Annotated[int, Field(gt=0)] = 8
+    history_limit: Annotated[int, Field(ge=20)] = 50
+    events_maxlen: Annotated[int, Field(gt=0)] = 1000
+    turn_records_kept: Annotated[int, Field(ge=16)] = 64
+    max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
+    long_poll_max: Seconds = 30.0
+    sse_ping_interval: Seconds = 15.0
+
+    max_turns: Annotated[int, Field(ge=5)] = 40
+    narrator_delay: Annotated[float, Field(ge=0)] = 0.0
+
+    crewai_storage_dir: Path = Path(".crewai").absolute()
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.session_backend is BackendKind.MEMORY and not self.celery_task_always_eager:
+            raise ConfigurationError(
+                "SESSION_BACKEND=memory keeps sessions inside one process, so separate Celery "
+                "workers could never see them. Set CELERY_TASK_ALWAYS_EAGER=true (dev mode) or "
+                "use SESSION_BACKEND=redis with real workers."
+            )
+        if self.turn_time_limit >= self.celery_visibility_timeout:
+            raise ConfigurationError(
+                "TURN_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT, otherwise the broker "
+                "hands a still-running turn to a second worker."
+            )
+        if self.turn_soft_time_limit >= self.turn_time_limit:
+            raise ConfigurationError("TURN_SOFT_TIME_LIMIT must be below TURN_TIME_LIMIT.")
+        if not self.crewai_storage_dir.is_absolute():
+            object.__setattr__(self, "crewai_storage_dir", self.crewai_storage_dir.absolute())
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
