@@ -98,4 +98,4 @@ def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
         "At the crossroads inn, three pleas for help are pinned to the notice board.",
     ]
     return Resolution(new_state, Outcome("character_created", facts,
-                                         moment=f"{sheet.name} set out from the crossroads inn"))
+                                         moment="set out from the crossroads inn"))

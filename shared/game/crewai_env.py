@@ -1,0 +1,36 @@
+"""CrewAI's process-wide switches, set before `crewai` is first imported.
+
+Telemetry, tracing and the version check each try the network on every flow start (and a
+telemetry flush holds process exit for seconds), so they are off unless an operator sets the
+variables otherwise. Storage gets an absolute directory so workers started from any working
+directory agree on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["configure_crewai", "quiet_crewai_console"]
+
+_DEFAULTS = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+    "OTEL_SDK_DISABLED": "true",
+}
+
+
+def configure_crewai(storage_dir: Path) -> None:
+    # This is the one place that writes the environment: crewai reads these variables itself.
+    for name, value in _DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("CREWAI_STORAGE_DIR", str(storage_dir.absolute()))
+
+
+def quiet_crewai_console() -> None:
+    """Flows print progress with rich to stdout; a worker's logs are not the place for it."""
+    from crewai.events.event_listener import event_listener
+
+    event_listener.formatter.console.quiet = True

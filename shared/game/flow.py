@@ -1,0 +1,148 @@
+"""`GameSessionFlow`: one turn of the game as a CrewAI Flow over `GameState`.
+
+    begin ─▶ route ─┬─ resolve_character ───┐
+                    ├─ resolve_quest_choice ┤
+                    ├─ resolve_exploration ─┼─▶ narrate
+                    ├─ resolve_combat ──────┤
+                    └─ resolve_dialogue ────┘
+
+The state comes from the session backend through `SessionFlowPersistence`; the flow never
+writes it back. `run_turn_step` returns the state after the turn for the worker to commit.
+Importing this module imports CrewAI: keep it out of the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.game.crewai_env import configure_crewai, quiet_crewai_console
+from shared.settings import get_settings
+
+configure_crewai(get_settings().crewai_storage_dir)
+
+from crewai.flow.flow import Flow, listen, or_, router, start  # noqa: E402
+from pydantic import PrivateAttr  # noqa: E402
+
+from shared.errors import AdventureCompleted  # noqa: E402
+from shared.game.dice import Dice  # noqa: E402
+from shared.game.narrator import Narrator, OfflineNarrator  # noqa: E402
+from shared.game.persistence import SessionFlowPersistence, StateLoader  # noqa: E402
+from shared.game.rules import (  # noqa: E402
+    RESOLVERS,
+    Resolution,
+    Route,
+    begin_turn,
+    conclude_turn,
+    route_for,
+)
+from shared.models import GameState, HistoryEntry, TurnRecord  # noqa: E402
+
+quiet_crewai_console()
+
+__all__ = ["GameSessionFlow", "StepResult", "run_turn_step"]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The state after the turn (still at the version it was loaded with) and its story."""
+
+    state: GameState
+    narrative: str
+    outcome: str
+
+
+class GameSessionFlow(Flow[GameState]):
+    # Auto-created memory would build an embedding store per flow: not wanted for a game step.
+    _skip_auto_memory: bool = True
+    _turn: TurnRecord | None = PrivateAttr(default=None)
+    _narrator: Narrator = PrivateAttr(default_factory=OfflineNarrator)
+    _history_limit: int = PrivateAttr(default=50)
+    _dice: Dice | None = PrivateAttr(default=None)
+    _resolution: Resolution | None = PrivateAttr(default=None)
+
+    def prepare(self, turn: TurnRecord, narrator: Narrator, history_limit: int) -> None:
+        self._turn = turn
+        self._narrator = narrator
+        self._history_limit = history_limit
+
+    @property
+    def turn(self) -> TurnRecord:
+        if self._turn is None:
+            raise RuntimeError("GameSessionFlow.prepare() was not called")
+        return self._turn
+
+    def _replace_state(self, state: GameState) -> None:
+        # The rules return new states; the flow holds whichever is current.
+        self._state = state
+
+    @start()
+    def begin(self) -> str:
+        if self.state.adventure_completed:
+            raise AdventureCompleted(self.state.session_id)
+        self._dice = Dice.for_turn(self.state.seed, self.state.version)
+        self._replace_state(begin_turn(self.state))
+        return self.turn.action
+
+    @router(begin)
+    def route(self) -> str:
+        return route_for(self.state).value
+
+    def _resolve(self, route: Route) -> str:
+        assert self._dice is not None
+        self._resolution = RESOLVERS[route](self.state, self.turn.action, self._dice)
+        return self._resolution.outcome.kind
+
+    @listen(Route.CREATE_CHARACTER.value)
+    def resolve_character(self) -> str:
+        return self._resolve(Route.CREATE_CHARACTER)
+
+    @listen(Route.CHOOSE_QUEST.value)
+    def resolve_quest_choice(self) -> str:
+        return self._resolve(Route.CHOOSE_QUEST)
+
+    @listen(Route.EXPLORE.value)
+    def resolve_exploration(self) -> str:
+        return self._resolve(Route.EXPLORE)
+
+    @listen(Route.FIGHT.value)
+    def resolve_combat(self) -> str:
+        return self._resolve(Route.FIGHT)
+
+    @listen(Route.CONVERSE.value)
+    def resolve_dialogue(self) -> str:
+        return self._resolve(Route.CONVERSE)
+
+    @listen(or_(resolve_character, resolve_quest_choice, resolve_exploration, resolve_combat,
+                 resolve_dialogue))
+    def narrate(self) -> str:
+        assert self._resolution is not None and self._dice is not None
+        resolution = conclude_turn(self._resolution)
+        state = resolution.state
+        narration = self._narrator.narrate(state, self.turn.action, resolution.outcome,
+                                           self._dice)
+        entry = HistoryEntry(turn_id=self.turn.turn_id, action=self.turn.action,
+                             narrative=narration.narrative)
+        history = [*state.conversation_history, entry][-self._history_limit:]
+        self._replace_state(state.model_copy(update={"conversation_history": history}))
+        self._resolution = resolution
+        return narration.narrative
+
+
+def run_turn_step(
+    session_id: str,
+    turn: TurnRecord,
+    *,
+    load_state: StateLoader,
+    narrator: Narrator,
+    history_limit: int = 50,
+) -> StepResult:
+    """Run one turn's flow. Blocking: call it from a worker thread, never an event loop."""
+    flow = GameSessionFlow(
+        initial_state=GameState(session_id=session_id),
+        persistence=SessionFlowPersistence(load_state),
+        suppress_flow_events=True,
+    )
+    flow.prepare(turn, narrator, history_limit)
+    narrative = flow.kickoff(inputs={"id": session_id})
+    outcome = flow._resolution.outcome.kind if flow._resolution else "unknown"
+    return StepResult(state=flow.state, narrative=str(narrative), outcome=outcome)

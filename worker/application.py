@@ -1,0 +1,57 @@
+"""The Celery application. Importing it loads no game code, so the gateway can enqueue by
+task name without importing CrewAI; workers load `worker.tasks` through `include`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings, get_settings
+
+__all__ = ["PROCESS_SESSION", "create_celery_app"]
+
+PROCESS_SESSION = "pocket_portals.process_session"
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    app = Celery("pocket_portals", broker=settings.broker_url, include=["worker.tasks"])
+    transport = {
+        # An unacknowledged turn is handed to another worker after this long; it must exceed
+        # the longest turn (the hard time limit), or a slow turn would run twice.
+        "visibility_timeout": settings.celery_visibility_timeout,
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_socket_timeout,
+    }
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.turn_time_limit,
+        task_soft_time_limit=settings.turn_soft_time_limit,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.celery_queue,
+        task_always_eager=settings.celery_task_always_eager,
+        task_eager_propagates=True,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # Publishing is on the gateway's request path: fail fast and answer 503 instead of
+        # holding the request while kombu retries for a long time.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+app = create_celery_app(get_settings())
+celery_app = app

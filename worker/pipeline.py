@@ -1,0 +1,167 @@
+"""The turn pipeline: drain a session's inbox, one turn at a time, in acceptance order.
+
+    lease ─▶ head turn ─▶ mark running ─▶ flow step (thread) ─▶ compare-and-set commit
+      ▲                                                                 │
+      └──── release, and look at the inbox again (a turn may have come) ◀┘
+
+The lease only saves work (two workers rarely run the same step); the commit is what makes a
+turn apply exactly once: it succeeds only if the state is still at the version the step read
+and the turn is still the inbox head. A loser reloads and carries on with whatever is now
+at the head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shared.backends import SessionBackend
+from shared.errors import AdventureCompleted, PortalsError, SessionNotFound, VersionConflict
+from shared.models import GameState, TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.game.flow import StepResult
+    from shared.game.persistence import StateLoader
+
+__all__ = ["DrainOutcome", "StepRunner", "TurnPipeline", "run_flow_step"]
+
+logger = logging.getLogger(__name__)
+
+StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings], "StepResult"]
+
+
+class DrainOutcome(StrEnum):
+    DRAINED = "drained"
+    # Another holder has the lease and turns are waiting: try again shortly, because that
+    # holder may be dead (its lease then expires) rather than busy.
+    LEASE_BUSY = "lease_busy"
+
+
+def run_flow_step(
+    session_id: str, turn: TurnRecord, load_state: StateLoader, settings: Settings
+) -> StepResult:
+    """The default step: the CrewAI flow with the offline narrator (imported on first use)."""
+    from shared.game.flow import run_turn_step
+    from shared.game.narrator import OfflineNarrator
+
+    return run_turn_step(
+        session_id,
+        turn,
+        load_state=load_state,
+        narrator=OfflineNarrator(delay=settings.narrator_delay),
+        history_limit=settings.history_limit,
+    )
+
+
+class TurnPipeline:
+    def __init__(
+        self,
+        backend: SessionBackend,
+        settings: Settings,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        step_runner: StepRunner | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.loop = loop
+        self.step_runner = step_runner or run_flow_step
+        self.max_attempts = max_attempts
+
+    async def drain(self, session_id: str) -> DrainOutcome:
+        holder = uuid.uuid4().hex
+        while True:
+            if not await self.backend.acquire_lease(session_id, holder, self.settings.lease_ttl):
+                pending = await self.backend.pending_count(session_id)
+                return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
+            try:
+                await self._drain_held(session_id, holder)
+            finally:
+                await self.backend.release_lease(session_id, holder)
+            # A turn accepted after our last look but before the release found the lease
+            # taken; its own task may have given up, so look once more.
+            if not await self.backend.pending_count(session_id):
+                return DrainOutcome.DRAINED
+
+    async def _drain_held(self, session_id: str, holder: str) -> None:
+        while True:
+            head = await self.backend.head_turn(session_id)
+            if head is None:
+                return
+            if head.attempts >= self.max_attempts:
+                # Each attempt died with its worker (a crash leaves no other trace).
+                await self._fail(head, "turn_abandoned",
+                                 "This turn could not be completed; please try again.")
+                continue
+            running = await self.backend.start_turn(session_id, head.turn_id, time.time())
+            if running is None:
+                continue
+            try:
+                step = await self._step_with_heartbeat(session_id, holder, running)
+            except SessionNotFound:
+                return
+            except AdventureCompleted as exc:
+                await self._fail(running, exc.code, exc.message)
+                continue
+            except Exception:
+                logger.exception("turn step failed", extra={"session_id": session_id,
+                                                           "turn_id": running.turn_id})
+                await self._fail(running, "step_failed",
+                                 "The story could not continue this turn; try another action.")
+                continue
+            try:
+                await self._commit(step.state, running, step.narrative)
+            except VersionConflict:
+                logger.info("commit lost a race; reloading",
+                            extra={"session_id": session_id, "turn_id": running.turn_id})
+            except SessionNotFound:
+                return
+
+    async def _step_with_heartbeat(
+        self, session_id: str, holder: str, turn: TurnRecord
+    ) -> StepResult:
+        heartbeat = asyncio.create_task(self._heartbeat(session_id, holder))
+        try:
+            return await asyncio.to_thread(
+                self.step_runner, session_id, turn, self._load_state, self.settings
+            )
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, session_id: str, holder: str) -> None:
+        interval = self.settings.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(PortalsError):
+                if not await self.backend.renew_lease(session_id, holder, self.settings.lease_ttl):
+                    # Someone else may now run this turn too; the commit decides who wins.
+                    logger.warning("lease lost during a turn", extra={"session_id": session_id})
+                    return
+
+    def _load_state(self, session_id: str) -> GameState | None:
+        """Called by the flow's persistence from the step's thread."""
+        future = asyncio.run_coroutine_threadsafe(self.backend.get(session_id), self.loop)
+        return future.result(timeout=self.settings.redis_socket_timeout * 2)
+
+    async def _commit(self, state: GameState, turn: TurnRecord, narrative: str) -> None:
+        result = TurnResult(narrative=narrative, choices=state.current_choices,
+                            state_version=state.version + 1)
+        done = turn.model_copy(update={"status": TurnStatus.COMPLETED, "result": result,
+                                       "finished_at": time.time()})
+        await self.backend.commit_turn(state, done)
+
+    async def _fail(self, turn: TurnRecord, code: str, message: str) -> None:
+        failed = turn.model_copy(update={"status": TurnStatus.FAILED,
+                                         "error": TurnError(code=code, message=message),
+                                         "finished_at": time.time()})
+        await self.backend.fail_turn(failed)
