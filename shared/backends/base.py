@@ -52,8 +52,12 @@ class SessionBackend(Protocol):
         idempotency key and body were seen before. Raises `SessionNotFound`,
         `TooManyPendingTurns`, `IdempotencyKeyReused`."""
 
-    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
-        """Take a still-queued turn out of the inbox and mark it failed (enqueue failed)."""
+    async def withdraw_turn(
+        self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None
+    ) -> bool:
+        """Take a turn that is still in the inbox out of it and mark it failed, forgetting its
+        idempotency key (used when the broker refused the task). False if it already left the
+        inbox: then it was applied or failed on its own."""
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None: ...
 

@@ -172,7 +172,9 @@ class InMemoryBackend:
             self._touch(session)
             return record
 
-    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
+    async def withdraw_turn(
+        self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None
+    ) -> bool:
         with self._lock:
             session = self._live(session_id)
             if session is None or turn_id not in session.inbox:
@@ -182,6 +184,8 @@ class InMemoryBackend:
                 update={"status": TurnStatus.FAILED, "error": error}
             )
             session.turns[turn_id] = record
+            if idempotency_key is not None:
+                session.idempotency.pop(idempotency_key, None)
             self._emit(session_id, session, "turn.failed",
                        {"turn_id": turn_id, "error": error.model_dump()})
             self._touch(session)

@@ -162,7 +162,9 @@ class RedisBackend:
             return record.model_copy(update={"turn_id": reply[1], "status": TurnStatus.COMPLETED})
         return record
 
-    async def withdraw_turn(self, session_id: str, turn_id: str, error: TurnError) -> bool:
+    async def withdraw_turn(
+        self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None
+    ) -> bool:
         record = await self.get_turn(session_id, turn_id)
         if record is None:
             return False
@@ -171,7 +173,7 @@ class RedisBackend:
             "WITHDRAW",
             SessionKeys(session_id).expiring(),
             [turn_id, failed.model_dump_json(), self.session_ttl, self.events_maxlen,
-             _event_data(failed, error=error.model_dump())],
+             _event_data(failed, error=error.model_dump()), idempotency_key or ""],
         )
         return bool(done)
 

@@ -65,9 +65,11 @@ return {'accepted'}
 """
 
 WITHDRAW = _REFRESH + """
--- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data
+-- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data, idem_key
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+-- The request failed as a whole: a retry with the same key must be able to try again.
+if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
 emit(ARGV[4], 'turn.failed', ARGV[5])
 refresh(ARGV[3])
 return 1

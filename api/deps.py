@@ -1,0 +1,101 @@
+"""Dependencies of the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from api.enqueue import Enqueuer
+from shared.backends import SessionBackend
+from shared.errors import SessionNotFound, TurnNotFound, Unauthorized
+from shared.ids import is_session_id, is_turn_id, token_matches
+from shared.settings import Settings
+
+__all__ = [
+    "AuthorizedSession",
+    "Backend",
+    "Queue",
+    "Services",
+    "SessionIdParam",
+    "SettingsDep",
+    "TurnIdParam",
+    "bearer_token",
+]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    backend: SessionBackend
+    enqueuer: Enqueuer
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def _backend(services: ServicesDep) -> SessionBackend:
+    return services.backend
+
+
+def _enqueuer(services: ServicesDep) -> Enqueuer:
+    return services.enqueuer
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+Backend = Annotated[SessionBackend, Depends(_backend)]
+Queue = Annotated[Enqueuer, Depends(_enqueuer)]
+
+
+def _session_id(session_id: Annotated[str, Path(max_length=64)]) -> str:
+    # Checked before any key is built from it: an id of another shape cannot name a session.
+    if not is_session_id(session_id):
+        raise SessionNotFound(session_id[:64])
+    return session_id
+
+
+def _turn_id(session_id: Annotated[str, Depends(_session_id)],
+             turn_id: Annotated[str, Path(max_length=64)]) -> str:
+    if not is_turn_id(turn_id):
+        raise TurnNotFound(session_id, turn_id[:64])
+    return turn_id
+
+
+SessionIdParam = Annotated[str, Depends(_session_id)]
+TurnIdParam = Annotated[str, Depends(_turn_id)]
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized()
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized("The Authorization header must be 'Bearer <player_token>'.")
+    return token
+
+
+async def _authorized_session(
+    session_id: SessionIdParam,
+    backend: Backend,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    token = bearer_token(authorization)
+    owner = await backend.owner_hash(session_id)
+    # A wrong token looks exactly like a missing session: tokens cannot probe for sessions.
+    if owner is None or not token_matches(token, owner):
+        raise SessionNotFound(session_id)
+    return session_id
+
+
+AuthorizedSession = Annotated[str, Depends(_authorized_session)]

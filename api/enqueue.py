@@ -1,0 +1,101 @@
+"""Handing a session to the workers.
+
+`CeleryEnqueuer` publishes the task by name: the gateway never imports the game code.
+`EagerEnqueuer` (dev mode) runs the same task in this process, in a thread of its own so the
+event loop never runs a game step; the task's async parts come back to the gateway's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from celery import Celery
+
+from shared.errors import BackendUnavailable
+
+__all__ = ["CeleryEnqueuer", "EagerEnqueuer", "Enqueuer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Enqueuer(Protocol):
+    async def enqueue(self, session_id: str) -> None:
+        """Ask a worker to drain the session; `BackendUnavailable` if that cannot be done."""
+
+    async def ping(self) -> None:
+        """Raise `BackendUnavailable` if the broker does not answer."""
+
+    async def aclose(self) -> None: ...
+
+
+class CeleryEnqueuer:
+    def __init__(self, app: Celery, task_name: str, *, timeout: float = 3.0) -> None:
+        self.app = app
+        self.task_name = task_name
+        self.timeout = timeout
+        # Publishing blocks on a socket: keep it off the loop, in threads of its own so a slow
+        # broker cannot starve the loop's default executor.
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
+
+    def _publish(self, session_id: str) -> None:
+        self.app.send_task(self.task_name, args=[session_id])
+
+    async def enqueue(self, session_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._publish, session_id), self.timeout
+            )
+        except Exception as exc:
+            logger.warning("could not publish a turn task: %s", type(exc).__name__)
+            raise BackendUnavailable("task queue") from exc
+
+    def _check_broker(self) -> None:
+        with self.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=self.timeout)
+
+    async def ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._check_broker), self.timeout + 1
+            )
+        except Exception as exc:
+            raise BackendUnavailable("task queue") from exc
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class EagerEnqueuer:
+    def __init__(self, max_threads: int = 4) -> None:
+        # Not the loop's default executor: a running task waits on steps that need that one.
+        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="eager")
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    @staticmethod
+    def _run(session_id: str) -> None:
+        from worker.tasks import process_session
+
+        process_session.apply(args=[session_id])
+
+    async def enqueue(self, session_id: str) -> None:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, session_id)
+        self._tasks.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: asyncio.Future[None]) -> None:
+        self._tasks.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("eager turn task failed", exc_info=future.exception())
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        self._executor.shutdown(wait=False, cancel_futures=True)

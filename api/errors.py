@@ -1,0 +1,100 @@
+"""Every error the gateway returns, in one place, as `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import (
+    BackendUnavailable,
+    Overloaded,
+    PortalsError,
+    TooManyPendingTurns,
+)
+
+__all__ = ["error_response", "install_error_handlers"]
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _retry_after(exc: PortalsError) -> dict[str, str] | None:
+    if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
+async def _portals_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PortalsError)
+    return error_response(exc.status_code, exc.code, exc.message, headers=_retry_after(exc))
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        field = _field_name(tuple(err.get("loc", ())))
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            field, message = "body", "the body is not valid JSON"
+        elif err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        problems.append({"field": field, "message": message.removeprefix("Value error, ")})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return error_response(422, "invalid_request", summary or "invalid request", details=problems)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    correlation_id = uuid.uuid4().hex
+    logger.error("unhandled error on %s %s [correlation_id=%s]", request.method,
+                 request.url.path, correlation_id, exc_info=exc)
+    return error_response(500, "internal_error",
+                          f"Something went wrong on our side (correlation id {correlation_id}).",
+                          details={"correlation_id": correlation_id})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PortalsError, _portals_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,83 @@
+"""The FastAPI gateway: `uvicorn api.main:app`, or `create_app()` for a configured instance.
+
+It validates, authorises, records and enqueues; it never runs a game step on its event loop.
+In non-eager mode nothing here imports CrewAI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import Services
+from api.enqueue import CeleryEnqueuer, EagerEnqueuer, Enqueuer
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.routes import events, health, sessions, turns
+from api.schemas import ErrorResponse
+from shared.backends import SessionBackend, create_backend
+from shared.settings import Settings, get_settings
+
+__all__ = ["app", "create_app"]
+
+_ERRORS = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or malformed player token.",
+        404: "Unknown, expired or not-yours session (or turn).",
+        413: "Body too large.",
+        422: "Invalid request.",
+        429: "Too many pending turns.",
+        503: "A backend is unavailable.",
+    }.items()
+}
+
+
+def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
+    if settings.celery_task_always_eager:
+        from worker.runtime import WorkerRuntime, install_runtime
+
+        install_runtime(
+            WorkerRuntime(settings, loop=asyncio.get_running_loop(), backend=backend)
+        )
+        return EagerEnqueuer()
+    from worker.application import PROCESS_SESSION, create_celery_app
+
+    return CeleryEnqueuer(create_celery_app(settings), PROCESS_SESSION)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = create_backend(settings)
+        enqueuer = _enqueuer_for(settings, backend)
+        app.state.services = Services(settings=settings, backend=backend, enqueuer=enqueuer)
+        try:
+            yield
+        finally:
+            await enqueuer.aclose()
+            await backend.close()
+            if settings.celery_task_always_eager:
+                from worker.runtime import reset_runtime
+
+                reset_runtime()
+
+    app = FastAPI(
+        title="Pocket Portals turn service",
+        version="1.0.0",
+        lifespan=lifespan,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    for module in (sessions, turns, events, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,45 @@
+"""`/sessions`: create, read, delete."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response
+
+from api.deps import AuthorizedSession, Backend, SettingsDep
+from api.schemas import NewSession, SessionCreated, SessionOut
+from shared.errors import SessionNotFound
+from shared.game.rules.choices import choices_for
+from shared.ids import new_player_token, new_session_id, token_hash
+from shared.models import GameState, state_view
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+@router.post("", status_code=201, response_model=SessionCreated)
+async def create_session(
+    backend: Backend, settings: SettingsDep, body: Annotated[NewSession | None, Body()] = None
+) -> SessionCreated:
+    session_id, token = new_session_id(), new_player_token()
+    seed = body.seed if body and body.seed is not None else secrets.randbits(63)
+    state = GameState(session_id=session_id, seed=seed, max_turns=settings.max_turns)
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    await backend.create(state, owner_hash=token_hash(token))
+    return SessionCreated(session_id=session_id, player_token=token, state=state_view(state))
+
+
+@router.get("/{session_id}", response_model=SessionOut)
+async def get_session(session_id: AuthorizedSession, backend: Backend) -> SessionOut:
+    state = await backend.get(session_id)
+    if state is None:
+        raise SessionNotFound(session_id)
+    return SessionOut(session_id=session_id, version=state.version, state=state_view(state))
+
+
+@router.delete("/{session_id}", status_code=204, response_class=Response)
+async def delete_session(session_id: AuthorizedSession, backend: Backend) -> Response:
+    await backend.delete(session_id)
+    return Response(status_code=204)

@@ -1,0 +1,132 @@
+"""`/sessions/{id}/turns`: submit a turn, poll (or long-poll) its status."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+
+from api.deps import AuthorizedSession, Backend, Queue, SettingsDep, TurnIdParam
+from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
+from shared.backends import IdempotencyClaim, SessionBackend
+from shared.errors import (
+    AdventureCompleted,
+    BackendUnavailable,
+    InvalidRequest,
+    SessionNotFound,
+    TurnNotFound,
+)
+from shared.ids import new_turn_id
+from shared.models import EventName, TurnError, TurnRecord, TurnStatus
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/sessions/{session_id}/turns", tags=["turns"])
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_FINISHED_EVENTS = {EventName.TURN_COMPLETED.value, EventName.TURN_FAILED.value}
+
+
+def _claim(key: str | None, body: TurnRequest) -> IdempotencyClaim | None:
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                             field="Idempotency-Key")
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    return IdempotencyClaim(key=key, fingerprint=fingerprint)
+
+
+def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
+    base = f"/sessions/{session_id}"
+    return TurnAccepted(
+        turn_id=record.turn_id,
+        status=record.status,
+        links=TurnLinks(self=f"{base}/turns/{record.turn_id}", events=f"{base}/events"),
+    )
+
+
+@router.post("", status_code=202, response_model=TurnAccepted)
+async def submit_turn(
+    session_id: AuthorizedSession,
+    body: TurnRequest,
+    backend: Backend,
+    queue: Queue,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> TurnAccepted:
+    claim = _claim(idempotency_key, body)
+    state = await backend.get(session_id)
+    if state is None:
+        raise SessionNotFound(session_id)
+    if state.adventure_completed:
+        raise AdventureCompleted(session_id)
+    action = body.action
+    if body.choice_index is not None:
+        if body.choice_index > len(state.current_choices):
+            raise InvalidRequest(
+                f"choice_index must be between 1 and {len(state.current_choices)}.",
+                field="choice_index",
+            )
+        # The choice as the player saw it: turns queued before this one may change the list.
+        action = state.current_choices[body.choice_index - 1]
+    assert action is not None
+    record = TurnRecord(turn_id=new_turn_id(), session_id=session_id, action=action,
+                        choice_index=body.choice_index, accepted_at=time.time())
+    stored = await backend.accept_turn(record, max_pending=settings.max_pending_turns,
+                                       idempotency=claim)
+    if stored.status is TurnStatus.QUEUED:
+        try:
+            await queue.enqueue(session_id)
+        except BackendUnavailable:
+            error = TurnError(code="queue_unavailable",
+                              message="The turn could not be queued; please send it again.")
+            if await backend.withdraw_turn(session_id, stored.turn_id, error,
+                                           idempotency_key=claim.key if claim else None):
+                raise
+            # It left the inbox already: a worker draining this session applied it.
+            stored = await backend.get_turn(session_id, stored.turn_id) or stored
+    return _accepted(session_id, stored)
+
+
+async def _wait_for_finish(backend: SessionBackend, session_id: str, turn_id: str,
+                           wait: float) -> TurnRecord:
+    # Take the stream position before reading the record, so a completion that lands in
+    # between is still seen as an event.
+    cursor = await backend.last_event_id(session_id)
+    record = await backend.get_turn(session_id, turn_id)
+    deadline = time.monotonic() + wait
+    while record is not None and not record.status.finished:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        events = await backend.read_events(session_id, cursor, timeout=remaining)
+        if events:
+            cursor = events[-1].id
+            if any(e.turn_id == turn_id and e.event in _FINISHED_EVENTS for e in events):
+                record = await backend.get_turn(session_id, turn_id)
+        elif not await backend.exists(session_id):
+            break
+        await asyncio.sleep(0)
+    if record is None:
+        raise TurnNotFound(session_id, turn_id)
+    return record
+
+
+@router.get("/{turn_id}", response_model=TurnOut)
+async def get_turn(
+    session_id: AuthorizedSession,
+    turn_id: TurnIdParam,
+    backend: Backend,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")]
+    = 0,
+) -> TurnOut:
+    record = await _wait_for_finish(backend, session_id, turn_id,
+                                    min(wait, settings.long_poll_max))
+    return TurnOut(turn_id=record.turn_id, status=record.status, result=record.result,
+                   error=record.error)
