@@ -20,7 +20,7 @@ QUICK_PICKS: dict[str, tuple[str, str, str]] = {
 }
 _NAMES = ["Ash", "Bryn", "Corin", "Dara", "Edric", "Fen", "Gwen", "Hale", "Isolde", "Jory"]
 _NAME_PATTERN = re.compile(
-    r"(?:my name is|i am|i'm|called|named|call me)\s+([A-Z][A-Za-z'-]{1,20})"
+    r"(?i:my name is|i am|i'm|called|named|call me)\s+([A-Z][A-Za-z'-]{1,20})"
 )
 
 

@@ -1,0 +1,69 @@
+"""The backends under contract test: memory, fakeredis, and a real Redis server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
+from shared.game.rules.choices import choices_for
+from shared.ids import new_session_id, new_turn_id
+from shared.models import GameState, TurnRecord
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    backend: SessionBackend
+    kind: str
+    # Make every key with a TTL expire (memory: jump the clock; Redis: wait it out).
+    expire_all: Callable[[], None]
+    ttl: int
+
+
+@pytest.fixture(params=["memory", "fakeredis", "redis"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    ttl = 2
+    if request.param == "memory":
+        clock = FakeClock()
+
+        def jump() -> None:
+            clock.now += ttl + 1
+
+        yield Harness(InMemoryBackend(session_ttl=ttl, turn_records_kept=16, clock=clock),
+                      "memory", jump, ttl)
+        return
+    if request.param == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    else:
+        url = request.getfixturevalue("redis_url")
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+
+    def wait_out() -> None:
+        time.sleep(ttl + 0.5)
+
+    backend = RedisBackend(client, session_ttl=ttl, turn_records_kept=16, max_block=2)
+    yield Harness(backend, request.param, wait_out, ttl)
+    await backend.close()
+
+
+def new_state(seed: int = 1) -> GameState:
+    state = GameState(session_id=new_session_id(), seed=seed)
+    return state.model_copy(update={"current_choices": choices_for(state)})
+
+
+def new_turn(session_id: str, action: str = "Look around") -> TurnRecord:
+    return TurnRecord(turn_id=new_turn_id(), session_id=session_id, action=action,
+                      accepted_at=time.time())

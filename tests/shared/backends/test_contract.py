@@ -1,0 +1,215 @@
+"""The session backend contract, run against memory, fakeredis and a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.backends import IdempotencyClaim
+from shared.errors import (
+    IdempotencyKeyReused,
+    SessionNotFound,
+    TooManyPendingTurns,
+    VersionConflict,
+)
+from shared.models import TurnError, TurnResult, TurnStatus
+from tests.shared.backends.conftest import Harness, new_state, new_turn
+
+
+async def test_create_get_exists_delete(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    assert await backend.get(state.session_id) is None
+    assert not await backend.exists(state.session_id)
+    await backend.create(state, owner_hash="owner")
+    loaded = await backend.get(state.session_id)
+    assert loaded == state
+    assert await backend.exists(state.session_id)
+    assert await backend.owner_hash(state.session_id) == "owner"
+    with pytest.raises(ValueError):
+        await backend.create(state, owner_hash="someone else")
+    assert await backend.delete(state.session_id)
+    assert not await backend.delete(state.session_id)
+    assert await backend.get(state.session_id) is None
+    assert await backend.owner_hash(state.session_id) is None
+
+
+async def test_update_is_compare_and_set(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    changed = state.model_copy(update={"location": "the moon"})
+    stored = await backend.update(changed)
+    assert stored.version == 1
+    assert (await backend.get(state.session_id)) == stored
+    with pytest.raises(VersionConflict):
+        await backend.update(changed)  # still claims version 0: a stale writer
+    with pytest.raises(SessionNotFound):
+        await backend.update(new_state())
+
+
+async def test_accept_queues_in_order_and_bounds_pending(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turns = [new_turn(state.session_id, f"action {i}") for i in range(3)]
+    for turn in turns:
+        assert await backend.accept_turn(turn, max_pending=3, idempotency=None) == turn
+    assert await backend.pending_count(state.session_id) == 3
+    head = await backend.head_turn(state.session_id)
+    assert head is not None and head.turn_id == turns[0].turn_id
+    with pytest.raises(TooManyPendingTurns):
+        await backend.accept_turn(new_turn(state.session_id), max_pending=3, idempotency=None)
+    with pytest.raises(SessionNotFound):
+        await backend.accept_turn(new_turn(new_state().session_id), max_pending=3,
+                                  idempotency=None)
+    events = await backend.read_events(state.session_id, "0")
+    assert [(e.event, e.turn_id) for e in events] == [
+        ("turn.queued", t.turn_id) for t in turns
+    ]
+
+
+async def test_idempotency_key_returns_the_first_turn(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    claim = IdempotencyClaim(key="retry-1", fingerprint="body-a")
+    first = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
+                                      idempotency=claim)
+    again = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
+                                      idempotency=claim)
+    assert again.turn_id == first.turn_id
+    assert await backend.pending_count(state.session_id) == 1
+    with pytest.raises(IdempotencyKeyReused):
+        await backend.accept_turn(new_turn(state.session_id), max_pending=8,
+                                  idempotency=IdempotencyClaim("retry-1", "body-b"))
+
+
+async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    first, second = new_turn(state.session_id), new_turn(state.session_id)
+    for turn in (first, second):
+        await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert await backend.start_turn(state.session_id, second.turn_id, 1.0) is None
+    running = await backend.start_turn(state.session_id, first.turn_id, 1.0)
+    assert running is not None and running.status is TurnStatus.RUNNING
+    assert running.attempts == 1
+
+    after = state.model_copy(update={"location": "the tower"})
+    done = running.model_copy(update={
+        "status": TurnStatus.COMPLETED,
+        "result": TurnResult(narrative="n", choices=["a"], state_version=1),
+    })
+    assert await backend.commit_turn(after, done) == 1
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 1 and stored.location == "the tower"
+    record = await backend.get_turn(state.session_id, first.turn_id)
+    assert record is not None and record.status is TurnStatus.COMPLETED
+    head = await backend.head_turn(state.session_id)
+    assert head is not None and head.turn_id == second.turn_id
+
+    # The same commit again (a duplicate delivery) and a commit from a stale read both lose.
+    with pytest.raises(VersionConflict):
+        await backend.commit_turn(after, done)
+    with pytest.raises(VersionConflict):
+        await backend.commit_turn(stored, done)
+    events = await backend.read_events(state.session_id, "0")
+    completed = [e for e in events if e.event == "turn.completed"]
+    assert len(completed) == 1
+    assert completed[0].data["result"]["narrative"] == "n"
+
+
+async def test_fail_pops_without_changing_state(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(state.session_id)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    failed = turn.model_copy(update={"status": TurnStatus.FAILED,
+                                     "error": TurnError(code="x", message="broken")})
+    assert await backend.fail_turn(failed)
+    assert not await backend.fail_turn(failed)
+    assert await backend.pending_count(state.session_id) == 0
+    assert (await backend.get(state.session_id)) == state
+    events = await backend.read_events(state.session_id, "0")
+    assert events[-1].event == "turn.failed"
+    assert events[-1].data["error"] == {"code": "x", "message": "broken"}
+
+
+async def test_withdraw_forgets_the_idempotency_key(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    claim = IdempotencyClaim(key="k", fingerprint="f")
+    turn = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
+                                     idempotency=claim)
+    error = TurnError(code="queue_unavailable", message="try again")
+    assert await backend.withdraw_turn(state.session_id, turn.turn_id, error,
+                                       idempotency_key="k")
+    assert not await backend.withdraw_turn(state.session_id, turn.turn_id, error)
+    record = await backend.get_turn(state.session_id, turn.turn_id)
+    assert record is not None and record.status is TurnStatus.FAILED
+    retried = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
+                                        idempotency=claim)
+    assert retried.turn_id != turn.turn_id
+
+
+async def test_old_turn_records_are_pruned(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turns = []
+    for _ in range(20):
+        turn = new_turn(state.session_id)
+        turns.append(turn)
+        await backend.accept_turn(turn, max_pending=100, idempotency=None)
+    assert await backend.get_turn(state.session_id, turns[0].turn_id) is None
+    assert await backend.get_turn(state.session_id, turns[-1].turn_id) is not None
+
+
+async def test_events_resume_after_an_id_and_wake_a_waiting_reader(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    assert await backend.last_event_id(state.session_id) == "0-0"
+    first = await backend.append_event(state.session_id, "narration.delta", {"text": "a"})
+    assert await backend.last_event_id(state.session_id) == first
+
+    reader = asyncio.create_task(backend.read_events(state.session_id, first, timeout=10))
+    await asyncio.sleep(0.05)
+    assert not reader.done()
+    second = await backend.append_event(state.session_id, "narration.delta", {"text": "b"})
+    woken = await asyncio.wait_for(reader, 10)
+    assert [(e.id, e.data["text"]) for e in woken] == [(second, "b")]
+    assert [e.id for e in await backend.read_events(state.session_id, "0")] == [first, second]
+    assert await backend.read_events(state.session_id, second, timeout=0.1) == []
+    with pytest.raises(SessionNotFound):
+        await backend.append_event(new_state().session_id, "x", {})
+
+
+async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
+    backend = harness.backend
+    sid = new_state().session_id
+    assert await backend.acquire_lease(sid, "a", 10)
+    assert not await backend.acquire_lease(sid, "b", 10)
+    assert await backend.renew_lease(sid, "a", 10)
+    assert not await backend.renew_lease(sid, "b", 10)
+    await backend.release_lease(sid, "b")
+    assert not await backend.acquire_lease(sid, "b", 10)
+    await backend.release_lease(sid, "a")
+    assert await backend.acquire_lease(sid, "b", 10)
+
+
+async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=None)
+    await asyncio.to_thread(harness.expire_all)
+    assert await backend.get(state.session_id) is None
+    assert not await backend.exists(state.session_id)
+    assert await backend.pending_count(state.session_id) == 0
+    assert await backend.read_events(state.session_id, "0") == []

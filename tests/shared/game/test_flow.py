@@ -1,0 +1,78 @@
+"""`GameSessionFlow` through CrewAI's real Flow engine, and its persistence."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.errors import AdventureCompleted, SessionNotFound
+from shared.game.flow import GameSessionFlow, run_turn_step
+from shared.game.narrator import OfflineNarrator
+from shared.game.persistence import SessionFlowPersistence
+from shared.game.rules import choices_for
+from shared.models import GamePhase, GameState, TurnRecord
+
+
+def make_state(seed: int = 4) -> GameState:
+    state = GameState(session_id="f" * 24, seed=seed)
+    return state.model_copy(update={"current_choices": choices_for(state)})
+
+
+def turn(action: str, n: int = 0) -> TurnRecord:
+    return TurnRecord(turn_id=f"{n:016d}", session_id="f" * 24, action=action,
+                      accepted_at=time.time())
+
+
+def test_flow_step_loads_through_persistence_and_applies_a_turn() -> None:
+    store = {"f" * 24: make_state()}
+    loads: list[str] = []
+
+    def load(session_id: str) -> GameState | None:
+        loads.append(session_id)
+        return store.get(session_id)
+
+    step = run_turn_step("f" * 24, turn("Play Pip, a halfling rogue"), load_state=load,
+                         narrator=OfflineNarrator())
+    assert loads == ["f" * 24]
+    assert step.outcome == "character_created"
+    assert step.state.version == 0  # the commit, not the flow, moves the version
+    assert step.state.phase is GamePhase.QUEST_SELECTION
+    assert step.state.conversation_history[-1].narrative == step.narrative
+    assert "Pip" in step.narrative
+    assert store["f" * 24] == make_state()  # the flow wrote nothing back
+
+
+def test_flow_routes_each_phase_to_its_step() -> None:
+    flow = GameSessionFlow(initial_state=make_state())
+    assert {"begin", "route", "narrate", "resolve_combat"} <= set(flow._methods)
+
+
+def test_missing_session_is_refused_not_played_blank() -> None:
+    with pytest.raises(SessionNotFound):
+        run_turn_step("f" * 24, turn("x"), load_state=lambda _: None,
+                      narrator=OfflineNarrator())
+
+
+def test_finished_adventure_takes_no_turn() -> None:
+    done = make_state().model_copy(update={"adventure_completed": True})
+    with pytest.raises(AdventureCompleted):
+        run_turn_step("f" * 24, turn("x"), load_state=lambda _: done,
+                      narrator=OfflineNarrator())
+
+
+def test_history_is_capped_keeping_the_newest() -> None:
+    state = make_state()
+    for n in range(6):
+        step = run_turn_step("f" * 24, turn("Look around", n), load_state=lambda _: state,
+                             narrator=OfflineNarrator(), history_limit=3)
+        state = step.state.model_copy(update={"version": state.version + 1})
+    assert [h.turn_id for h in state.conversation_history] == [f"{n:016d}" for n in (3, 4, 5)]
+
+
+def test_persistence_save_only_stages() -> None:
+    saved = make_state()
+    persistence = SessionFlowPersistence(lambda _: saved)
+    persistence.save_state("f" * 24, "begin", saved.model_copy(update={"location": "x"}))
+    assert persistence.staged("f" * 24)["location"] == "x"  # type: ignore[index]
+    assert persistence.load_state("f" * 24)["location"] == saved.location  # type: ignore[index]

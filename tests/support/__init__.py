@@ -1,0 +1,1 @@
+"""Helpers the tests share: real servers and processes on free loopback ports."""

@@ -1,0 +1,100 @@
+"""Real service processes for integration tests: Celery workers and the uvicorn gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+__all__ = ["REPO_ROOT", "CeleryWorker", "Gateway", "ManagedProcess"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ManagedProcess:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.log_path = logdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        # A process group of its own, so a kill reaches the pool children too.
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.args, cwd=REPO_ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n"
+                               f"{self.log()[-4000:]}")
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None:
+            return
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+        self.process = None
+
+
+class CeleryWorker(ManagedProcess):
+    def __init__(self, env: dict[str, str], logdir: Path, *, name: str = "worker",
+                 concurrency: int = 2) -> None:
+        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
+                "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        super().__init__(name, args, env, logdir)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        def ready() -> bool:
+            self.check_alive()
+            return " ready." in self.log()
+
+        wait_until(ready, timeout=timeout, what=f"celery worker {self.name}", interval=0.1)
+
+
+class Gateway(ManagedProcess):
+    def __init__(self, env: dict[str, str], logdir: Path, *, name: str = "gateway",
+                 args: list[str] | None = None) -> None:
+        self.port = free_port()
+        base = args or [sys.executable, "-m", "uvicorn", "api.main:app"]
+        super().__init__(name, [*base, "--host", "127.0.0.1", "--port", str(self.port)], env,
+                         logdir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def healthy() -> bool:
+            self.check_alive()
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout=timeout, what=f"gateway on {self.port}", interval=0.1)

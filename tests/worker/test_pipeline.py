@@ -1,0 +1,148 @@
+"""The turn pipeline on a real backend (memory and Redis), with the real flow step."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
+from shared.game.persistence import StateLoader
+from shared.models import GameState, TurnRecord, TurnResult, TurnStatus
+from shared.settings import Settings
+from tests.shared.backends.conftest import new_state, new_turn
+from worker.pipeline import DrainOutcome, TurnPipeline, run_flow_step
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SessionBackend]:
+    if request.param == "memory":
+        yield InMemoryBackend()
+        return
+    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    redis_backend = RedisBackend(client, session_ttl=600)
+    yield redis_backend
+    await redis_backend.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(session_backend="redis", crewai_storage_dir=tmp_path,  # type: ignore[arg-type]
+                    lease_ttl=5, _env_file=None)  # type: ignore[call-arg]
+
+
+async def queue(backend: SessionBackend, state: GameState, *actions: str) -> list[TurnRecord]:
+    turns = [new_turn(state.session_id, a) for a in actions]
+    for turn in turns:
+        await backend.accept_turn(turn, max_pending=50, idempotency=None)
+    return turns
+
+
+async def test_turns_apply_once_each_in_acceptance_order(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turns = await queue(backend, state, "Play Pip, a halfling rogue", "hmm", "Look around")
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 3
+    assert [h.turn_id for h in stored.conversation_history] == [t.turn_id for t in turns]
+    for number, turn in enumerate(turns, start=1):
+        record = await backend.get_turn(state.session_id, turn.turn_id)
+        assert record is not None and record.status is TurnStatus.COMPLETED
+        assert record.result is not None and record.result.state_version == number
+    names = [e.event for e in await backend.read_events(state.session_id, "0")]
+    assert names.count("turn.completed") == 3
+
+
+async def test_a_failing_step_fails_its_turn_and_not_the_next(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    bad, good = await queue(backend, state, "explode", "Play Pip, a halfling rogue")
+
+    def flaky(sid: str, turn: TurnRecord, load: StateLoader, s: Settings) -> object:
+        if turn.action == "explode":
+            raise RuntimeError("narrator fell over")
+        return run_flow_step(sid, turn, load, s)
+
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(),
+                            step_runner=flaky)  # type: ignore[arg-type]
+    await pipeline.drain(state.session_id)
+    failed = await backend.get_turn(state.session_id, bad.turn_id)
+    assert failed is not None and failed.status is TurnStatus.FAILED
+    assert failed.error is not None and "try another action" in failed.error.message
+    assert "narrator fell over" not in failed.error.message
+    done = await backend.get_turn(state.session_id, good.turn_id)
+    assert done is not None and done.status is TurnStatus.COMPLETED
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 1
+
+
+async def test_busy_lease_asks_for_a_retry_only_when_turns_wait(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    assert await backend.acquire_lease(state.session_id, "someone-else", 30)
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    await queue(backend, state, "Look around")
+    assert await pipeline.drain(state.session_id) is DrainOutcome.LEASE_BUSY
+    await backend.release_lease(state.session_id, "someone-else")
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    assert await backend.pending_count(state.session_id) == 0
+
+
+async def test_a_stale_writer_loses_and_the_turn_applies_once(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    """While our step runs, another worker (its lease expired on us) commits the same turn.
+    Our commit must be rejected, and we must move on to the next turn."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    first, second = await queue(backend, state, "Play Pip, a halfling rogue", "Look around")
+    loop = asyncio.get_running_loop()
+    raced = False
+
+    def racing(sid: str, turn: TurnRecord, load: StateLoader, s: Settings) -> object:
+        nonlocal raced
+        step = run_flow_step(sid, turn, load, s)
+        if not raced:
+            raced = True
+            rival = step.state.model_copy(update={"location": "the rival's version"})
+            done = turn.model_copy(update={"status": TurnStatus.COMPLETED, "result": TurnResult(
+                narrative="rival", choices=rival.current_choices, state_version=1)})
+            asyncio.run_coroutine_threadsafe(backend.commit_turn(rival, done), loop).result(10)
+        return step
+
+    pipeline = TurnPipeline(backend, settings, loop=loop, step_runner=racing)  # type: ignore[arg-type]
+    await pipeline.drain(state.session_id)
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 2
+    assert [h.turn_id for h in stored.conversation_history] == [first.turn_id, second.turn_id]
+    record = await backend.get_turn(state.session_id, first.turn_id)
+    assert record is not None and record.result is not None
+    assert record.result.narrative == "rival"
+
+
+async def test_a_turn_whose_workers_keep_dying_is_abandoned(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    (turn,) = await queue(backend, state, "Look around")
+    for _ in range(3):  # three starts, each "crashed" before committing
+        assert await backend.start_turn(state.session_id, turn.turn_id, time.time())
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    await pipeline.drain(state.session_id)
+    record = await backend.get_turn(state.session_id, turn.turn_id)
+    assert record is not None and record.status is TurnStatus.FAILED
+    assert record.error is not None and record.error.code == "turn_abandoned"
