@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Path, Request
 
 from api.enqueue import Enqueuer
 from shared.backends import SessionBackend
-from shared.errors import SessionNotFound, TurnNotFound, Unauthorized
+from shared.errors import InvalidRequest, SessionNotFound, Unauthorized
 from shared.ids import is_session_id, is_turn_id, token_matches
 from shared.settings import Settings
 
@@ -57,17 +57,19 @@ Backend = Annotated[SessionBackend, Depends(_backend)]
 Queue = Annotated[Enqueuer, Depends(_enqueuer)]
 
 
-def _session_id(session_id: Annotated[str, Path(max_length=64)]) -> str:
-    # Checked before any key is built from it: an id of another shape cannot name a session.
+def _session_id(session_id: Annotated[str, Path()]) -> str:
+    # Checked before any key is built from it. An id of another shape cannot name a session,
+    # so refusing it as malformed reveals nothing about which sessions exist.
     if not is_session_id(session_id):
-        raise SessionNotFound(session_id[:64])
+        raise InvalidRequest("session_id is not a session id of this service.",
+                             field="session_id")
     return session_id
 
 
 def _turn_id(session_id: Annotated[str, Depends(_session_id)],
-             turn_id: Annotated[str, Path(max_length=64)]) -> str:
+             turn_id: Annotated[str, Path()]) -> str:
     if not is_turn_id(turn_id):
-        raise TurnNotFound(session_id, turn_id[:64])
+        raise InvalidRequest("turn_id is not a turn id of this service.", field="turn_id")
     return turn_id
 
 

@@ -24,6 +24,9 @@ class Player:
         self.token: str = created["player_token"]
         self.initial_state: dict[str, Any] = created["state"]
 
+    def close(self) -> None:
+        self.http.close()
+
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

@@ -1,0 +1,42 @@
+"""The gateway over real HTTP, in dev mode (memory backend, eager Celery) by default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from api.main import create_app
+from shared.settings import Settings
+from tests.support.player import Player
+from tests.support.server import serve
+
+
+@pytest.fixture
+def gateway_url_factory(memory_settings: Settings) -> Iterator[Callable[..., str]]:
+    """Start an in-process gateway with settings overrides; stopped after the test."""
+    stack: list[Any] = []
+
+    def start(**overrides: Any) -> str:
+        settings = memory_settings.model_copy(update=overrides)
+        context = serve(create_app(settings))
+        url = context.__enter__()
+        stack.append(context)
+        return url
+
+    yield start
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gateway_url(gateway_url_factory: Callable[..., str]) -> str:
+    return gateway_url_factory()
+
+
+@pytest.fixture
+def player(gateway_url: str) -> Iterator[Player]:
+    created = Player(gateway_url, seed=42)
+    yield created
+    created.close()

@@ -1,0 +1,128 @@
+"""POST /sessions/{id}/turns and GET /sessions/{id}/turns/{tid} (poll and long-poll)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.support.player import Player
+
+
+def test_play_by_choice_and_by_action(player: Player) -> None:
+    accepted = player.submit({"choice_index": 3})
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["status"] == "queued"
+    assert body["links"] == {
+        "self": f"/sessions/{player.session_id}/turns/{body['turn_id']}",
+        "events": f"/sessions/{player.session_id}/events",
+    }
+    done = player.turn(body["turn_id"], wait=30)
+    assert done["status"] == "completed" and done["error"] is None
+    assert "Pip" in done["result"]["narrative"]
+    assert done["result"]["state_version"] == 1
+    quest_choice = done["result"]["choices"][0]
+
+    typed = player.play({"action": f"  I accept: {quest_choice.split(': ')[1]}  "})
+    state = player.state()
+    assert state["version"] == 2
+    assert state["state"]["active_quest"]["title"] == quest_choice.split(": ")[1]
+    history = state["state"]["conversation_history"]
+    assert [h["turn_id"] for h in history][0] == body["turn_id"]
+    assert history[-1]["narrative"] == typed["result"]["narrative"]
+    assert history[-1]["action"] == f"I accept: {quest_choice.split(': ')[1]}"
+    assert state["state"]["current_choices"] == typed["result"]["choices"]
+
+
+def test_poll_without_wait_answers_at_once(player: Player) -> None:
+    turn_id = player.submit({"action": "Look around"}).json()["turn_id"]
+    assert player.turn(turn_id)["status"] in {"queued", "running", "completed"}
+    assert player.turn(turn_id, wait=30)["status"] == "completed"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"action": ""}, {"action": "   "}, {"action": "x" * 501}, {"action": "a\tb"},
+    {"action": "bell\x07"}, {"action": 5}, {"choice_index": 0}, {"choice_index": 4},
+    {"choice_index": "1"}, {"choice_index": 1.0}, {"choice_index": True},
+    {"action": "a", "choice_index": 1}, {"action": "a", "extra": 1},
+])
+def test_bad_turns_are_422(player: Player, body: dict[str, object]) -> None:
+    response = player.submit(body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert player.state()["version"] == 0
+
+
+def test_newlines_and_500_characters_are_fine(player: Player) -> None:
+    assert player.submit({"action": "line one\nline two"}).status_code == 202
+    assert player.submit({"action": "y" * 500}).status_code == 202
+
+
+def test_malformed_json_and_huge_bodies(player: Player) -> None:
+    url = f"/sessions/{player.session_id}/turns"
+    headers = {**player.auth, "Content-Type": "application/json"}
+    broken = player.http.post(url, content=b'{"action": ', headers=headers)
+    assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_request"
+    huge = player.http.post(url, content=b'{"action": "' + b"x" * 20000 + b'"}', headers=headers)
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+
+
+def test_idempotency_key(player: Player) -> None:
+    first = player.submit({"action": "Look around"}, **{"Idempotency-Key": "abc-1"})
+    again = player.submit({"action": "Look around"}, **{"Idempotency-Key": "abc-1"})
+    assert first.status_code == again.status_code == 202
+    assert first.json()["turn_id"] == again.json()["turn_id"]
+    other = player.submit({"action": "Rest"}, **{"Idempotency-Key": "abc-1"})
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    for bad_key in (b"", b"has space", b"x" * 256, "caf\u00e9".encode()):
+        response = player.http.post(f"/sessions/{player.session_id}/turns",
+                                    json={"action": "a"},
+                                    headers=[*player.auth.items(), ("Idempotency-Key", bad_key)])
+        assert response.status_code == 422, bad_key
+    player.turn(first.json()["turn_id"], wait=30)
+    assert player.state()["version"] == 1
+
+
+def test_too_many_pending_turns(gateway_url_factory: Callable[..., str]) -> None:
+    url = gateway_url_factory(max_pending_turns=2, narrator_delay=1.0)
+    player = Player(url)
+    try:
+        statuses = [player.submit({"action": f"Look {i}"}).status_code for i in range(4)]
+        assert statuses[:2] == [202, 202]
+        assert 429 in statuses
+        refused = player.submit({"action": "one more"})
+        if refused.status_code == 429:
+            assert refused.json()["error"]["code"] == "too_many_pending_turns"
+            assert int(refused.headers["Retry-After"]) >= 1
+    finally:
+        player.close()
+
+
+def test_unknown_and_malformed_turns(player: Player) -> None:
+    base = f"/sessions/{player.session_id}/turns"
+    missing = player.http.get(f"{base}/{'A' * 16}", headers=player.auth)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "turn_not_found"
+    assert player.http.get(f"{base}/bad*id", headers=player.auth).status_code == 422
+    turn_id = player.submit({"action": "a"}).json()["turn_id"]
+    for wait in ("-1", "31", "soon"):
+        response = player.http.get(f"{base}/{turn_id}", params={"wait": wait},
+                                   headers=player.auth)
+        assert response.status_code == 422, wait
+    assert player.http.get(f"{base}/{turn_id}").status_code == 401
+
+
+def test_a_finished_adventure_accepts_no_more_turns(
+    gateway_url_factory: Callable[..., str]
+) -> None:
+    player = Player(gateway_url_factory(max_turns=5), seed=1)
+    try:
+        for _ in range(5):
+            player.play({"choice_index": 1})
+        assert player.state()["state"]["adventure_completed"] is True
+        refused = player.submit({"action": "one more"})
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "adventure_completed"
+    finally:
+        player.close()
