@@ -61,13 +61,13 @@ def _session_id(session_id: Annotated[str, Path()]) -> str:
     # Checked before any key is built from it. An id of another shape cannot name a session,
     # so refusing it as malformed reveals nothing about which sessions exist.
     if not is_session_id(session_id):
-        raise InvalidRequest("session_id is not a session id of this service.",
-                             field="session_id")
+        raise InvalidRequest("session_id is not a session id of this service.", field="session_id")
     return session_id
 
 
-def _turn_id(session_id: Annotated[str, Depends(_session_id)],
-             turn_id: Annotated[str, Path()]) -> str:
+def _turn_id(
+    session_id: Annotated[str, Depends(_session_id)], turn_id: Annotated[str, Path()]
+) -> str:
     if not is_turn_id(turn_id):
         raise InvalidRequest("turn_id is not a turn id of this service.", field="turn_id")
     return turn_id

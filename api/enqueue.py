@@ -76,6 +76,16 @@ class EagerEnqueuer:
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="eager")
         self._tasks: set[asyncio.Future[None]] = set()
 
+    def warm_up(self) -> None:
+        """Import the game (CrewAI takes seconds) in the background, not on the first turn."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._import_game)
+        self._tasks.add(future)
+        future.add_done_callback(self._done)
+
+    @staticmethod
+    def _import_game() -> None:
+        import worker.tasks  # noqa: F401
+
     @staticmethod
     def _run(session_id: str) -> None:
         from worker.tasks import process_session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,7 +40,7 @@ def error_response(
     message: str,
     *,
     details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
@@ -47,7 +48,7 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def _retry_after(exc: PortalsError) -> dict[str, str] | None:
+def _retry_after(exc: PortalsError) -> Mapping[str, str] | None:
     if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded):
         return {"Retry-After": str(exc.retry_after)}
     return None
@@ -86,11 +87,19 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     correlation_id = uuid.uuid4().hex
-    logger.error("unhandled error on %s %s [correlation_id=%s]", request.method,
-                 request.url.path, correlation_id, exc_info=exc)
-    return error_response(500, "internal_error",
-                          f"Something went wrong on our side (correlation id {correlation_id}).",
-                          details={"correlation_id": correlation_id})
+    logger.error(
+        "unhandled error on %s %s [correlation_id=%s]",
+        request.method,
+        request.url.path,
+        correlation_id,
+        exc_info=exc,
+    )
+    return error_response(
+        500,
+        "internal_error",
+        f"Something went wrong on our side (correlation id {correlation_id}).",
+        details={"correlation_id": correlation_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -40,10 +40,10 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
     if settings.celery_task_always_eager:
         from worker.runtime import WorkerRuntime, install_runtime
 
-        install_runtime(
-            WorkerRuntime(settings, loop=asyncio.get_running_loop(), backend=backend)
-        )
-        return EagerEnqueuer()
+        install_runtime(WorkerRuntime(settings, loop=asyncio.get_running_loop(), backend=backend))
+        eager = EagerEnqueuer()
+        eager.warm_up()
+        return eager
     from worker.application import PROCESS_SESSION, create_celery_app
 
     return CeleryEnqueuer(create_celery_app(settings), PROCESS_SESSION)

@@ -30,8 +30,12 @@ class _Request(BaseModel):
 
 
 class NewSession(_Request):
-    seed: StrictInt | None = Field(default=None, ge=0, le=2**63 - 1,
-                                   description="Makes the offline narrator's dice reproducible.")
+    seed: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="Makes the offline narrator's dice reproducible.",
+    )
 
 
 class TurnRequest(_Request):

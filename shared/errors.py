@@ -74,7 +74,9 @@ class Unauthorized(RequestError):
     code = "unauthorized"
     status_code = 401
 
-    def __init__(self, message: str = "A player token is required: Authorization: Bearer <token>.") -> None:
+    def __init__(
+        self, message: str = "A player token is required: Authorization: Bearer <token>."
+    ) -> None:
         super().__init__(message)
 
 
@@ -130,9 +132,7 @@ class TooManyPendingTurns(RequestError):
     status_code = 429
 
     def __init__(self, session_id: str, limit: int, retry_after: int = 2) -> None:
-        super().__init__(
-            f"This session already has {limit} turns waiting; wait for one to finish."
-        )
+        super().__init__(f"This session already has {limit} turns waiting; wait for one to finish.")
         self.session_id = session_id
         self.limit = limit
         self.retry_after = retry_after
@@ -172,7 +172,9 @@ class VersionConflict(PortalsError):
 class TurnFailed(PortalsError):
     code = "turn_failed"
 
-    def __init__(self, session_id: str, turn_id: str, message: str, code: str = "turn_failed") -> None:
+    def __init__(
+        self, session_id: str, turn_id: str, message: str, code: str = "turn_failed"
+    ) -> None:
         super().__init__(message)
         self.session_id = session_id
         self.turn_id = turn_id

@@ -92,13 +92,15 @@ def service_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker_factory(tmp_path: Path, service_env: dict[str, str]
-                   ) -> Iterator[Callable[..., CeleryWorker]]:
+def worker_factory(
+    tmp_path: Path, service_env: dict[str, str]
+) -> Iterator[Callable[..., CeleryWorker]]:
     workers: list[CeleryWorker] = []
 
     def make(env: dict[str, str] | None = None, **kwargs: Any) -> CeleryWorker:
-        worker = CeleryWorker({**service_env, **(env or {})}, tmp_path,
-                              name=f"worker{len(workers)}", **kwargs)
+        worker = CeleryWorker(
+            {**service_env, **(env or {})}, tmp_path, name=f"worker{len(workers)}", **kwargs
+        )
         workers.append(worker)
         worker.start()
         worker.wait_ready()
@@ -110,13 +112,15 @@ def worker_factory(tmp_path: Path, service_env: dict[str, str]
 
 
 @pytest.fixture
-def gateway_factory(tmp_path: Path, service_env: dict[str, str]
-                    ) -> Iterator[Callable[..., Gateway]]:
+def gateway_factory(
+    tmp_path: Path, service_env: dict[str, str]
+) -> Iterator[Callable[..., Gateway]]:
     gateways: list[Gateway] = []
 
     def make(env: dict[str, str] | None = None, **kwargs: Any) -> Gateway:
-        gateway = Gateway({**service_env, **(env or {})}, tmp_path,
-                          name=f"gateway{len(gateways)}", **kwargs)
+        gateway = Gateway(
+            {**service_env, **(env or {})}, tmp_path, name=f"gateway{len(gateways)}", **kwargs
+        )
         gateways.append(gateway)
         gateway.start()
         gateway.wait_ready()

@@ -98,8 +98,9 @@ class TurnPipeline:
                 return
             if head.attempts >= self.max_attempts:
                 # Each attempt died with its worker (a crash leaves no other trace).
-                await self._fail(head, "turn_abandoned",
-                                 "This turn could not be completed; please try again.")
+                await self._fail(
+                    head, "turn_abandoned", "This turn could not be completed; please try again."
+                )
                 continue
             running = await self.backend.start_turn(session_id, head.turn_id, time.time())
             if running is None:
@@ -112,16 +113,22 @@ class TurnPipeline:
                 await self._fail(running, exc.code, exc.message)
                 continue
             except Exception:
-                logger.exception("turn step failed", extra={"session_id": session_id,
-                                                           "turn_id": running.turn_id})
-                await self._fail(running, "step_failed",
-                                 "The story could not continue this turn; try another action.")
+                logger.exception(
+                    "turn step failed", extra={"session_id": session_id, "turn_id": running.turn_id}
+                )
+                await self._fail(
+                    running,
+                    "step_failed",
+                    "The story could not continue this turn; try another action.",
+                )
                 continue
             try:
                 await self._commit(step.state, running, step.narrative)
             except VersionConflict:
-                logger.info("commit lost a race; reloading",
-                            extra={"session_id": session_id, "turn_id": running.turn_id})
+                logger.info(
+                    "commit lost a race; reloading",
+                    extra={"session_id": session_id, "turn_id": running.turn_id},
+                )
             except SessionNotFound:
                 return
 
@@ -154,14 +161,20 @@ class TurnPipeline:
         return future.result(timeout=self.settings.redis_socket_timeout * 2)
 
     async def _commit(self, state: GameState, turn: TurnRecord, narrative: str) -> None:
-        result = TurnResult(narrative=narrative, choices=state.current_choices,
-                            state_version=state.version + 1)
-        done = turn.model_copy(update={"status": TurnStatus.COMPLETED, "result": result,
-                                       "finished_at": time.time()})
+        result = TurnResult(
+            narrative=narrative, choices=state.current_choices, state_version=state.version + 1
+        )
+        done = turn.model_copy(
+            update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
+        )
         await self.backend.commit_turn(state, done)
 
     async def _fail(self, turn: TurnRecord, code: str, message: str) -> None:
-        failed = turn.model_copy(update={"status": TurnStatus.FAILED,
-                                         "error": TurnError(code=code, message=message),
-                                         "finished_at": time.time()})
+        failed = turn.model_copy(
+            update={
+                "status": TurnStatus.FAILED,
+                "error": TurnError(code=code, message=message),
+                "finished_at": time.time(),
+            }
+        )
         await self.backend.fail_turn(failed)

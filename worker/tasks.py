@@ -19,7 +19,7 @@ __all__ = ["process_session"]
 logger = logging.getLogger(__name__)
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]
 def _warm_up(**_: Any) -> None:
     """Import the game (CrewAI: seconds) and open the runtime in each new child, before its
     first turn, rather than in the parent: a Flow must never have run before a fork."""
@@ -28,7 +28,7 @@ def _warm_up(**_: Any) -> None:
     get_runtime()
 
 
-@app.task(name=PROCESS_SESSION, bind=True, max_retries=None, acks_late=True)  # type: ignore[misc]
+@app.task(name=PROCESS_SESSION, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
 def process_session(self: Task, session_id: str) -> str:
     runtime = get_runtime()
     outcome = runtime.run(runtime.pipeline.drain(session_id))

@@ -19,14 +19,16 @@ __all__ = ["router"]
 router = APIRouter(prefix="/sessions/{session_id}/events", tags=["events"])
 
 
-async def _stream(backend: SessionBackend, session_id: str, cursor: str,
-                  poll: float) -> AsyncIterator[ServerSentEvent]:
+async def _stream(
+    backend: SessionBackend, session_id: str, cursor: str, poll: float
+) -> AsyncIterator[ServerSentEvent]:
     while True:
         events = await backend.read_events(session_id, cursor, timeout=poll)
         for event in events:
             cursor = event.id
-            yield ServerSentEvent(data=json.dumps(event.data, separators=(",", ":")),
-                                  event=event.event, id=event.id)
+            yield ServerSentEvent(
+                data=json.dumps(event.data, separators=(",", ":")), event=event.event, id=event.id
+            )
         if not events and not await backend.exists(session_id):
             return  # deleted or expired: end the stream instead of idling forever
 
@@ -34,17 +36,21 @@ async def _stream(backend: SessionBackend, session_id: str, cursor: str,
 @router.get(
     "",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "A stream of turn.* and narration.delta events."}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "A stream of turn.* and narration.delta events.",
+        }
+    },
 )
 async def stream_events(
     session_id: SessionIdParam,
     backend: Backend,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header()] = None,
-    token: Annotated[str | None, Query(max_length=256,
-                                       description="For EventSource, which cannot set headers.")]
-    = None,
+    token: Annotated[
+        str | None, Query(max_length=256, description="For EventSource, which cannot set headers.")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     player_token = token if token and not authorization else bearer_token(authorization)
@@ -54,8 +60,9 @@ async def stream_events(
     if last_event_id is not None:
         last_event_id = last_event_id.strip()
         if not is_event_id(last_event_id):
-            raise InvalidRequest("Last-Event-ID must be an event id from this stream, or 0.",
-                                 field="Last-Event-ID")
+            raise InvalidRequest(
+                "Last-Event-ID must be an event id from this stream, or 0.", field="Last-Event-ID"
+            )
         cursor = last_event_id
     else:
         cursor = await backend.last_event_id(session_id)

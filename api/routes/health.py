@@ -31,8 +31,13 @@ async def readyz(backend: Backend, queue: Queue) -> JSONResponse:
         return JSONResponse({"status": "ready", "checks": checks})
     failed = ", ".join(k for k, v in checks.items() if v != "ok")
     return JSONResponse(
-        {"error": {"code": "backend_unavailable", "message": f"Not ready: {failed}.",
-                   "details": checks}},
+        {
+            "error": {
+                "code": "backend_unavailable",
+                "message": f"Not ready: {failed}.",
+                "details": checks,
+            }
+        },
         status_code=503,
         headers={"Retry-After": "2"},
     )

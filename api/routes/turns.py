@@ -35,8 +35,9 @@ def _claim(key: str | None, body: TurnRequest) -> IdempotencyClaim | None:
     if key is None:
         return None
     if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.",
-                             field="Idempotency-Key")
+        raise InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.", field="Idempotency-Key"
+        )
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     return IdempotencyClaim(key=key, fingerprint=fingerprint)
 
@@ -75,26 +76,36 @@ async def submit_turn(
         # The choice as the player saw it: turns queued before this one may change the list.
         action = state.current_choices[body.choice_index - 1]
     assert action is not None
-    record = TurnRecord(turn_id=new_turn_id(), session_id=session_id, action=action,
-                        choice_index=body.choice_index, accepted_at=time.time())
-    stored = await backend.accept_turn(record, max_pending=settings.max_pending_turns,
-                                       idempotency=claim)
+    record = TurnRecord(
+        turn_id=new_turn_id(),
+        session_id=session_id,
+        action=action,
+        choice_index=body.choice_index,
+        accepted_at=time.time(),
+    )
+    stored = await backend.accept_turn(
+        record, max_pending=settings.max_pending_turns, idempotency=claim
+    )
     if stored.status is TurnStatus.QUEUED:
         try:
             await queue.enqueue(session_id)
         except BackendUnavailable:
-            error = TurnError(code="queue_unavailable",
-                              message="The turn could not be queued; please send it again.")
-            if await backend.withdraw_turn(session_id, stored.turn_id, error,
-                                           idempotency_key=claim.key if claim else None):
+            error = TurnError(
+                code="queue_unavailable",
+                message="The turn could not be queued; please send it again.",
+            )
+            if await backend.withdraw_turn(
+                session_id, stored.turn_id, error, idempotency_key=claim.key if claim else None
+            ):
                 raise
             # It left the inbox already: a worker draining this session applied it.
             stored = await backend.get_turn(session_id, stored.turn_id) or stored
     return _accepted(session_id, stored)
 
 
-async def _wait_for_finish(backend: SessionBackend, session_id: str, turn_id: str,
-                           wait: float) -> TurnRecord:
+async def _wait_for_finish(
+    backend: SessionBackend, session_id: str, turn_id: str, wait: float
+) -> TurnRecord:
     # Take the stream position before reading the record, so a completion that lands in
     # between is still seen as an event.
     cursor = await backend.last_event_id(session_id)
@@ -123,10 +134,11 @@ async def get_turn(
     turn_id: TurnIdParam,
     backend: Backend,
     settings: SettingsDep,
-    wait: Annotated[float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")]
-    = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")
+    ] = 0,
 ) -> TurnOut:
-    record = await _wait_for_finish(backend, session_id, turn_id,
-                                    min(wait, settings.long_poll_max))
-    return TurnOut(turn_id=record.turn_id, status=record.status, result=record.result,
-                   error=record.error)
+    record = await _wait_for_finish(backend, session_id, turn_id, min(wait, settings.long_poll_max))
+    return TurnOut(
+        turn_id=record.turn_id, status=record.status, result=record.result, error=record.error
+    )

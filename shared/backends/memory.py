@@ -158,7 +158,9 @@ class InMemoryBackend:
                 earlier = session.turns.get(turn_id)
                 if earlier is not None:
                     return earlier.model_copy()
-                return record.model_copy(update={"turn_id": turn_id, "status": TurnStatus.COMPLETED})
+                return record.model_copy(
+                    update={"turn_id": turn_id, "status": TurnStatus.COMPLETED}
+                )
             if len(session.inbox) >= max_pending:
                 raise TooManyPendingTurns(sid, max_pending)
             session.turns[record.turn_id] = record.model_copy()
@@ -186,8 +188,12 @@ class InMemoryBackend:
             session.turns[turn_id] = record
             if idempotency_key is not None:
                 session.idempotency.pop(idempotency_key, None)
-            self._emit(session_id, session, "turn.failed",
-                       {"turn_id": turn_id, "error": error.model_dump()})
+            self._emit(
+                session_id,
+                session,
+                "turn.failed",
+                {"turn_id": turn_id, "error": error.model_dump()},
+            )
             self._touch(session)
             return True
 
@@ -216,12 +222,19 @@ class InMemoryBackend:
                 return None
             record = session.turns[turn_id]
             running = record.model_copy(
-                update={"status": TurnStatus.RUNNING, "started_at": now,
-                        "attempts": record.attempts + 1}
+                update={
+                    "status": TurnStatus.RUNNING,
+                    "started_at": now,
+                    "attempts": record.attempts + 1,
+                }
             )
             session.turns[turn_id] = running
-            self._emit(session_id, session, "turn.started",
-                       {"turn_id": turn_id, "attempt": running.attempts})
+            self._emit(
+                session_id,
+                session,
+                "turn.started",
+                {"turn_id": turn_id, "attempt": running.attempts},
+            )
             self._touch(session)
             return running.model_copy()
 
@@ -239,7 +252,9 @@ class InMemoryBackend:
             session.inbox.pop(0)
             session.turns[record.turn_id] = record.model_copy()
             result = record.result.model_dump(mode="json") if record.result else None
-            self._emit(sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result})
+            self._emit(
+                sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result}
+            )
             self._touch(session)
             return session.state.version
 

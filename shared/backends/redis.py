@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
 from shared.backends.keys import SessionKeys
-from shared.backends import redis_scripts as lua
 from shared.errors import (
     BackendUnavailable,
     IdempotencyKeyReused,
@@ -54,8 +54,18 @@ class RedisBackend:
         self.max_block = max_block
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(getattr(lua, name))
-            for name in ("CREATE", "UPDATE", "ACCEPT", "WITHDRAW", "START", "COMMIT", "FAIL",
-                         "APPEND_EVENT", "RENEW", "RELEASE")
+            for name in (
+                "CREATE",
+                "UPDATE",
+                "ACCEPT",
+                "WITHDRAW",
+                "START",
+                "COMMIT",
+                "FAIL",
+                "APPEND_EVENT",
+                "RENEW",
+                "RELEASE",
+            )
         }
 
     @classmethod
@@ -172,8 +182,14 @@ class RedisBackend:
         done = await self._run(
             "WITHDRAW",
             SessionKeys(session_id).expiring(),
-            [turn_id, failed.model_dump_json(), self.session_ttl, self.events_maxlen,
-             _event_data(failed, error=error.model_dump()), idempotency_key or ""],
+            [
+                turn_id,
+                failed.model_dump_json(),
+                self.session_ttl,
+                self.events_maxlen,
+                _event_data(failed, error=error.model_dump()),
+                idempotency_key or "",
+            ],
         )
         return bool(done)
 
@@ -200,13 +216,22 @@ class RedisBackend:
         if record is None or record.status.finished:
             return None
         running = record.model_copy(
-            update={"status": TurnStatus.RUNNING, "started_at": now, "attempts": record.attempts + 1}
+            update={
+                "status": TurnStatus.RUNNING,
+                "started_at": now,
+                "attempts": record.attempts + 1,
+            }
         )
         started = await self._run(
             "START",
             SessionKeys(session_id).expiring(),
-            [turn_id, running.model_dump_json(), self.session_ttl, self.events_maxlen,
-             _event_data(running, attempt=running.attempts)],
+            [
+                turn_id,
+                running.model_dump_json(),
+                self.session_ttl,
+                self.events_maxlen,
+                _event_data(running, attempt=running.attempts),
+            ],
         )
         return running if started else None
 
@@ -235,8 +260,13 @@ class RedisBackend:
         done = await self._run(
             "FAIL",
             SessionKeys(record.session_id).expiring(),
-            [record.turn_id, record.model_dump_json(), self.session_ttl, self.events_maxlen,
-             _event_data(record, error=error)],
+            [
+                record.turn_id,
+                record.model_dump_json(),
+                self.session_ttl,
+                self.events_maxlen,
+                _event_data(record, error=error),
+            ],
         )
         return bool(done)
 
@@ -265,11 +295,14 @@ class RedisBackend:
         block = int(min(timeout, self.max_block) * 1000)
         async with self._guard():
             reply = await self.client.xread({key: after}, count=count, block=block or None)
+        streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
         events: list[SessionEvent] = []
-        for _stream, entries in reply or []:
+        for _stream, entries in streams:
             for entry_id, fields in entries:
                 events.append(
-                    SessionEvent(id=entry_id, event=fields["event"], data=json.loads(fields["data"]))
+                    SessionEvent(
+                        id=entry_id, event=fields["event"], data=json.loads(fields["data"])
+                    )
                 )
         return events
 
@@ -282,12 +315,15 @@ class RedisBackend:
     async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         async with self._guard():
             return bool(
-                await self.client.set(SessionKeys(session_id).lease, holder, nx=True,
-                                      px=int(ttl * 1000))
+                await self.client.set(
+                    SessionKeys(session_id).lease, holder, nx=True, px=int(ttl * 1000)
+                )
             )
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
-        renewed = await self._run("RENEW", [SessionKeys(session_id).lease], [holder, int(ttl * 1000)])
+        renewed = await self._run(
+            "RENEW", [SessionKeys(session_id).lease], [holder, int(ttl * 1000)]
+        )
         return bool(renewed)
 
     async def release_lease(self, session_id: str, holder: str) -> None:

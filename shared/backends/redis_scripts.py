@@ -6,8 +6,18 @@ KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, 
 
 from __future__ import annotations
 
-__all__ = ["ACCEPT", "APPEND_EVENT", "COMMIT", "CREATE", "FAIL", "RENEW", "RELEASE", "START",
-           "UPDATE", "WITHDRAW"]
+__all__ = [
+    "ACCEPT",
+    "APPEND_EVENT",
+    "COMMIT",
+    "CREATE",
+    "FAIL",
+    "RENEW",
+    "RELEASE",
+    "START",
+    "UPDATE",
+    "WITHDRAW",
+]
 
 _REFRESH = """
 local function refresh(ttl)
@@ -18,15 +28,20 @@ local function emit(maxlen, name, data)
 end
 """
 
-CREATE = _REFRESH + """
+CREATE = (
+    _REFRESH
+    + """
 -- ARGV: state_json, owner_hash, ttl
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', 0, 'state', ARGV[1], 'owner', ARGV[2])
 refresh(ARGV[3])
 return 1
 """
+)
 
-UPDATE = _REFRESH + """
+UPDATE = (
+    _REFRESH
+    + """
 -- ARGV: expected_version, state_json (already at expected_version + 1), ttl
 local v = redis.call('HGET', KEYS[1], 'version')
 if not v then return {'missing'} end
@@ -35,8 +50,11 @@ redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[2])
 refresh(ARGV[3])
 return {'ok', tostring(tonumber(v) + 1)}
 """
+)
 
-ACCEPT = _REFRESH + """
+ACCEPT = (
+    _REFRESH
+    + """
 -- ARGV: turn_id, record_json, max_pending, ttl, maxlen, idem_key, fingerprint, event_data,
 --       records_kept
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
@@ -63,8 +81,11 @@ emit(ARGV[5], 'turn.queued', ARGV[8])
 refresh(ARGV[4])
 return {'accepted'}
 """
+)
 
-WITHDRAW = _REFRESH + """
+WITHDRAW = (
+    _REFRESH
+    + """
 -- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data, idem_key
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
@@ -74,8 +95,11 @@ emit(ARGV[4], 'turn.failed', ARGV[5])
 refresh(ARGV[3])
 return 1
 """
+)
 
-START = _REFRESH + """
+START = (
+    _REFRESH
+    + """
 -- ARGV: turn_id, running_record_json, ttl, maxlen, event_data
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
@@ -83,8 +107,11 @@ emit(ARGV[4], 'turn.started', ARGV[5])
 refresh(ARGV[3])
 return 1
 """
+)
 
-COMMIT = _REFRESH + """
+COMMIT = (
+    _REFRESH
+    + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
 --       maxlen, event_data
 local v = redis.call('HGET', KEYS[1], 'version')
@@ -98,8 +125,11 @@ emit(ARGV[6], 'turn.completed', ARGV[7])
 refresh(ARGV[5])
 return {'ok', tostring(tonumber(v) + 1)}
 """
+)
 
-FAIL = _REFRESH + """
+FAIL = (
+    _REFRESH
+    + """
 -- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('LPOP', KEYS[2])
@@ -108,8 +138,11 @@ emit(ARGV[4], 'turn.failed', ARGV[5])
 refresh(ARGV[3])
 return 1
 """
+)
 
-APPEND_EVENT = _REFRESH + """
+APPEND_EVENT = (
+    _REFRESH
+    + """
 -- ARGV: maxlen, name, data. Only for a live session: a stream key created after the session
 -- expired would never expire itself.
 local ttl = redis.call('PTTL', KEYS[1])
@@ -118,6 +151,7 @@ local id = emit(ARGV[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[6], ttl)
 return id
 """
+)
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms
 RENEW = """

@@ -31,7 +31,10 @@ class Check:
     def describe(self, what: str) -> str:
         sign = "+" if self.bonus >= 0 else "-"
         verdict = "success" if self.success else "failure"
-        return f"{what}: d20 {self.roll} {sign} {abs(self.bonus)} = {self.total} vs {self.target}, {verdict}"
+        return (
+            f"{what}: d20 {self.roll} {sign} {abs(self.bonus)} = {self.total} "
+            f"vs {self.target}, {verdict}"
+        )
 
 
 class Dice:

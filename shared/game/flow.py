@@ -112,17 +112,24 @@ class GameSessionFlow(Flow[GameState]):
     def resolve_dialogue(self) -> str:
         return self._resolve(Route.CONVERSE)
 
-    @listen(or_(resolve_character, resolve_quest_choice, resolve_exploration, resolve_combat,
-                 resolve_dialogue))
+    @listen(
+        or_(
+            resolve_character,
+            resolve_quest_choice,
+            resolve_exploration,
+            resolve_combat,
+            resolve_dialogue,
+        )
+    )
     def narrate(self) -> str:
         assert self._resolution is not None and self._dice is not None
         resolution = conclude_turn(self._resolution)
         state = resolution.state
-        narration = self._narrator.narrate(state, self.turn.action, resolution.outcome,
-                                           self._dice)
-        entry = HistoryEntry(turn_id=self.turn.turn_id, action=self.turn.action,
-                             narrative=narration.narrative)
-        history = [*state.conversation_history, entry][-self._history_limit:]
+        narration = self._narrator.narrate(state, self.turn.action, resolution.outcome, self._dice)
+        entry = HistoryEntry(
+            turn_id=self.turn.turn_id, action=self.turn.action, narrative=narration.narrative
+        )
+        history = [*state.conversation_history, entry][-self._history_limit :]
         self._replace_state(state.model_copy(update={"conversation_history": history}))
         self._resolution = resolution
         return narration.narrative

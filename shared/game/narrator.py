@@ -88,5 +88,8 @@ class OfflineNarrator:
         else:
             ending = f"And so {name}'s road comes to an end, the tale unfinished but not forgotten."
         recalled = "; ".join(state.adventure_moments[-5:])
-        return f"Epilogue: {ending} They remember how they {recalled}." if recalled else (
-            f"Epilogue: {ending}")
+        return (
+            f"Epilogue: {ending} They remember how they {recalled}."
+            if recalled
+            else (f"Epilogue: {ending}")
+        )

@@ -30,15 +30,13 @@ def test_live_stream_then_resume_with_last_event_id(player: Player) -> None:
     names = [e.event for e in events]
     assert names == ["turn.queued", "turn.started", "turn.completed"]
     completed = events[-1]
-    assert completed.data["result"]["narrative"] == player.turn(submitted[0])["result"][
-        "narrative"]
+    assert completed.data["result"]["narrative"] == player.turn(submitted[0])["result"]["narrative"]
     ids = [e.id for e in events]
     assert all(ids) and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
 
     # Missed while away: a second turn plays, then the client comes back.
     second = player.play({"choice_index": 1})
-    resumed = player.events(last_event_id=events[-1].id,
-                            until=finished(second["turn_id"]))
+    resumed = player.events(last_event_id=events[-1].id, until=finished(second["turn_id"]))
     assert [e.event for e in resumed] == ["turn.queued", "turn.started", "turn.completed"]
     replay = player.events(last_event_id="0", until=finished(second["turn_id"]))
     assert len(replay) == 6
@@ -49,14 +47,14 @@ def test_token_in_query_and_refusals(player: Player) -> None:
     url = f"{player.base_url}/sessions/{player.session_id}/events"
     from tests.support.sse import read_events
 
-    events = read_events(f"{url}?token={player.token}", headers={"Last-Event-ID": "0"},
-                         until=finished(turn_id))
+    events = read_events(
+        f"{url}?token={player.token}", headers={"Last-Event-ID": "0"}, until=finished(turn_id)
+    )
     assert events[-1].event == "turn.completed"
     assert httpx.get(url, timeout=10).status_code == 401
     wrong = httpx.get(f"{url}?token=nope", timeout=10)
     assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "session_not_found"
-    bad_cursor = httpx.get(url, headers={**player.auth, "Last-Event-ID": "yesterday"},
-                           timeout=10)
+    bad_cursor = httpx.get(url, headers={**player.auth, "Last-Event-ID": "yesterday"}, timeout=10)
     assert bad_cursor.status_code == 422
 
 

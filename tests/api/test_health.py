@@ -15,9 +15,13 @@ def test_health_and_readiness(gateway_url: str) -> None:
 def test_openapi_describes_every_route(gateway_url: str) -> None:
     paths = httpx.get(f"{gateway_url}/openapi.json").json()["paths"]
     assert set(paths) >= {
-        "/sessions", "/sessions/{session_id}", "/sessions/{session_id}/turns",
-        "/sessions/{session_id}/turns/{turn_id}", "/sessions/{session_id}/events",
-        "/healthz", "/readyz",
+        "/sessions",
+        "/sessions/{session_id}",
+        "/sessions/{session_id}/turns",
+        "/sessions/{session_id}/turns/{turn_id}",
+        "/sessions/{session_id}/events",
+        "/healthz",
+        "/readyz",
     }
 
 

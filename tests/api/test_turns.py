@@ -41,12 +41,25 @@ def test_poll_without_wait_answers_at_once(player: Player) -> None:
     assert player.turn(turn_id, wait=30)["status"] == "completed"
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"action": ""}, {"action": "   "}, {"action": "x" * 501}, {"action": "a\tb"},
-    {"action": "bell\x07"}, {"action": 5}, {"choice_index": 0}, {"choice_index": 4},
-    {"choice_index": "1"}, {"choice_index": 1.0}, {"choice_index": True},
-    {"action": "a", "choice_index": 1}, {"action": "a", "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"action": ""},
+        {"action": "   "},
+        {"action": "x" * 501},
+        {"action": "a\tb"},
+        {"action": "bell\x07"},
+        {"action": 5},
+        {"choice_index": 0},
+        {"choice_index": 4},
+        {"choice_index": "1"},
+        {"choice_index": 1.0},
+        {"choice_index": True},
+        {"action": "a", "choice_index": 1},
+        {"action": "a", "extra": 1},
+    ],
+)
 def test_bad_turns_are_422(player: Player, body: dict[str, object]) -> None:
     response = player.submit(body)
     assert response.status_code == 422, response.text
@@ -77,9 +90,11 @@ def test_idempotency_key(player: Player) -> None:
     assert other.status_code == 422
     assert other.json()["error"]["code"] == "idempotency_key_reused"
     for bad_key in (b"", b"has space", b"x" * 256, "caf\u00e9".encode()):
-        response = player.http.post(f"/sessions/{player.session_id}/turns",
-                                    json={"action": "a"},
-                                    headers=[*player.auth.items(), ("Idempotency-Key", bad_key)])
+        response = player.http.post(
+            f"/sessions/{player.session_id}/turns",
+            json={"action": "a"},
+            headers=[*player.auth.items(), ("Idempotency-Key", bad_key)],
+        )
         assert response.status_code == 422, bad_key
     player.turn(first.json()["turn_id"], wait=30)
     assert player.state()["version"] == 1
@@ -107,14 +122,13 @@ def test_unknown_and_malformed_turns(player: Player) -> None:
     assert player.http.get(f"{base}/bad*id", headers=player.auth).status_code == 422
     turn_id = player.submit({"action": "a"}).json()["turn_id"]
     for wait in ("-1", "31", "soon"):
-        response = player.http.get(f"{base}/{turn_id}", params={"wait": wait},
-                                   headers=player.auth)
+        response = player.http.get(f"{base}/{turn_id}", params={"wait": wait}, headers=player.auth)
         assert response.status_code == 422, wait
     assert player.http.get(f"{base}/{turn_id}").status_code == 401
 
 
 def test_a_finished_adventure_accepts_no_more_turns(
-    gateway_url_factory: Callable[..., str]
+    gateway_url_factory: Callable[..., str],
 ) -> None:
     player = Player(gateway_url_factory(max_turns=5), seed=1)
     try:

@@ -12,8 +12,9 @@ __all__ = ["Player"]
 
 
 class Player:
-    def __init__(self, base_url: str, *, seed: int | None = None,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, seed: int | None = None, client: httpx.Client | None = None
+    ) -> None:
         self.base_url = base_url
         self.http = client or httpx.Client(base_url=base_url, timeout=60)
         body = {"seed": seed} if seed is not None else None
@@ -32,12 +33,14 @@ class Player:
         return {"Authorization": f"Bearer {self.token}"}
 
     def submit(self, body: dict[str, Any], **headers: str) -> httpx.Response:
-        return self.http.post(f"/sessions/{self.session_id}/turns", json=body,
-                              headers={**self.auth, **headers})
+        return self.http.post(
+            f"/sessions/{self.session_id}/turns", json=body, headers={**self.auth, **headers}
+        )
 
     def turn(self, turn_id: str, wait: float = 0) -> dict[str, Any]:
-        response = self.http.get(f"/sessions/{self.session_id}/turns/{turn_id}",
-                                 params={"wait": wait}, headers=self.auth)
+        response = self.http.get(
+            f"/sessions/{self.session_id}/turns/{turn_id}", params={"wait": wait}, headers=self.auth
+        )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
@@ -55,10 +58,21 @@ class Player:
         result: dict[str, Any] = response.json()
         return result
 
-    def events(self, *, last_event_id: str | None = None, timeout: float = 60,
-               until: Any, on_open: Any = None) -> list[SseEvent]:
+    def events(
+        self,
+        *,
+        last_event_id: str | None = None,
+        timeout: float = 60,
+        until: Any,
+        on_open: Any = None,
+    ) -> list[SseEvent]:
         headers = dict(self.auth)
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
-        return read_events(f"{self.base_url}/sessions/{self.session_id}/events",
-                           headers=headers, until=until, timeout=timeout, on_open=on_open)
+        return read_events(
+            f"{self.base_url}/sessions/{self.session_id}/events",
+            headers=headers,
+            until=until,
+            timeout=timeout,
+            on_open=on_open,
+        )

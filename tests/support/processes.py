@@ -29,8 +29,14 @@ class ManagedProcess:
     def start(self) -> None:
         # A process group of its own, so a kill reaches the pool children too.
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.args, cwd=REPO_ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def pid(self) -> int:
@@ -42,8 +48,9 @@ class ManagedProcess:
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n"
-                               f"{self.log()[-4000:]}")
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}"
+            )
 
     def signal_group(self, sig: signal.Signals) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -62,11 +69,27 @@ class ManagedProcess:
 
 
 class CeleryWorker(ManagedProcess):
-    def __init__(self, env: dict[str, str], logdir: Path, *, name: str = "worker",
-                 concurrency: int = 2) -> None:
-        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
-                "-P", "prefork", "-c", str(concurrency), "-n", f"{name}@%h",
-                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    def __init__(
+        self, env: dict[str, str], logdir: Path, *, name: str = "worker", concurrency: int = 2
+    ) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel=INFO",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
         super().__init__(name, args, env, logdir)
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -78,12 +101,19 @@ class CeleryWorker(ManagedProcess):
 
 
 class Gateway(ManagedProcess):
-    def __init__(self, env: dict[str, str], logdir: Path, *, name: str = "gateway",
-                 args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        logdir: Path,
+        *,
+        name: str = "gateway",
+        args: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         base = args or [sys.executable, "-m", "uvicorn", "api.main:app"]
-        super().__init__(name, [*base, "--host", "127.0.0.1", "--port", str(self.port)], env,
-                         logdir)
+        super().__init__(
+            name, [*base, "--host", "127.0.0.1", "--port", str(self.port)], env, logdir
+        )
 
     @property
     def url(self) -> str:

@@ -18,13 +18,15 @@ __all__ = ["serve"]
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started or not thread.is_alive(), timeout=30,
-                   what="in-process uvicorn")
+        wait_until(
+            lambda: server.started or not thread.is_alive(), timeout=30, what="in-process uvicorn"
+        )
         if not server.started:
             raise RuntimeError("uvicorn failed to start")
         yield f"http://127.0.0.1:{port}"

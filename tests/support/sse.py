@@ -42,8 +42,13 @@ def read_events(
                 raise TimeoutError(f"SSE condition not met in {timeout}s; got {events}")
             if line == "":
                 if "data" in fields:
-                    events.append(SseEvent(fields.get("id"), fields.get("event", "message"),
-                                           json.loads(fields["data"])))
+                    events.append(
+                        SseEvent(
+                            fields.get("id"),
+                            fields.get("event", "message"),
+                            json.loads(fields["data"]),
+                        )
+                    )
                     if until(events):
                         return events
                 fields = {}

@@ -11,8 +11,9 @@ __all__ = ["wait_until"]
 T = TypeVar("T")
 
 
-def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str,
-               interval: float = 0.05) -> T:
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

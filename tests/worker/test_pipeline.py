@@ -31,8 +31,12 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SessionBacken
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(session_backend="redis", crewai_storage_dir=tmp_path,  # type: ignore[arg-type]
-                    lease_ttl=5, _env_file=None)  # type: ignore[call-arg]
+    return Settings(
+        session_backend="redis",
+        crewai_storage_dir=tmp_path,  # type: ignore[arg-type]
+        lease_ttl=5,
+        _env_file=None,
+    )  # type: ignore[call-arg]
 
 
 async def queue(backend: SessionBackend, state: GameState, *actions: str) -> list[TurnRecord]:
@@ -73,8 +77,7 @@ async def test_a_failing_step_fails_its_turn_and_not_the_next(
             raise RuntimeError("narrator fell over")
         return run_flow_step(sid, turn, load, s)
 
-    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(),
-                            step_runner=flaky)  # type: ignore[arg-type]
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(), step_runner=flaky)  # type: ignore[arg-type]
     await pipeline.drain(state.session_id)
     failed = await backend.get_turn(state.session_id, bad.turn_id)
     assert failed is not None and failed.status is TurnStatus.FAILED
@@ -118,8 +121,14 @@ async def test_a_stale_writer_loses_and_the_turn_applies_once(
         if not raced:
             raced = True
             rival = step.state.model_copy(update={"location": "the rival's version"})
-            done = turn.model_copy(update={"status": TurnStatus.COMPLETED, "result": TurnResult(
-                narrative="rival", choices=rival.current_choices, state_version=1)})
+            done = turn.model_copy(
+                update={
+                    "status": TurnStatus.COMPLETED,
+                    "result": TurnResult(
+                        narrative="rival", choices=rival.current_choices, state_version=1
+                    ),
+                }
+            )
             asyncio.run_coroutine_threadsafe(backend.commit_turn(rival, done), loop).result(10)
         return step
 

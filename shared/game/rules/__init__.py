@@ -66,8 +66,10 @@ def route_for(state: GameState) -> Route:
 def begin_turn(state: GameState) -> GameState:
     turn = state.adventure_turn + 1
     return state.model_copy(
-        update={"adventure_turn": turn,
-                "adventure_phase": adventure_phase_for(turn, state.max_turns)}
+        update={
+            "adventure_turn": turn,
+            "adventure_phase": adventure_phase_for(turn, state.max_turns),
+        }
     )
 
 
@@ -78,8 +80,9 @@ def conclude_turn(resolution: Resolution) -> Resolution:
     if outcome.moment:
         moments = [*moments, outcome.moment][-MAX_MOMENTS:]
     completed = state.adventure_completed or state.adventure_turn >= state.max_turns
-    state = state.model_copy(update={"adventure_moments": moments,
-                                     "adventure_completed": completed})
+    state = state.model_copy(
+        update={"adventure_moments": moments, "adventure_completed": completed}
+    )
     state = state.model_copy(update={"current_choices": choices_for(state)})
     return Resolution(state, outcome)
 

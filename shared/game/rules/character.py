@@ -42,8 +42,9 @@ def player_armor(sheet: CharacterSheet) -> int:
     return 10 + modifier(sheet.dexterity) + CLASSES[sheet.character_class].armor_bonus
 
 
-def _roll_sheet(name: str, race: str, template: ClassTemplate, backstory: str,
-                dice: Dice) -> CharacterSheet:
+def _roll_sheet(
+    name: str, race: str, template: ClassTemplate, backstory: str, dice: Dice
+) -> CharacterSheet:
     scores = sorted((dice.ability_score() for _ in range(6)), reverse=True)
     stats = dict(zip(template.priorities, scores, strict=True))
     return CharacterSheet(
@@ -88,8 +89,14 @@ def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
     )
     stats = ", ".join(
         f"{ability[:3].upper()} {getattr(sheet, ability)}"
-        for ability in ("strength", "dexterity", "constitution", "intelligence", "wisdom",
-                        "charisma")
+        for ability in (
+            "strength",
+            "dexterity",
+            "constitution",
+            "intelligence",
+            "wisdom",
+            "charisma",
+        )
     )
     facts = [
         f"You are {sheet.name}, a {sheet.race} {sheet.character_class} "
@@ -97,5 +104,6 @@ def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
         f"Your abilities: {stats}. Health {health}.",
         "At the crossroads inn, three pleas for help are pinned to the notice board.",
     ]
-    return Resolution(new_state, Outcome("character_created", facts,
-                                         moment="set out from the crossroads inn"))
+    return Resolution(
+        new_state, Outcome("character_created", facts, moment="set out from the crossroads inn")
+    )

@@ -33,6 +33,5 @@ def choices_for(state: GameState) -> list[str]:
         return [f"Attack the {state.combat_state.enemy_name}", "Defend", "Flee"]
     if state.phase is GamePhase.DIALOGUE and state.npc_name:
         npc = state.npc_name
-        return [f"Ask {npc} for help", f"Persuade {npc} with a story", f"Threaten {npc}",
-                "Leave"]
+        return [f"Ask {npc} for help", f"Persuade {npc} with a story", f"Threaten {npc}", "Leave"]
     return _exploration_choices(state)

@@ -16,8 +16,9 @@ __all__ = ["MAX_ROUNDS", "combat_round", "start_combat"]
 MAX_ROUNDS = 12
 
 
-def start_combat(state: GameState, enemy_name: str, *, objective: str | None,
-                 player_first: bool) -> GameState:
+def start_combat(
+    state: GameState, enemy_name: str, *, objective: str | None, player_first: bool
+) -> GameState:
     enemy = ENEMIES[enemy_name]
     combat = CombatState(
         enemy_name=enemy.name,
@@ -32,8 +33,9 @@ def start_combat(state: GameState, enemy_name: str, *, objective: str | None,
     return state.model_copy(update={"phase": GamePhase.COMBAT, "combat_state": combat})
 
 
-def _player_attack(sheet: CharacterSheet, combat: CombatState, dice: Dice,
-                   log: list[str]) -> CombatState:
+def _player_attack(
+    sheet: CharacterSheet, combat: CombatState, dice: Dice, log: list[str]
+) -> CombatState:
     template = CLASSES[sheet.character_class]
     bonus = modifier(getattr(sheet, template.attack_stat)) + 2
     check = dice.check(bonus, combat.enemy_armor)
@@ -42,14 +44,17 @@ def _player_attack(sheet: CharacterSheet, combat: CombatState, dice: Dice,
         log.append(f"You miss the {combat.enemy_name}.")
         return combat
     dice_count = 2 if check.roll == 20 else 1
-    damage = max(1, dice.roll(template.damage_die, dice_count) + modifier(
-        getattr(sheet, template.attack_stat)))
+    damage = max(
+        1,
+        dice.roll(template.damage_die, dice_count) + modifier(getattr(sheet, template.attack_stat)),
+    )
     log.append(f"You hit the {combat.enemy_name} for {damage} damage.")
     return combat.model_copy(update={"enemy_health": max(0, combat.enemy_health - damage)})
 
 
-def _enemy_attack(state: GameState, combat: CombatState, dice: Dice, *, defending: bool,
-                  log: list[str]) -> int:
+def _enemy_attack(
+    state: GameState, combat: CombatState, dice: Dice, *, defending: bool, log: list[str]
+) -> int:
     assert state.character_sheet is not None
     armor = player_armor(state.character_sheet) + (4 if defending else 0)
     check = dice.check(combat.enemy_attack_bonus, armor)
@@ -85,8 +90,9 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
         log.append(check.describe("Escape (dexterity)"))
         if check.success:
             fled = state.model_copy(update={"combat_state": None, "phase": GamePhase.EXPLORATION})
-            return Resolution(fled, Outcome("fled", [*log, f"You escape the {combat.enemy_name}."],
-                                            checks=log))
+            return Resolution(
+                fled, Outcome("fled", [*log, f"You escape the {combat.enemy_name}."], checks=log)
+            )
     elif intent is not Intent.DEFEND:
         combat = _player_attack(sheet, combat, dice, log)
     if combat.enemy_health == 0:
@@ -98,16 +104,27 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
         fallen = state.model_copy(
             update={"health_current": 0, "combat_state": None, "adventure_completed": True}
         )
-        return Resolution(fallen, Outcome(
-            "defeated", [*log, f"You fall before the {combat.enemy_name}."],
-            moment=f"fell in battle against the {combat.enemy_name}", checks=log))
-    combat = combat.model_copy(update={"round": combat.round + 1,
-                                       "log": [*combat.log, *log][-12:]})
+        return Resolution(
+            fallen,
+            Outcome(
+                "defeated",
+                [*log, f"You fall before the {combat.enemy_name}."],
+                moment=f"fell in battle against the {combat.enemy_name}",
+                checks=log,
+            ),
+        )
+    combat = combat.model_copy(update={"round": combat.round + 1, "log": [*combat.log, *log][-12:]})
     if combat.round > MAX_ROUNDS:
-        broke_off = state.model_copy(update={"health_current": health, "combat_state": None,
-                                             "phase": GamePhase.EXPLORATION})
-        return Resolution(broke_off, Outcome(
-            "enemy_fled", [*log, f"Bloodied, the {combat.enemy_name} breaks off and vanishes."],
-            checks=log))
+        broke_off = state.model_copy(
+            update={"health_current": health, "combat_state": None, "phase": GamePhase.EXPLORATION}
+        )
+        return Resolution(
+            broke_off,
+            Outcome(
+                "enemy_fled",
+                [*log, f"Bloodied, the {combat.enemy_name} breaks off and vanishes."],
+                checks=log,
+            ),
+        )
     fighting = state.model_copy(update={"health_current": health, "combat_state": combat})
     return Resolution(fighting, Outcome("combat_round", log, checks=log))

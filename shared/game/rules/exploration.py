@@ -21,12 +21,19 @@ def _heal(state: GameState, amount: int) -> GameState:
 
 def _succeed(state: GameState, dice: Dice, facts: list[str], checks: list[str]) -> Resolution:
     new_state, more, moment = complete_objective(state, dice)
-    return Resolution(new_state, Outcome("objective_done", facts + more, moment=moment,
-                                         checks=checks))
+    return Resolution(
+        new_state, Outcome("objective_done", facts + more, moment=moment, checks=checks)
+    )
 
 
-def _search(state: GameState, sheet: CharacterSheet, objective: ObjectiveTemplate, dice: Dice,
-            *, careful: bool) -> Resolution:
+def _search(
+    state: GameState,
+    sheet: CharacterSheet,
+    objective: ObjectiveTemplate,
+    dice: Dice,
+    *,
+    careful: bool,
+) -> Resolution:
     ability = "dexterity" if careful else objective.ability
     target = objective.difficulty - (2 if careful else 0)
     check = dice.check(modifier(getattr(sheet, ability)), target)
@@ -35,29 +42,46 @@ def _search(state: GameState, sheet: CharacterSheet, objective: ObjectiveTemplat
         return _succeed(state, dice, [f"You find {objective.subject}."], checks)
     if careful:
         ambushed = start_combat(state, ROAMING_ENEMY, objective=None, player_first=False)
-        return Resolution(ambushed, Outcome(
-            "ambushed", ["An ash wolf lunges from the shadows!"], checks=checks))
+        return Resolution(
+            ambushed, Outcome("ambushed", ["An ash wolf lunges from the shadows!"], checks=checks)
+        )
     hurt = dice.roll(4)
     hazard = state.model_copy(update={"health_current": max(1, state.health_current - hurt)})
-    return Resolution(hazard, Outcome(
-        "search_failed",
-        [f"You search in vain for {objective.subject} and hurt yourself for {hurt}."],
-        checks=checks))
+    return Resolution(
+        hazard,
+        Outcome(
+            "search_failed",
+            [f"You search in vain for {objective.subject} and hurt yourself for {hurt}."],
+            checks=checks,
+        ),
+    )
 
 
-def _approach(state: GameState, sheet: CharacterSheet, objective: ObjectiveTemplate,
-              dice: Dice, intent: Intent) -> Resolution:
+def _approach(
+    state: GameState,
+    sheet: CharacterSheet,
+    objective: ObjectiveTemplate,
+    dice: Dice,
+    intent: Intent,
+) -> Resolution:
     if intent is Intent.SNEAK:
         check = dice.check(modifier(sheet.dexterity), 12)
-        fight = start_combat(state, objective.subject, objective=objective.text,
-                             player_first=check.success)
+        fight = start_combat(
+            state, objective.subject, objective=objective.text, player_first=check.success
+        )
         verdict = "unseen, and strike first" if check.success else "but it hears you coming"
-        return Resolution(fight, Outcome(
-            "combat_started", [f"You creep up on the {objective.subject}, {verdict}."],
-            checks=[check.describe("Stealth (dexterity)")]))
+        return Resolution(
+            fight,
+            Outcome(
+                "combat_started",
+                [f"You creep up on the {objective.subject}, {verdict}."],
+                checks=[check.describe("Stealth (dexterity)")],
+            ),
+        )
     fight = start_combat(state, objective.subject, objective=objective.text, player_first=True)
-    return Resolution(fight, Outcome(
-        "combat_started", [f"You confront the {objective.subject}. Steel is drawn."]))
+    return Resolution(
+        fight, Outcome("combat_started", [f"You confront the {objective.subject}. Steel is drawn."])
+    )
 
 
 def explore(state: GameState, action: str, dice: Dice) -> Resolution:
@@ -66,25 +90,38 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
     intent = intent_of(action)
     if intent is Intent.REST:
         healed = dice.roll(6) + 1
-        return Resolution(_heal(state, healed), Outcome(
-            "rested", [f"You rest and recover {healed} health."]))
-    if objective.kind is ObjectiveKind.FIGHT and intent in (Intent.ATTACK, Intent.SNEAK,
-                                                           Intent.SEARCH, Intent.CAREFUL):
+        return Resolution(
+            _heal(state, healed), Outcome("rested", [f"You rest and recover {healed} health."])
+        )
+    if objective.kind is ObjectiveKind.FIGHT and intent in (
+        Intent.ATTACK,
+        Intent.SNEAK,
+        Intent.SEARCH,
+        Intent.CAREFUL,
+    ):
         return _approach(state, sheet, objective, dice, intent)
     if objective.kind is ObjectiveKind.TALK and intent is Intent.TALK:
-        talking = state.model_copy(update={"phase": GamePhase.DIALOGUE,
-                                           "npc_name": objective.subject})
-        return Resolution(talking, Outcome(
-            "dialogue_started", [f"{objective.subject} looks up as you approach."]))
-    if objective.kind is ObjectiveKind.EXPLORE and intent in (Intent.SEARCH, Intent.CAREFUL,
-                                                             Intent.OTHER):
+        talking = state.model_copy(
+            update={"phase": GamePhase.DIALOGUE, "npc_name": objective.subject}
+        )
+        return Resolution(
+            talking, Outcome("dialogue_started", [f"{objective.subject} looks up as you approach."])
+        )
+    if objective.kind is ObjectiveKind.EXPLORE and intent in (
+        Intent.SEARCH,
+        Intent.CAREFUL,
+        Intent.OTHER,
+    ):
         return _search(state, sheet, objective, dice, careful=intent is Intent.CAREFUL)
     if intent is Intent.ATTACK:
         fight = start_combat(state, ROAMING_ENEMY, objective=None, player_first=True)
-        return Resolution(fight, Outcome(
-            "combat_started", ["Your noise draws an ash wolf out of hiding."]))
-    return Resolution(state, Outcome(
-        "looked", [f"You take in {state.location}. Your task: {objective.text.lower()}."]))
+        return Resolution(
+            fight, Outcome("combat_started", ["Your noise draws an ash wolf out of hiding."])
+        )
+    return Resolution(
+        state,
+        Outcome("looked", [f"You take in {state.location}. Your task: {objective.text.lower()}."]),
+    )
 
 
 def converse(state: GameState, action: str, dice: Dice) -> Resolution:
@@ -100,6 +137,11 @@ def converse(state: GameState, action: str, dice: Dice) -> Resolution:
     checks = [check.describe(ability.capitalize())]
     if check.success:
         return _succeed(state, dice, [f"{npc} tells you what you needed to know."], checks)
-    return Resolution(state, Outcome(
-        "dialogue_failed", [f"{npc} is not convinced, and keeps their secrets for now."],
-        checks=checks))
+    return Resolution(
+        state,
+        Outcome(
+            "dialogue_failed",
+            [f"{npc} is not convinced, and keeps their secrets for now."],
+            checks=checks,
+        ),
+    )

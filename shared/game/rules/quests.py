@@ -80,8 +80,9 @@ def accept_quest(state: GameState, action: str, dice: Dice) -> Resolution:
         f"You take up the quest: {quest.title}. {quest.description}",
         f"Your first task: {first.text.lower()}. The road leads you to {first.location}.",
     ]
-    return Resolution(new_state, Outcome("quest_accepted", facts,
-                                         moment=f"took up the quest '{quest.title}'"))
+    return Resolution(
+        new_state, Outcome("quest_accepted", facts, moment=f"took up the quest '{quest.title}'")
+    )
 
 
 def complete_objective(state: GameState, dice: Dice) -> tuple[GameState, list[str], str | None]:
@@ -97,18 +98,29 @@ def complete_objective(state: GameState, dice: Dice) -> tuple[GameState, list[st
         following = current_objective(state.model_copy(update={"active_quest": quest}))
         assert following is not None
         new_state = state.model_copy(
-            update={"active_quest": quest, "location": following.location,
-                    "phase": GamePhase.EXPLORATION, "npc_name": None}
+            update={
+                "active_quest": quest,
+                "location": following.location,
+                "phase": GamePhase.EXPLORATION,
+                "npc_name": None,
+            }
         )
-        facts = [f"Done: {objective.text.lower()}.",
-                 f"Next: {following.text.lower()}, at {following.location}."]
+        facts = [
+            f"Done: {objective.text.lower()}.",
+            f"Next: {following.text.lower()}, at {following.location}.",
+        ]
         return new_state, facts, None
     completed = [*state.completed_quests, quest]
     facts = [f"Quest complete: {quest.title}! You earn {quest.reward}."]
-    ends = quest_can_end_adventure(state.adventure_turn, state.max_turns) or len(completed) == len(QUESTS)
+    ends = quest_can_end_adventure(state.adventure_turn, state.max_turns) or len(completed) == len(
+        QUESTS
+    )
     update: dict[str, object] = {
-        "active_quest": None, "completed_quests": completed, "combat_state": None,
-        "npc_name": None, "location": "the crossroads inn",
+        "active_quest": None,
+        "completed_quests": completed,
+        "combat_state": None,
+        "npc_name": None,
+        "location": "the crossroads inn",
     }
     if ends:
         update["adventure_completed"] = True

@@ -42,8 +42,9 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         def jump() -> None:
             clock.now += ttl + 1
 
-        yield Harness(InMemoryBackend(session_ttl=ttl, turn_records_kept=16, clock=clock),
-                      "memory", jump, ttl)
+        yield Harness(
+            InMemoryBackend(session_ttl=ttl, turn_records_kept=16, clock=clock), "memory", jump, ttl
+        )
         return
     if request.param == "fakeredis":
         client = fakeredis.FakeAsyncRedis(decode_responses=True)
@@ -65,5 +66,6 @@ def new_state(seed: int = 1) -> GameState:
 
 
 def new_turn(session_id: str, action: str = "Look around") -> TurnRecord:
-    return TurnRecord(turn_id=new_turn_id(), session_id=session_id, action=action,
-                      accepted_at=time.time())
+    return TurnRecord(
+        turn_id=new_turn_id(), session_id=session_id, action=action, accepted_at=time.time()
+    )

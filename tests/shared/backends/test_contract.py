@@ -62,12 +62,9 @@ async def test_accept_queues_in_order_and_bounds_pending(harness: Harness) -> No
     with pytest.raises(TooManyPendingTurns):
         await backend.accept_turn(new_turn(state.session_id), max_pending=3, idempotency=None)
     with pytest.raises(SessionNotFound):
-        await backend.accept_turn(new_turn(new_state().session_id), max_pending=3,
-                                  idempotency=None)
+        await backend.accept_turn(new_turn(new_state().session_id), max_pending=3, idempotency=None)
     events = await backend.read_events(state.session_id, "0")
-    assert [(e.event, e.turn_id) for e in events] == [
-        ("turn.queued", t.turn_id) for t in turns
-    ]
+    assert [(e.event, e.turn_id) for e in events] == [("turn.queued", t.turn_id) for t in turns]
 
 
 async def test_idempotency_key_returns_the_first_turn(harness: Harness) -> None:
@@ -75,15 +72,16 @@ async def test_idempotency_key_returns_the_first_turn(harness: Harness) -> None:
     state = new_state()
     await backend.create(state, owner_hash="o")
     claim = IdempotencyClaim(key="retry-1", fingerprint="body-a")
-    first = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
-                                      idempotency=claim)
-    again = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
-                                      idempotency=claim)
+    first = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=claim)
+    again = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=claim)
     assert again.turn_id == first.turn_id
     assert await backend.pending_count(state.session_id) == 1
     with pytest.raises(IdempotencyKeyReused):
-        await backend.accept_turn(new_turn(state.session_id), max_pending=8,
-                                  idempotency=IdempotencyClaim("retry-1", "body-b"))
+        await backend.accept_turn(
+            new_turn(state.session_id),
+            max_pending=8,
+            idempotency=IdempotencyClaim("retry-1", "body-b"),
+        )
 
 
 async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
@@ -99,10 +97,12 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert running.attempts == 1
 
     after = state.model_copy(update={"location": "the tower"})
-    done = running.model_copy(update={
-        "status": TurnStatus.COMPLETED,
-        "result": TurnResult(narrative="n", choices=["a"], state_version=1),
-    })
+    done = running.model_copy(
+        update={
+            "status": TurnStatus.COMPLETED,
+            "result": TurnResult(narrative="n", choices=["a"], state_version=1),
+        }
+    )
     assert await backend.commit_turn(after, done) == 1
     stored = await backend.get(state.session_id)
     assert stored is not None and stored.version == 1 and stored.location == "the tower"
@@ -128,8 +128,9 @@ async def test_fail_pops_without_changing_state(harness: Harness) -> None:
     await backend.create(state, owner_hash="o")
     turn = new_turn(state.session_id)
     await backend.accept_turn(turn, max_pending=8, idempotency=None)
-    failed = turn.model_copy(update={"status": TurnStatus.FAILED,
-                                     "error": TurnError(code="x", message="broken")})
+    failed = turn.model_copy(
+        update={"status": TurnStatus.FAILED, "error": TurnError(code="x", message="broken")}
+    )
     assert await backend.fail_turn(failed)
     assert not await backend.fail_turn(failed)
     assert await backend.pending_count(state.session_id) == 0
@@ -144,16 +145,15 @@ async def test_withdraw_forgets_the_idempotency_key(harness: Harness) -> None:
     state = new_state()
     await backend.create(state, owner_hash="o")
     claim = IdempotencyClaim(key="k", fingerprint="f")
-    turn = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
-                                     idempotency=claim)
+    turn = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=claim)
     error = TurnError(code="queue_unavailable", message="try again")
-    assert await backend.withdraw_turn(state.session_id, turn.turn_id, error,
-                                       idempotency_key="k")
+    assert await backend.withdraw_turn(state.session_id, turn.turn_id, error, idempotency_key="k")
     assert not await backend.withdraw_turn(state.session_id, turn.turn_id, error)
     record = await backend.get_turn(state.session_id, turn.turn_id)
     assert record is not None and record.status is TurnStatus.FAILED
-    retried = await backend.accept_turn(new_turn(state.session_id), max_pending=8,
-                                        idempotency=claim)
+    retried = await backend.accept_turn(
+        new_turn(state.session_id), max_pending=8, idempotency=claim
+    )
     assert retried.turn_id != turn.turn_id
 
 

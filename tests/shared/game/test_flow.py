@@ -20,8 +20,9 @@ def make_state(seed: int = 4) -> GameState:
 
 
 def turn(action: str, n: int = 0) -> TurnRecord:
-    return TurnRecord(turn_id=f"{n:016d}", session_id="f" * 24, action=action,
-                      accepted_at=time.time())
+    return TurnRecord(
+        turn_id=f"{n:016d}", session_id="f" * 24, action=action, accepted_at=time.time()
+    )
 
 
 def test_flow_step_loads_through_persistence_and_applies_a_turn() -> None:
@@ -32,8 +33,9 @@ def test_flow_step_loads_through_persistence_and_applies_a_turn() -> None:
         loads.append(session_id)
         return store.get(session_id)
 
-    step = run_turn_step("f" * 24, turn("Play Pip, a halfling rogue"), load_state=load,
-                         narrator=OfflineNarrator())
+    step = run_turn_step(
+        "f" * 24, turn("Play Pip, a halfling rogue"), load_state=load, narrator=OfflineNarrator()
+    )
     assert loads == ["f" * 24]
     assert step.outcome == "character_created"
     assert step.state.version == 0  # the commit, not the flow, moves the version
@@ -50,22 +52,25 @@ def test_flow_routes_each_phase_to_its_step() -> None:
 
 def test_missing_session_is_refused_not_played_blank() -> None:
     with pytest.raises(SessionNotFound):
-        run_turn_step("f" * 24, turn("x"), load_state=lambda _: None,
-                      narrator=OfflineNarrator())
+        run_turn_step("f" * 24, turn("x"), load_state=lambda _: None, narrator=OfflineNarrator())
 
 
 def test_finished_adventure_takes_no_turn() -> None:
     done = make_state().model_copy(update={"adventure_completed": True})
     with pytest.raises(AdventureCompleted):
-        run_turn_step("f" * 24, turn("x"), load_state=lambda _: done,
-                      narrator=OfflineNarrator())
+        run_turn_step("f" * 24, turn("x"), load_state=lambda _: done, narrator=OfflineNarrator())
 
 
 def test_history_is_capped_keeping_the_newest() -> None:
     state = make_state()
     for n in range(6):
-        step = run_turn_step("f" * 24, turn("Look around", n), load_state=lambda _: state,
-                             narrator=OfflineNarrator(), history_limit=3)
+        step = run_turn_step(
+            "f" * 24,
+            turn("Look around", n),
+            load_state=lambda _, current=state: current,  # type: ignore[misc]
+            narrator=OfflineNarrator(),
+            history_limit=3,
+        )
         state = step.state.model_copy(update={"version": state.version + 1})
     assert [h.turn_id for h in state.conversation_history] == [f"{n:016d}" for n in (3, 4, 5)]
 

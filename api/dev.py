@@ -1,0 +1,41 @@
+"""Dev mode in one process: `python -m api.dev` serves the gateway with the memory backend and
+eager Celery (the turn runs in a thread of this process), so no Redis or worker is needed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+__all__ = ["main"]
+
+_HOW_TO_PLAY = """
+Pocket Portals dev server on http://{host}:{port}  (memory backend, eager Celery)
+
+Play in a terminal:   .venv/bin/portals play --url http://{host}:{port}
+Or with curl:
+  curl -s -X POST http://{host}:{port}/sessions            # note session_id and player_token
+  curl -s -X POST http://{host}:{port}/sessions/$SID/turns \\
+       -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\
+       -d '{{"choice_index": 1}}'
+  curl -s "http://{host}:{port}/sessions/$SID/turns/$TURN?wait=10" -H "Authorization: Bearer $TOKEN"
+API docs: http://{host}:{port}/docs      Sessions live in this process only.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    # Dev mode is this entry point's whole purpose; an explicit environment still wins.
+    os.environ.setdefault("SESSION_BACKEND", "memory")
+    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+    sys.stderr.write(_HOW_TO_PLAY.format(host=args.host, port=args.port))
+    uvicorn.run("api.main:app", host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
