@@ -19,6 +19,7 @@ from api.limits import BodySizeLimit
 from api.routes import events, health, sessions, turns
 from api.schemas import ErrorResponse
 from shared.backends import SessionBackend, create_backend
+from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
 __all__ = ["app", "create_app"]
@@ -51,6 +52,7 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     narrator_delay: Annotated[float, Field(ge=0)] = 0.0
 
     crewai_storage_dir: Path = Path(".crewai").absolute()
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
@@ -76,6 +76,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "TURN_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT, otherwise the broker "
                 "hands a still-running turn to a second worker."
+            )
+        if self.turn_records_kept <= self.max_pending_turns:
+            raise ConfigurationError(
+                "TURN_RECORDS_KEPT must exceed MAX_PENDING_TURNS: records of pending turns "
+                "must never be pruned."
             )
         if self.turn_soft_time_limit >= self.turn_time_limit:
             raise ConfigurationError("TURN_SOFT_TIME_LIMIT must be below TURN_TIME_LIMIT.")

@@ -86,6 +86,7 @@ def service_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CREWAI_STORAGE_DIR": str(tmp_path / "crewai"),
         "SSE_PING_INTERVAL": "1",
+        "REDIS_SESSION_TTL": "600",
         "LEASE_TTL": "5",
         "PYTHONUNBUFFERED": "1",
     }

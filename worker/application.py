@@ -3,8 +3,12 @@ task name without importing CrewAI; workers load `worker.tasks` through `include
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery
+from celery.signals import setup_logging
+
+from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
 __all__ = ["PROCESS_SESSION", "create_celery_app"]
@@ -51,6 +55,13 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _setup_logging(**_: Any) -> None:
+    # Connected, so Celery leaves the root logger to us: the pipeline's own records (turn
+    # failures, lost races) reach the worker's log in the same format as Celery's.
+    configure_logging(get_settings())
 
 
 app = create_celery_app(get_settings())

@@ -1,0 +1,95 @@
+"""Docker cannot run here, so check what can be checked of the compose file and images:
+commands name real modules, every variable is a real setting, the stack's promises hold."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# Variables read by libraries rather than by Settings.
+THIRD_PARTY_VARIABLES = {"CREWAI_STORAGE_DIR"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_redis_is_durable_and_never_evicts(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_gateway_waits_for_healthy_redis_and_workers_scale(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # A fixed container name would make `--scale worker=N` fail.
+    assert "container_name" not in services["worker"]
+    assert "ports" not in services["worker"]
+
+
+def _import_target(module: str, attribute: str) -> object:
+    return getattr(importlib.import_module(module), attribute)
+
+
+def test_commands_point_at_real_modules(compose: dict[str, Any]) -> None:
+    api_command = compose["services"]["api"]["command"]
+    assert api_command[0] == "uvicorn"
+    module, _, attribute = api_command[1].partition(":")
+    assert _import_target(module, attribute) is not None
+    worker_command = compose["services"]["worker"]["command"]
+    assert worker_command[:2] == ["celery", "-A"]
+    celery_app = _import_target(worker_command[2], "app")
+    assert type(celery_app).__name__ == "Celery"
+    for dockerfile in ("Dockerfile.api", "Dockerfile.worker"):
+        cmd = re.search(r"^CMD \[(.*)\]$", (ROOT / dockerfile).read_text(), re.M)
+        assert cmd is not None
+        words = [w.strip().strip('"') for w in cmd.group(1).split(",")]
+        expected = api_command if dockerfile.endswith("api") else worker_command
+        assert words[:3] == expected[:3]
+
+
+def test_every_environment_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+    known = {name.upper() for name in Settings.model_fields} | THIRD_PARTY_VARIABLES
+    for name in ("api", "worker"):
+        variables = set(compose["services"][name]["environment"])
+        assert variables <= known, variables - known
+        settings = Settings(
+            **{  # type: ignore[arg-type]
+                k.lower(): v
+                for k, v in compose["services"][name]["environment"].items()
+                if k.lower() in Settings.model_fields
+            }
+        )
+        assert settings.session_backend == "redis" and not settings.celery_task_always_eager
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.api", "Dockerfile.worker"])
+def test_images_are_slim_non_root_and_cache_dependencies(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
+    assert re.search(r"^FROM python:3\.1[1-9]-slim", text, re.M)
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1] not in {"root", "0"}
+    # Dependencies are installed before the source is copied, so code edits reuse that layer.
+    assert text.index("pip install -c constraints.txt") < text.index("COPY shared")
+    for line in re.findall(r"^COPY (.+)$", text, re.M):
+        for copied in line.split()[:-1]:
+            assert (ROOT / copied).exists(), copied
+
+
+def test_gateway_image_leaves_crewai_out() -> None:
+    assert "--without crewai" in (ROOT / "Dockerfile.api").read_text()
+    assert "--without" not in (ROOT / "Dockerfile.worker").read_text()
