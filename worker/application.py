@@ -11,9 +11,11 @@ from celery.signals import setup_logging
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
-__all__ = ["PROCESS_SESSION", "create_celery_app"]
+__all__ = ["PROCESS_SESSION", "READY_MARK", "create_celery_app"]
 
 PROCESS_SESSION = "pocket_portals.process_session"
+# Logged by each pool process once it can run a turn at full speed (tests wait for it).
+READY_MARK = "pocket-portals-turns"
 
 
 def create_celery_app(settings: Settings) -> Celery:

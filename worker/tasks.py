@@ -10,7 +10,7 @@ from celery import Task
 from celery.signals import worker_process_init
 
 from shared.settings import get_settings
-from worker.application import PROCESS_SESSION, app
+from worker.application import PROCESS_SESSION, READY_MARK, app
 from worker.pipeline import DrainOutcome
 from worker.runtime import get_runtime
 
@@ -26,6 +26,7 @@ def _warm_up(**_: Any) -> None:
     import shared.game.flow  # noqa: F401
 
     get_runtime()
+    logger.info("%s: pool process ready", READY_MARK)
 
 
 @app.task(name=PROCESS_SESSION, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]

@@ -137,7 +137,7 @@ def test_a_turn_refreshes_the_ttl_of_every_session_key(
 def test_an_idle_session_expires_into_a_clean_404(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
-    env = {"REDIS_SESSION_TTL": "2"}
+    env = {"REDIS_SESSION_TTL": "5"}
     worker_factory(env)
     gateway = gateway_factory(env)
     player = Player(gateway.url)

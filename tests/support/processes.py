@@ -12,6 +12,7 @@ import httpx
 
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
+from worker.application import READY_MARK
 
 __all__ = ["REPO_ROOT", "CeleryWorker", "Gateway", "ManagedProcess"]
 
@@ -72,6 +73,7 @@ class CeleryWorker(ManagedProcess):
     def __init__(
         self, env: dict[str, str], logdir: Path, *, name: str = "worker", concurrency: int = 2
     ) -> None:
+        self.concurrency = concurrency
         args = [
             sys.executable,
             "-m",
@@ -94,8 +96,9 @@ class CeleryWorker(ManagedProcess):
 
     def wait_ready(self, timeout: float = 90) -> None:
         def ready() -> bool:
+            # Every pool process has imported the game and opened its runtime.
             self.check_alive()
-            return " ready." in self.log()
+            return self.log().count(f"{READY_MARK}: pool process ready") >= self.concurrency
 
         wait_until(ready, timeout=timeout, what=f"celery worker {self.name}", interval=0.1)
 
