@@ -206,9 +206,12 @@ class InMemoryBackend:
     async def head_turn(self, session_id: str) -> TurnRecord | None:
         with self._lock:
             session = self._live(session_id)
-            if session is None or not session.inbox:
-                return None
-            return session.turns[session.inbox[0]].model_copy()
+            while session is not None and session.inbox:
+                record = session.turns.get(session.inbox[0])
+                if record is not None:
+                    return record.model_copy()
+                session.inbox.pop(0)  # its record is gone: it can never be applied
+            return None
 
     async def pending_count(self, session_id: str) -> int:
         with self._lock:

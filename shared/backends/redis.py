@@ -53,31 +53,23 @@ class RedisBackend:
         # A blocking XREAD must return before the socket timeout would cut it off.
         self.max_block = max_block
         self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(getattr(lua, name))
-            for name in (
-                "CREATE",
-                "UPDATE",
-                "ACCEPT",
-                "WITHDRAW",
-                "START",
-                "COMMIT",
-                "FAIL",
-                "APPEND_EVENT",
-                "RENEW",
-                "RELEASE",
-            )
+            name: client.register_script(getattr(lua, name)) for name in lua.__all__
         }
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> RedisBackend:
-        client = aioredis.Redis.from_url(
+        # A blocking pool: when every connection is busy (each waiting SSE reader holds one),
+        # a caller waits up to the socket timeout for one instead of failing at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url or settings.redis_url,
             decode_responses=True,
             socket_timeout=settings.redis_socket_timeout,
             socket_connect_timeout=settings.redis_socket_timeout,
             max_connections=settings.redis_max_connections,
+            timeout=settings.redis_socket_timeout,
             health_check_interval=30,
         )
+        client = aioredis.Redis.from_pool(pool)
         return cls(
             client,
             session_ttl=settings.redis_session_ttl,
@@ -199,12 +191,7 @@ class RedisBackend:
         return None if raw is None else TurnRecord.model_validate_json(raw)
 
     async def head_turn(self, session_id: str) -> TurnRecord | None:
-        keys = SessionKeys(session_id)
-        async with self._guard():
-            turn_id = await self.client.lindex(keys.inbox, 0)
-            if turn_id is None:
-                return None
-            raw = await self.client.hget(keys.turns, turn_id)
+        raw = await self._run("HEAD", SessionKeys(session_id).expiring(), [])
         return None if raw is None else TurnRecord.model_validate_json(raw)
 
     async def pending_count(self, session_id: str) -> int:

@@ -12,6 +12,7 @@ __all__ = [
     "COMMIT",
     "CREATE",
     "FAIL",
+    "HEAD",
     "RENEW",
     "RELEASE",
     "START",
@@ -82,6 +83,18 @@ refresh(ARGV[4])
 return {'accepted'}
 """
 )
+
+HEAD = """
+-- The record of the oldest pending turn. An id whose record is gone cannot be applied: drop
+-- it rather than leave the session stuck behind it.
+while true do
+  local turn_id = redis.call('LINDEX', KEYS[2], 0)
+  if not turn_id then return false end
+  local record = redis.call('HGET', KEYS[3], turn_id)
+  if record then return record end
+  redis.call('LPOP', KEYS[2])
+end
+"""
 
 WITHDRAW = (
     _REFRESH

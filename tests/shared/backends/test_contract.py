@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.backends import IdempotencyClaim
+from shared.backends import IdempotencyClaim, InMemoryBackend, RedisBackend
+from shared.backends.keys import SessionKeys
 from shared.errors import (
     IdempotencyKeyReused,
     SessionNotFound,
@@ -213,3 +214,23 @@ async def test_session_expires_after_ttl_without_writes(harness: Harness) -> Non
     assert not await backend.exists(state.session_id)
     assert await backend.pending_count(state.session_id) == 0
     assert await backend.read_events(state.session_id, "0") == []
+
+
+async def test_a_pending_turn_without_a_record_does_not_block_the_session(
+    harness: Harness,
+) -> None:
+    """Defence in depth: an inbox id whose record vanished is dropped, not spun on."""
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    orphan, real = new_turn(state.session_id), new_turn(state.session_id)
+    for turn in (orphan, real):
+        await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    if isinstance(backend, InMemoryBackend):
+        backend._sessions[state.session_id].turns.pop(orphan.turn_id)
+    else:
+        assert isinstance(backend, RedisBackend)
+        await backend.client.hdel(SessionKeys(state.session_id).turns, orphan.turn_id)
+    head = await backend.head_turn(state.session_id)
+    assert head is not None and head.turn_id == real.turn_id
+    assert await backend.pending_count(state.session_id) == 1
