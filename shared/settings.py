@@ -39,16 +39,24 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = None
     celery_task_always_eager: bool = False
     celery_queue: str = "pocket_portals.turns"
-    # The broker re-delivers an unacknowledged turn after this long; turns must finish well
-    # before it (the hard time limit below is kept under it).
-    celery_visibility_timeout: Annotated[int, Field(gt=0)] = 600
-    turn_soft_time_limit: Seconds = 240.0
-    turn_time_limit: Seconds = 300.0
+    # The Redis broker re-delivers an unacknowledged task after this long: it bounds how long
+    # the turns of a whole worker that died stay stuck. Turns must finish well before it (the
+    # hard time limit is kept under it, checked below).
+    celery_visibility_timeout: Annotated[int, Field(gt=0)] = 300
+    turn_soft_time_limit: Seconds = 90.0
+    turn_time_limit: Seconds = 120.0
+    # SIGTERM lets running turns finish for this long; the rest go back to the queue.
+    worker_shutdown_timeout: Annotated[float, Field(ge=0)] = 30.0
 
     # The lease only keeps two workers from paying for the same step; correctness comes from
     # the version-checked commit. A dead holder delays its session by at most lease_ttl.
     lease_ttl: Seconds = 15.0
     lease_retry_delay: Seconds = 1.0
+
+    # A step that raises is tried again (with exponential backoff) up to this many attempts
+    # in all, counting attempts that died with their worker; then the turn fails.
+    turn_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    turn_retry_backoff: Annotated[float, Field(ge=0)] = 0.5
 
     max_pending_turns: Annotated[int, Field(gt=0)] = 8
     history_limit: Annotated[int, Field(ge=20)] = 50
@@ -59,7 +67,10 @@ class Settings(BaseSettings):
     sse_ping_interval: Seconds = 15.0
 
     max_turns: Annotated[int, Field(ge=5)] = 40
+    # Drills: the offline narrator pauses this long per turn (a slow LLM), and fails every
+    # turn whose action contains NARRATOR_FAIL_ON (a broken one). Off by default.
     narrator_delay: Annotated[float, Field(ge=0)] = 0.0
+    narrator_fail_on: str = ""
 
     crewai_storage_dir: Path = Path(".crewai").absolute()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -99,9 +99,8 @@ def worker_factory(
     workers: list[CeleryWorker] = []
 
     def make(env: dict[str, str] | None = None, **kwargs: Any) -> CeleryWorker:
-        worker = CeleryWorker(
-            {**service_env, **(env or {})}, tmp_path, name=f"worker{len(workers)}", **kwargs
-        )
+        kwargs.setdefault("name", f"worker{len(workers)}")
+        worker = CeleryWorker({**service_env, **(env or {})}, tmp_path, **kwargs)
         workers.append(worker)
         worker.start()
         worker.wait_ready()
@@ -119,9 +118,8 @@ def gateway_factory(
     gateways: list[Gateway] = []
 
     def make(env: dict[str, str] | None = None, **kwargs: Any) -> Gateway:
-        gateway = Gateway(
-            {**service_env, **(env or {})}, tmp_path, name=f"gateway{len(gateways)}", **kwargs
-        )
+        kwargs.setdefault("name", f"gateway{len(gateways)}")
+        gateway = Gateway({**service_env, **(env or {})}, tmp_path, **kwargs)
         gateways.append(gateway)
         gateway.start()
         gateway.wait_ready()

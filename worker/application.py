@@ -24,12 +24,19 @@ def create_celery_app(settings: Settings) -> Celery:
         # An unacknowledged turn is handed to another worker after this long; it must exceed
         # the longest turn (the hard time limit), or a slow turn would run twice.
         "visibility_timeout": settings.celery_visibility_timeout,
+        # Look for such abandoned tasks often enough that recovery takes about the visibility
+        # timeout, not kombu's default of up to 100 s more.
+        "unacked_restore_interval": max(1, min(10, settings.celery_visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_timeout,
     }
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task that fails (not a turn: turn failures are handled inside) is left
+        # unacknowledged so the broker re-delivers it; the turn's attempt count bounds repeats.
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.turn_time_limit,
         task_soft_time_limit=settings.turn_soft_time_limit,

@@ -15,14 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.backends import SessionBackend
-from shared.errors import AdventureCompleted, PortalsError, SessionNotFound, VersionConflict
+from shared.errors import (
+    AdventureCompleted,
+    BackendUnavailable,
+    PortalsError,
+    SessionNotFound,
+    VersionConflict,
+)
 from shared.models import GameState, TurnError, TurnRecord, TurnResult, TurnStatus
 from shared.settings import Settings
 
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["DrainOutcome", "StepRunner", "TurnPipeline", "run_flow_step"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings], "StepResult"]
 
@@ -55,7 +64,7 @@ def run_flow_step(
         session_id,
         turn,
         load_state=load_state,
-        narrator=OfflineNarrator(delay=settings.narrator_delay),
+        narrator=OfflineNarrator(delay=settings.narrator_delay, fail_on=settings.narrator_fail_on),
         history_limit=settings.history_limit,
     )
 
@@ -68,13 +77,11 @@ class TurnPipeline:
         *,
         loop: asyncio.AbstractEventLoop,
         step_runner: StepRunner | None = None,
-        max_attempts: int = 3,
     ) -> None:
         self.backend = backend
         self.settings = settings
         self.loop = loop
         self.step_runner = step_runner or run_flow_step
-        self.max_attempts = max_attempts
 
     async def drain(self, session_id: str) -> DrainOutcome:
         holder = uuid.uuid4().hex
@@ -96,50 +103,71 @@ class TurnPipeline:
             head = await self.backend.head_turn(session_id)
             if head is None:
                 return
-            if head.attempts >= self.max_attempts:
-                # Each attempt died with its worker (a crash leaves no other trace).
+            if head.attempts >= self.settings.turn_max_attempts:
+                # Every attempt died with its worker (a crash leaves no other trace).
                 await self._fail(
                     head, "turn_abandoned", "This turn could not be completed; please try again."
                 )
                 continue
+            if head.attempts:
+                await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
             running = await self.backend.start_turn(session_id, head.turn_id, time.time())
             if running is None:
                 continue
-            try:
-                step = await self._step_with_heartbeat(session_id, holder, running)
-            except SessionNotFound:
+            logger.info(
+                "turn %s started in pid %d (attempt %d)",
+                running.turn_id,
+                os.getpid(),
+                running.attempts,
+                extra={"session_id": session_id, "turn_id": running.turn_id},
+            )
+            if not await self._apply(session_id, holder, running):
                 return
-            except AdventureCompleted as exc:
-                await self._fail(running, exc.code, exc.message)
-                continue
-            except Exception:
-                logger.exception(
-                    "turn step failed", extra={"session_id": session_id, "turn_id": running.turn_id}
-                )
+
+    def _backoff(self, turn: TurnRecord) -> float:
+        # Exponential, but short of the lease: a retry must not cost the session its lease.
+        delay = self.settings.turn_retry_backoff * 2 ** (turn.attempts - 1)
+        return float(min(delay, self.settings.lease_ttl / 2))
+
+    async def _apply(self, session_id: str, holder: str, running: TurnRecord) -> bool:
+        """Run and commit one attempt of the head turn. False: the session is gone."""
+        ids = {"session_id": session_id, "turn_id": running.turn_id}
+        try:
+            step = await self._with_heartbeat(
+                session_id,
+                holder,
+                asyncio.to_thread(
+                    self.step_runner, session_id, running, self._load_state, self.settings
+                ),
+            )
+        except SessionNotFound:
+            return False
+        except AdventureCompleted as exc:
+            await self._fail(running, exc.code, exc.message)
+            return True
+        except BackendUnavailable:
+            raise  # the store is down: the task retries later, the turn stays at the head
+        except Exception:
+            logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
+            if running.attempts >= self.settings.turn_max_attempts:
                 await self._fail(
                     running,
                     "step_failed",
                     "The story could not continue this turn; try another action.",
                 )
-                continue
-            try:
-                await self._commit(step.state, running, step.narrative)
-            except VersionConflict:
-                logger.info(
-                    "commit lost a race; reloading",
-                    extra={"session_id": session_id, "turn_id": running.turn_id},
-                )
-            except SessionNotFound:
-                return
+            return True  # otherwise it stays at the head and is tried again after a backoff
+        try:
+            await self._commit(step.state, running, step.narrative)
+        except VersionConflict:
+            logger.info("commit lost a race; reloading", extra=ids)
+        except SessionNotFound:
+            return False
+        return True
 
-    async def _step_with_heartbeat(
-        self, session_id: str, holder: str, turn: TurnRecord
-    ) -> StepResult:
+    async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
         heartbeat = asyncio.create_task(self._heartbeat(session_id, holder))
         try:
-            return await asyncio.to_thread(
-                self.step_runner, session_id, turn, self._load_state, self.settings
-            )
+            return await work
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

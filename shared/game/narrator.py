@@ -12,7 +12,7 @@ from shared.game.dice import Dice
 from shared.game.rules import Outcome
 from shared.models import AdventurePhase, GameState
 
-__all__ = ["Narration", "Narrator", "OfflineNarrator"]
+__all__ = ["Narration", "Narrator", "NarratorFailure", "OfflineNarrator"]
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,23 @@ _REACTION: dict[str, list[str]] = {
 }
 
 
-class OfflineNarrator:
-    """Deterministic narration; `delay` stands in for a slow LLM (tests use it to catch a
-    turn in flight)."""
+class NarratorFailure(RuntimeError):
+    """The narrator could not tell this turn."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+
+class OfflineNarrator:
+    """Deterministic narration. For drills, `delay` stands in for a slow LLM (tests use it to
+    catch a turn in flight) and `fail_on` for a broken one."""
+
+    def __init__(self, delay: float = 0.0, fail_on: str = "") -> None:
         self.delay = delay
+        self.fail_on = fail_on
 
     def narrate(self, state: GameState, action: str, outcome: Outcome, dice: Dice) -> Narration:
         if self.delay:
             time.sleep(self.delay)
+        if self.fail_on and self.fail_on in action:
+            raise NarratorFailure(f"drill: the narrator fails on {self.fail_on!r}")
         parts = [dice.choice(_MOOD[state.adventure_phase])]
         parts += [fact[:1].upper() + fact[1:] for fact in outcome.facts]
         reaction = _REACTION.get(outcome.kind)

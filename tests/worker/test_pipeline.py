@@ -72,13 +72,17 @@ async def test_a_failing_step_fails_its_turn_and_not_the_next(
     await backend.create(state, owner_hash="o")
     bad, good = await queue(backend, state, "explode", "Play Pip, a halfling rogue")
 
+    attempts: list[int] = []
+
     def flaky(sid: str, turn: TurnRecord, load: StateLoader, s: Settings) -> object:
         if turn.action == "explode":
+            attempts.append(turn.attempts)
             raise RuntimeError("narrator fell over")
         return run_flow_step(sid, turn, load, s)
 
     pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(), step_runner=flaky)  # type: ignore[arg-type]
     await pipeline.drain(state.session_id)
+    assert attempts == [1, 2, 3]  # bounded retries, then the turn fails
     failed = await backend.get_turn(state.session_id, bad.turn_id)
     assert failed is not None and failed.status is TurnStatus.FAILED
     assert failed.error is not None and "try another action" in failed.error.message
