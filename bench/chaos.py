@@ -280,7 +280,7 @@ def render(report: Report, args: argparse.Namespace) -> str:
     rows += [(f"  failed: {code}", n) for code, n in sorted(report.failed.items())]
     rows += [(f"  retried by client: {code}", n) for code, n in sorted(report.rejected.items())]
     for what, seconds in report.recoveries:
-        rows.append((f"recovery after {what}", f"{seconds:.1f} s"))
+        rows.append((f"new turns served again after: {what}", f"{seconds:.1f} s"))
     width = max(len(r[0]) for r in rows)
     lines = [
         f"# Chaos run {datetime.now(UTC).isoformat(timespec='seconds')}",
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     report = Report()
     with tempfile.TemporaryDirectory(prefix="pocket-chaos-") as tmp:
