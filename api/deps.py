@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.enqueue import Enqueuer
 from shared.backends import SessionBackend
@@ -15,6 +17,8 @@ from shared.settings import Settings
 
 __all__ = [
     "AuthorizedSession",
+    "BearerCredentials",
+    "QueryToken",
     "Backend",
     "Queue",
     "Services",
@@ -22,6 +26,7 @@ __all__ = [
     "SettingsDep",
     "TurnIdParam",
     "bearer_token",
+    "check_owner",
 ]
 
 
@@ -77,27 +82,45 @@ SessionIdParam = Annotated[str, Depends(_session_id)]
 TurnIdParam = Annotated[str, Depends(_turn_id)]
 
 
-def bearer_token(authorization: str | None) -> str:
-    if not authorization:
+# Declared as security schemes so the OpenAPI document says how to authenticate; parsing
+# errors are ours to report (auto_error=False), in the service's error format.
+player_token_header = HTTPBearer(
+    auto_error=False,
+    scheme_name="PlayerToken",
+    description="The player_token returned by POST /sessions.",
+)
+player_token_query = APIKeyQuery(
+    name="token",
+    auto_error=False,
+    scheme_name="PlayerTokenQuery",
+    description="The player token as a query parameter, for EventSource (events only).",
+)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(player_token_header)]
+QueryToken = Annotated[str | None, Security(player_token_query)]
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
         raise Unauthorized()
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    if not _TOKEN.fullmatch(credentials.credentials):
         raise Unauthorized("The Authorization header must be 'Bearer <player_token>'.")
-    return token
+    return credentials.credentials
 
 
-async def _authorized_session(
-    session_id: SessionIdParam,
-    backend: Backend,
-    authorization: Annotated[str | None, Header()] = None,
-) -> str:
-    token = bearer_token(authorization)
-    owner = await backend.owner_hash(session_id)
+async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:
+    owner = await backend.owner_hash(session_id) if _TOKEN.fullmatch(token) else None
     # A wrong token looks exactly like a missing session: tokens cannot probe for sessions.
     if owner is None or not token_matches(token, owner):
         raise SessionNotFound(session_id)
     return session_id
+
+
+async def _authorized_session(
+    session_id: SessionIdParam, backend: Backend, credentials: BearerCredentials
+) -> str:
+    return await check_owner(backend, session_id, bearer_token(credentials))
 
 
 AuthorizedSession = Annotated[str, Depends(_authorized_session)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -28,14 +29,22 @@ class Enqueuer(Protocol):
     async def ping(self) -> None:
         """Raise `BackendUnavailable` if the broker does not answer."""
 
+    async def depth(self) -> int:
+        """Tasks waiting in the queue (at most a second old)."""
+
     async def aclose(self) -> None: ...
 
 
 class CeleryEnqueuer:
-    def __init__(self, app: Celery, task_name: str, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self, app: Celery, task_name: str, *, timeout: float = 3.0, depth_max_age: float = 1.0
+    ) -> None:
         self.app = app
         self.task_name = task_name
         self.timeout = timeout
+        self.depth_max_age = depth_max_age
+        self._depth = (0, float("-inf"))
+        self._depth_lock = asyncio.Lock()
         # Publishing blocks on a socket: keep it off the loop, in threads of its own so a slow
         # broker cannot starve the loop's default executor.
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
@@ -65,6 +74,32 @@ class CeleryEnqueuer:
             )
         except Exception as exc:
             raise BackendUnavailable("task queue") from exc
+
+    def _measure_depth(self) -> int:
+        queue = self.app.conf.task_default_queue
+        with self.app.connection_for_read() as connection:
+            try:
+                declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            except connection.channel_errors:
+                return 0  # no worker has declared the queue yet: nothing waits in it
+            return int(declared.message_count)
+
+    async def depth(self) -> int:
+        # Sampled at most once a second, by one request at a time: a busy gateway must not
+        # ask the broker on every turn.
+        async with self._depth_lock:
+            value, measured_at = self._depth
+            now = time.monotonic()
+            if now - measured_at > self.depth_max_age:
+                loop = asyncio.get_running_loop()
+                try:
+                    value = await asyncio.wait_for(
+                        loop.run_in_executor(self._executor, self._measure_depth), self.timeout
+                    )
+                except Exception as exc:
+                    raise BackendUnavailable("task queue") from exc
+                self._depth = (value, now)
+            return value
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -104,6 +139,9 @@ class EagerEnqueuer:
 
     async def ping(self) -> None:
         return None
+
+    async def depth(self) -> int:
+        return len(self._tasks)
 
     async def aclose(self) -> None:
         if self._tasks:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,12 +14,12 @@ from shared.errors import (
     BackendUnavailable,
     Overloaded,
     PortalsError,
+    RateLimited,
     TooManyPendingTurns,
 )
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "internal_error_response"]
 
-logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -49,6 +47,13 @@ def error_response(
 
 
 def _retry_after(exc: PortalsError) -> Mapping[str, str] | None:
+    if isinstance(exc, RateLimited):
+        return {
+            "Retry-After": str(exc.retry_after),
+            "RateLimit-Limit": str(exc.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(exc.retry_after),
+        }
     if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded):
         return {"Retry-After": str(exc.retry_after)}
     return None
@@ -81,19 +86,22 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot even decode (not UTF-8, say): to a client that
+        # is the same mistake as malformed JSON.
+        return error_response(
+            422,
+            "invalid_request",
+            "body: the body is not valid JSON",
+            details=[{"field": "body", "message": "the body is not valid JSON"}],
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    correlation_id = uuid.uuid4().hex
-    logger.error(
-        "unhandled error on %s %s [correlation_id=%s]",
-        request.method,
-        request.url.path,
-        correlation_id,
-        exc_info=exc,
-    )
+def internal_error_response(correlation_id: str) -> JSONResponse:
+    """The body of an unexpected error says nothing of it: only the id that finds it in the
+    log (the same id is in the `X-Request-ID` header)."""
     return error_response(
         500,
         "internal_error",
@@ -106,4 +114,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PortalsError, _portals_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -11,30 +11,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from api.correlation import CorrelationId
 from api.deps import Services
 from api.enqueue import CeleryEnqueuer, EagerEnqueuer, Enqueuer
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import events, health, sessions, turns
-from api.schemas import ErrorResponse
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
 __all__ = ["app", "create_app"]
-
-_ERRORS = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing or malformed player token.",
-        404: "Unknown, expired or not-yours session (or turn).",
-        413: "Body too large.",
-        422: "Invalid request.",
-        429: "Too many pending turns.",
-        503: "A backend is unavailable.",
-    }.items()
-}
 
 
 def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
@@ -72,11 +61,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Pocket Portals turn service",
         version="1.0.0",
+        description="Turns of an LLM-narrated text adventure, queued to workers. See docs/api.md.",
         lifespan=lifespan,
-        responses=_ERRORS,  # type: ignore[arg-type]
+        debug=settings.debug,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=[
+                "Retry-After",
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+        )
+    # Last added, outermost: every response, even a 413 or a 500, carries the id.
+    app.add_middleware(CorrelationId)
     for module in (sessions, turns, events, health):
         app.include_router(module.router)
     return app

@@ -14,7 +14,8 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
     │   ├── AdventureCompleted        409 adventure_completed
     │   ├── PayloadTooLarge           413 payload_too_large
-    │   └── TooManyPendingTurns       429 too_many_pending_turns
+    │   ├── TooManyPendingTurns       429 too_many_pending_turns
+    │   └── RateLimited               429 rate_limited
     ├── ServiceError              the service's fault or state (5xx)
     │   ├── BackendUnavailable        503 backend_unavailable
     │   └── Overloaded                503 overloaded
@@ -33,6 +34,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "PortalsError",
+    "RateLimited",
     "RequestError",
     "ServiceError",
     "SessionNotFound",
@@ -134,6 +136,16 @@ class TooManyPendingTurns(RequestError):
     def __init__(self, session_id: str, limit: int, retry_after: int = 2) -> None:
         super().__init__(f"This session already has {limit} turns waiting; wait for one to finish.")
         self.session_id = session_id
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"More than {limit} requests a minute from this client; slow down.")
         self.limit = limit
         self.retry_after = retry_after
 

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 
-__all__ = ["BackendKind", "Settings", "get_settings"]
+__all__ = ["BackendKind", "Environment", "Settings", "get_settings"]
 
 
 class BackendKind(StrEnum):
@@ -24,11 +24,22 @@ class BackendKind(StrEnum):
     MEMORY = "memory"
 
 
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
 Seconds = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    # Origins allowed to call the API from a browser (CORS), as a JSON list:
+    # CORS_ORIGINS='["https://play.example.com"]'. Empty: no cross-origin access.
+    cors_origins: list[str] = Field(default_factory=list)
 
     session_backend: BackendKind = BackendKind.REDIS
     redis_url: str = "redis://localhost:6379/0"
@@ -59,6 +70,12 @@ class Settings(BaseSettings):
     turn_retry_backoff: Annotated[float, Field(ge=0)] = 0.5
 
     max_pending_turns: Annotated[int, Field(gt=0)] = 8
+    # Turns waiting in the broker queue, all sessions together, before new ones get
+    # 503 overloaded: a bound on how far behind the workers may fall.
+    max_queue_depth: Annotated[int, Field(gt=0)] = 10_000
+    # Requests per client (IP address) per minute, shared by every gateway process through
+    # the session store; 0 turns the limit off.
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600
     history_limit: Annotated[int, Field(ge=20)] = 50
     events_maxlen: Annotated[int, Field(gt=0)] = 1000
     turn_records_kept: Annotated[int, Field(ge=16)] = 64
@@ -74,6 +91,25 @@ class Settings(BaseSettings):
 
     crewai_storage_dir: Path = Path(".crewai").absolute()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Self:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if self.session_backend is BackendKind.MEMORY:
+            problems.append("SESSION_BACKEND=memory (sessions would vanish with the process)")
+        if self.celery_task_always_eager:
+            problems.append("CELERY_TASK_ALWAYS_EAGER=true (turns would run in the gateway)")
+        if "*" in self.cors_origins:
+            problems.append("a wildcard in CORS_ORIGINS (any site could call the API)")
+        if self.debug:
+            problems.append("DEBUG=true")
+        if problems:
+            raise ConfigurationError(
+                "ENVIRONMENT=production refuses to start with " + "; ".join(problems) + "."
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

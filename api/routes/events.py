@@ -6,17 +6,32 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import Backend, SessionIdParam, SettingsDep, bearer_token
+from api.deps import (
+    Backend,
+    BearerCredentials,
+    QueryToken,
+    SessionIdParam,
+    SettingsDep,
+    bearer_token,
+    check_owner,
+)
+from api.openapi import errors
+from api.ratelimit import rate_limit
 from shared.backends import SessionBackend
-from shared.errors import InvalidRequest, SessionNotFound
-from shared.ids import is_event_id, token_matches
+from shared.errors import InvalidRequest
+from shared.ids import is_event_id
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/sessions/{session_id}/events", tags=["events"])
+router = APIRouter(
+    prefix="/sessions/{session_id}/events",
+    tags=["events"],
+    dependencies=[Depends(rate_limit)],
+    responses=errors(401, 404, 422, 429, 503),
+)
 
 
 async def _stream(
@@ -47,16 +62,12 @@ async def stream_events(
     session_id: SessionIdParam,
     backend: Backend,
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
-    token: Annotated[
-        str | None, Query(max_length=256, description="For EventSource, which cannot set headers.")
-    ] = None,
+    credentials: BearerCredentials,
+    token: QueryToken,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    player_token = token if token and not authorization else bearer_token(authorization)
-    owner = await backend.owner_hash(session_id)
-    if owner is None or not token_matches(player_token, owner):
-        raise SessionNotFound(session_id)
+    player_token = token if token and credentials is None else bearer_token(credentials)
+    await check_owner(backend, session_id, player_token)
     if last_event_id is not None:
         last_event_id = last_event_id.strip()
         if not is_event_id(last_event_id):

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import Backend, Queue
+from api.openapi import errors
 from shared.errors import BackendUnavailable
 
 __all__ = ["router"]
@@ -18,7 +19,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency does not answer."}})
+@router.get("/readyz", responses=errors(503))
 async def readyz(backend: Backend, queue: Queue) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, probe in (("session_store", backend.ping), ("broker", queue.ping)):

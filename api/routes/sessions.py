@@ -5,9 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Response
 
 from api.deps import AuthorizedSession, Backend, SettingsDep
+from api.openapi import AUTHORIZED, PUBLIC
+from api.ratelimit import rate_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
 from shared.errors import SessionNotFound
 from shared.game.rules.choices import choices_for
@@ -16,10 +18,10 @@ from shared.models import GameState, state_view
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Depends(rate_limit)])
 
 
-@router.post("", status_code=201, response_model=SessionCreated)
+@router.post("", status_code=201, response_model=SessionCreated, responses=PUBLIC)
 async def create_session(
     backend: Backend, settings: SettingsDep, body: Annotated[NewSession | None, Body()] = None
 ) -> SessionCreated:
@@ -31,7 +33,7 @@ async def create_session(
     return SessionCreated(session_id=session_id, player_token=token, state=state_view(state))
 
 
-@router.get("/{session_id}", response_model=SessionOut)
+@router.get("/{session_id}", response_model=SessionOut, responses=AUTHORIZED)
 async def get_session(session_id: AuthorizedSession, backend: Backend) -> SessionOut:
     state = await backend.get(session_id)
     if state is None:
@@ -39,7 +41,7 @@ async def get_session(session_id: AuthorizedSession, backend: Backend) -> Sessio
     return SessionOut(session_id=session_id, version=state.version, state=state_view(state))
 
 
-@router.delete("/{session_id}", status_code=204, response_class=Response)
+@router.delete("/{session_id}", status_code=204, response_class=Response, responses=AUTHORIZED)
 async def delete_session(session_id: AuthorizedSession, backend: Backend) -> Response:
     await backend.delete(session_id)
     return Response(status_code=204)

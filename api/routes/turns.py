@@ -8,15 +8,18 @@ import re
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from api.deps import AuthorizedSession, Backend, Queue, SettingsDep, TurnIdParam
+from api.openapi import AUTHORIZED, errors
+from api.ratelimit import rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
 from shared.backends import IdempotencyClaim, SessionBackend
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
     InvalidRequest,
+    Overloaded,
     SessionNotFound,
     TurnNotFound,
 )
@@ -25,7 +28,12 @@ from shared.models import EventName, TurnError, TurnRecord, TurnStatus
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/sessions/{session_id}/turns", tags=["turns"])
+router = APIRouter(
+    prefix="/sessions/{session_id}/turns",
+    tags=["turns"],
+    dependencies=[Depends(rate_limit)],
+    responses=AUTHORIZED,
+)
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _FINISHED_EVENTS = {EventName.TURN_COMPLETED.value, EventName.TURN_FAILED.value}
@@ -51,7 +59,7 @@ def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
     )
 
 
-@router.post("", status_code=202, response_model=TurnAccepted)
+@router.post("", status_code=202, response_model=TurnAccepted, responses=errors(409))
 async def submit_turn(
     session_id: AuthorizedSession,
     body: TurnRequest,
@@ -61,6 +69,8 @@ async def submit_turn(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
     claim = _claim(idempotency_key, body)
+    if await queue.depth() >= settings.max_queue_depth:
+        raise Overloaded(retry_after=5)
     state = await backend.get(session_id)
     if state is None:
         raise SessionNotFound(session_id)

@@ -97,6 +97,11 @@ class SessionBackend(Protocol):
 
     async def release_lease(self, session_id: str, holder: str) -> None: ...
 
+    # -- rate limits (shared by every gateway process) ---------------------------------------
+    async def count_request(self, client: str, window: int) -> tuple[int, float]:
+        """Count one request of `client` in the current `window`-second window. Returns the
+        count so far in this window and the seconds until it ends."""
+
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:
         """Raise `BackendUnavailable` when the store does not answer."""

@@ -7,13 +7,21 @@ refuses anything else as a second line of defence against key injection.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from shared.ids import is_session_id
 
-__all__ = ["KEY_PREFIX", "SessionKeys"]
+__all__ = ["KEY_PREFIX", "RATE_LIMIT_PREFIX", "SessionKeys", "rate_limit_key"]
 
 KEY_PREFIX = "pocket_portals:session:"
+RATE_LIMIT_PREFIX = "pocket_portals:ratelimit:"
+
+
+def rate_limit_key(client: str, window_number: int) -> str:
+    # Hashed: a client identity (an address from a proxy header) never shapes a key name.
+    digest = hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()[:32]
+    return f"{RATE_LIMIT_PREFIX}{digest}:{window_number}"
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class InMemoryBackend:
         self._leases: dict[str, tuple[str, float]] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._last_event = (0, 0)
+        self._request_counts: dict[tuple[str, int], int] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -337,6 +338,18 @@ class InMemoryBackend:
             current = self._leases.get(session_id)
             if current is not None and current[0] == holder:
                 del self._leases[session_id]
+
+    # -- rate limits --------------------------------------------------------------------------
+    async def count_request(self, client: str, window: int) -> tuple[int, float]:
+        now = time.time()
+        number = int(now // window)
+        with self._lock:
+            stale = [k for k in self._request_counts if k[1] < number]
+            for key in stale:
+                del self._request_counts[key]
+            count = self._request_counts.get((client, number), 0) + 1
+            self._request_counts[(client, number)] = count
+        return count, (number + 1) * window - now
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:

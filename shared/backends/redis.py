@@ -7,6 +7,7 @@ loop (the gateway's, or a worker process's loop thread) and never share it acros
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -18,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
-from shared.backends.keys import SessionKeys
+from shared.backends.keys import SessionKeys, rate_limit_key
 from shared.errors import (
     BackendUnavailable,
     IdempotencyKeyReused,
@@ -315,6 +316,13 @@ class RedisBackend:
 
     async def release_lease(self, session_id: str, holder: str) -> None:
         await self._run("RELEASE", [SessionKeys(session_id).lease], [holder])
+
+    # -- rate limits --------------------------------------------------------------------------
+    async def count_request(self, client: str, window: int) -> tuple[int, float]:
+        now = time.time()
+        number = int(now // window)
+        count = await self._run("COUNT_REQUEST", [rate_limit_key(client, number)], [window])
+        return int(count), (number + 1) * window - now
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:

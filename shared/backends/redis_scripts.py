@@ -10,6 +10,7 @@ __all__ = [
     "ACCEPT",
     "APPEND_EVENT",
     "COMMIT",
+    "COUNT_REQUEST",
     "CREATE",
     "FAIL",
     "HEAD",
@@ -165,6 +166,13 @@ redis.call('PEXPIRE', KEYS[6], ttl)
 return id
 """
 )
+
+# KEYS[1]: a client's counter for one window. ARGV: window seconds.
+COUNT_REQUEST = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms
 RENEW = """

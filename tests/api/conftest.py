@@ -40,3 +40,13 @@ def player(gateway_url: str) -> Iterator[Player]:
     created = Player(gateway_url, seed=42)
     yield created
     created.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.api import test_fuzz
+
+    if test_fuzz.STATS["requests"]:
+        terminalreporter.write_line(
+            f"schemathesis fuzzing: {test_fuzz.STATS['requests']} generated requests over "
+            f"{test_fuzz.STATS['operations']} operation runs"
+        )
