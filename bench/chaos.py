@@ -78,7 +78,6 @@ class Stack:
             "LEASE_TTL": "3",
             "CELERY_VISIBILITY_TIMEOUT": "20",
             "TURN_TIME_LIMIT": "15",
-            "TURN_SOFT_TIME_LIMIT": "12",
             "REDIS_SOCKET_TIMEOUT": "2",
             "HISTORY_LIMIT": "1000",
             "MAX_TURNS": "100000",

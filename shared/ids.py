@@ -60,5 +60,11 @@ def is_turn_id(value: str) -> bool:
     return _TURN_ID.fullmatch(value) is not None
 
 
+_U64 = 2**64 - 1
+
+
 def is_event_id(value: str) -> bool:
-    return _EVENT_ID.fullmatch(value) is not None
+    # Both parts must fit Redis stream ids (unsigned 64-bit), or XREAD refuses the cursor.
+    return _EVENT_ID.fullmatch(value) is not None and all(
+        int(part) <= _U64 for part in value.split("-")
+    )

@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     redis_session_ttl: Annotated[int, Field(gt=0)] = 86400
     redis_socket_timeout: Seconds = 5.0
-    redis_max_connections: Annotated[int, Field(gt=0)] = 200
+    redis_max_connections: Annotated[int, Field(gt=0)] = 50
+    # Connections for waiting readers (each open SSE stream or long-poll holds one while it
+    # waits): the number of such readers one process serves at once.
+    redis_max_stream_connections: Annotated[int, Field(gt=0)] = 500
 
     celery_broker_url: str | None = None
     celery_task_always_eager: bool = False
@@ -54,7 +57,9 @@ class Settings(BaseSettings):
     # the turns of a whole worker that died stay stuck. Turns must finish well before it (the
     # hard time limit is kept under it, checked below).
     celery_visibility_timeout: Annotated[int, Field(gt=0)] = 300
-    turn_soft_time_limit: Seconds = 90.0
+    # One task drains a session's turns for about this long, then hands the session to a
+    # fresh task: task durations stay bounded however many turns keep arriving.
+    drain_time_budget: Seconds = 30.0
     turn_time_limit: Seconds = 120.0
     # SIGTERM lets running turns finish for this long; the rest go back to the queue.
     worker_shutdown_timeout: Annotated[float, Field(ge=0)] = 30.0
@@ -63,6 +68,10 @@ class Settings(BaseSettings):
     # the version-checked commit. A dead holder delays its session by at most lease_ttl.
     lease_ttl: Seconds = 15.0
     lease_retry_delay: Seconds = 1.0
+    # Workers re-enqueue sessions whose turns have waited this long without progress (a
+    # gateway that died between recording a turn and queueing it, a task that was lost).
+    sweep_interval: Seconds = 10.0
+    sweep_stale_after: Seconds = 30.0
 
     # A step that raises is tried again (with exponential backoff) up to this many attempts
     # in all, counting attempts that died with their worker; then the turn fails.
@@ -129,8 +138,6 @@ class Settings(BaseSettings):
                 "TURN_RECORDS_KEPT must exceed MAX_PENDING_TURNS: records of pending turns "
                 "must never be pruned."
             )
-        if self.turn_soft_time_limit >= self.turn_time_limit:
-            raise ConfigurationError("TURN_SOFT_TIME_LIMIT must be below TURN_TIME_LIMIT.")
         if not self.crewai_storage_dir.is_absolute():
             object.__setattr__(self, "crewai_storage_dir", self.crewai_storage_dir.absolute())
         return self

@@ -39,7 +39,9 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.turn_time_limit,
-        task_soft_time_limit=settings.turn_soft_time_limit,
+        # No soft limit: it would interrupt the task while its drain goes on in the loop
+        # thread. Drains stop by themselves after DRAIN_TIME_BUDGET; the hard limit kills a
+        # stuck process, and its task is delivered again.
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],

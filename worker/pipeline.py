@@ -51,6 +51,8 @@ class DrainOutcome(StrEnum):
     # Another holder has the lease and turns are waiting: try again shortly, because that
     # holder may be dead (its lease then expires) rather than busy.
     LEASE_BUSY = "lease_busy"
+    # The drain used its time budget with turns still waiting: continue in a fresh task.
+    HANDOFF = "handoff"
 
 
 def run_flow_step(
@@ -85,24 +87,37 @@ class TurnPipeline:
 
     async def drain(self, session_id: str) -> DrainOutcome:
         holder = uuid.uuid4().hex
+        deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
             if not await self.backend.acquire_lease(session_id, holder, self.settings.lease_ttl):
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
             try:
-                await self._drain_held(session_id, holder)
+                out_of_time = not await self._drain_held(session_id, holder, deadline)
             finally:
                 await self.backend.release_lease(session_id, holder)
             # A turn accepted after our last look but before the release found the lease
             # taken; its own task may have given up, so look once more.
             if not await self.backend.pending_count(session_id):
                 return DrainOutcome.DRAINED
+            if out_of_time:
+                return DrainOutcome.HANDOFF
 
-    async def _drain_held(self, session_id: str, holder: str) -> None:
+    async def _drain_held(self, session_id: str, holder: str, deadline: float) -> bool:
+        """Apply head turns while we hold the lease. False: stopped for the time budget (or a
+        lost lease) with turns possibly left; True: the inbox is empty or the session gone."""
         while True:
             head = await self.backend.head_turn(session_id)
             if head is None:
-                return
+                return True
+            if time.monotonic() > deadline:
+                return False
+            # A holder that stalled past its lease must not start another turn: another
+            # worker may have taken over (its commits would still be refused, but the LLM
+            # call and the attempt count would be wasted).
+            if not await self.backend.renew_lease(session_id, holder, self.settings.lease_ttl):
+                logger.warning("lease lost between turns", extra={"session_id": session_id})
+                return False
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).
                 await self._fail(
@@ -122,7 +137,7 @@ class TurnPipeline:
                 extra={"session_id": session_id, "turn_id": running.turn_id},
             )
             if not await self._apply(session_id, holder, running):
-                return
+                return True
 
     def _backoff(self, turn: TurnRecord) -> float:
         # Exponential, but short of the lease: a retry must not cost the session its lease.

@@ -51,8 +51,16 @@ class WorkerRuntime:
         return create_backend(self.settings)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run `coro` on the runtime's loop and wait for it. Never call from that loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        """Run `coro` on the runtime's loop and wait for it. Never call from that loop.
+
+        If the wait is interrupted (a time limit, a signal), the coroutine is cancelled too:
+        it must not go on unobserved, holding a session's lease."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     def close(self) -> None:
         if self._thread is None:

@@ -7,16 +7,18 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.exceptions import Reject
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
 from shared.errors import BackendUnavailable
 from shared.settings import get_settings
 from worker.application import PROCESS_SESSION, READY_MARK, app
 from worker.pipeline import DrainOutcome
-from worker.runtime import get_runtime
+from worker.runtime import WorkerRuntime, get_runtime
+from worker.sweeper import Sweeper, sweep_once
 
 __all__ = ["process_session"]
 
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Retry delays while the session store is down: quick at first, then every 10 s.
 _OUTAGE_BACKOFF = (1, 2, 5, 10)
+_BUG_RETRIES = 3
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
@@ -36,15 +39,46 @@ def _warm_up(**_: Any) -> None:
     logger.info("%s: pool process ready", READY_MARK)
 
 
+_sweeper: Sweeper | None = None
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_sweeper(**_: Any) -> None:
+    """In the main process, once the pool is up (its children have forked already)."""
+    global _sweeper
+    settings = get_settings()
+    runtime = WorkerRuntime(settings)
+
+    def publish(session_id: str) -> None:
+        app.send_task(PROCESS_SESSION, args=[session_id])
+
+    def run_pass(now: float) -> int:
+        return runtime.run(sweep_once(runtime.backend, settings, publish, now), timeout=60)
+
+    _sweeper = Sweeper(run_pass, settings.sweep_interval)
+    _sweeper.start()
+
+
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _bound_warm_shutdown(**_: Any) -> None:
     """SIGTERM starts a warm shutdown: no new turns, running ones finish. If they have not
     finished after WORKER_SHUTDOWN_TIMEOUT, escalate to a cold shutdown, which stops them and
     puts their (unacknowledged) tasks back on the queue for another worker."""
+    if _sweeper is not None:
+        _sweeper.stop()
     timeout = get_settings().worker_shutdown_timeout
     escalate = threading.Timer(timeout, os.kill, args=(os.getpid(), signal.SIGQUIT))
     escalate.daemon = True
     escalate.start()
+
+
+def _retry(task: Task, exc: Exception | None, countdown: float) -> NoReturn:
+    """Retry with a new message; if even that cannot be published (the broker is down too),
+    give the message back to the broker instead of letting Celery drop it."""
+    try:
+        raise task.retry(exc=exc, countdown=countdown)
+    except Reject as refused:
+        raise Reject(refused.reason, requeue=True) from exc
 
 
 @app.task(name=PROCESS_SESSION, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
@@ -53,14 +87,27 @@ def process_session(self: Task, session_id: str) -> str:
     try:
         outcome = runtime.run(runtime.pipeline.drain(session_id))
     except BackendUnavailable as exc:
-        # The turn stays at the head of its inbox; try again when the store is back. If the
-        # broker is down too, this retry cannot be published: the task then fails without an
-        # acknowledgement and the broker re-delivers it after its visibility timeout.
+        # The turn stays at the head of its inbox; try again when the store is back.
         delay = _OUTAGE_BACKOFF[min(self.request.retries, len(_OUTAGE_BACKOFF) - 1)]
         logger.warning("session store unavailable; retrying in %ss", delay)
-        raise self.retry(exc=exc, countdown=delay) from exc
-    if outcome is DrainOutcome.LEASE_BUSY and not self.request.is_eager:
+        _retry(self, exc, delay)
+    except Exception as exc:
+        # A bug, not an outage: retry a few times, then leave the session to the sweeper,
+        # which queues it again later (it is never silently dropped).
+        logger.exception("draining session failed", extra={"session_id": session_id})
+        if self.request.retries >= _BUG_RETRIES or self.request.is_eager:
+            raise
+        _retry(self, exc, _OUTAGE_BACKOFF[-1])
+    if self.request.is_eager:
+        # One process: nobody else can hold the lease for long, and a fresh task would be
+        # this same thread; keep draining instead.
+        while outcome is DrainOutcome.HANDOFF:
+            outcome = runtime.run(runtime.pipeline.drain(session_id))
+        return outcome.value
+    if outcome is DrainOutcome.LEASE_BUSY:
         # The holder drains our turn too if it is alive; if it died, its lease expires and
         # this retry (a new message, acknowledged before this one) picks the turn up.
-        raise self.retry(countdown=get_settings().lease_retry_delay)
+        _retry(self, None, get_settings().lease_retry_delay)
+    if outcome is DrainOutcome.HANDOFF:
+        _retry(self, None, 0)
     return outcome.value

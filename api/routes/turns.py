@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from typing import Annotated
@@ -27,6 +28,8 @@ from shared.ids import new_turn_id
 from shared.models import EventName, TurnError, TurnRecord, TurnStatus
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/sessions/{session_id}/turns",
@@ -93,6 +96,9 @@ async def submit_turn(
         choice_index=body.choice_index,
         accepted_at=time.time(),
     )
+    # Marked before it is recorded: if this process dies before the task is published, the
+    # workers' sweeper still finds the session and queues it.
+    await backend.mark_pending(session_id, record.accepted_at)
     stored = await backend.accept_turn(
         record, max_pending=settings.max_pending_turns, idempotency=claim
     )
@@ -100,17 +106,30 @@ async def submit_turn(
         try:
             await queue.enqueue(session_id)
         except BackendUnavailable:
-            error = TurnError(
-                code="queue_unavailable",
-                message="The turn could not be queued; please send it again.",
-            )
-            if await backend.withdraw_turn(
-                session_id, stored.turn_id, error, idempotency_key=claim.key if claim else None
-            ):
-                raise
-            # It left the inbox already: a worker draining this session applied it.
-            stored = await backend.get_turn(session_id, stored.turn_id) or stored
+            stored = await _withdraw(backend, stored, claim)
     return _accepted(session_id, stored)
+
+
+async def _withdraw(
+    backend: SessionBackend, stored: TurnRecord, claim: IdempotencyClaim | None
+) -> TurnRecord:
+    """The broker refused the task: take the turn back so the player can simply resend it."""
+    error = TurnError(
+        code="queue_unavailable", message="The turn could not be queued; please send it again."
+    )
+    try:
+        withdrawn = await backend.withdraw_turn(
+            stored.session_id, stored.turn_id, error, idempotency_key=claim.key if claim else None
+        )
+    except BackendUnavailable:
+        # Recorded but neither queued nor withdrawn: it is pending, and the sweeper queues it
+        # once the broker is back. Telling the player 503 now would invite a duplicate.
+        logger.warning("turn recorded but not queued; the sweeper will queue it")
+        return stored
+    if withdrawn:
+        raise BackendUnavailable("task queue")
+    # It left the inbox already: a worker draining this session applied it.
+    return await backend.get_turn(stored.session_id, stored.turn_id) or stored
 
 
 async def _wait_for_finish(

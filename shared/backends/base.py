@@ -85,8 +85,8 @@ class SessionBackend(Protocol):
     async def read_events(
         self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
     ) -> list[SessionEvent]:
-        """Events with an id greater than `after` ("0" for all retained, "$" for none yet),
-        waiting up to `timeout` seconds for the first one when there are none."""
+        """Events with an id greater than `after` ("0" for all retained; `last_event_id()` for
+        only what comes next), waiting up to `timeout` seconds when there are none yet."""
 
     async def last_event_id(self, session_id: str) -> str: ...
 
@@ -96,6 +96,16 @@ class SessionBackend(Protocol):
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 
     async def release_lease(self, session_id: str, holder: str) -> None: ...
+
+    # -- sessions with waiting turns (for the sweeper) ----------------------------------------
+    async def mark_pending(self, session_id: str, now: float) -> None:
+        """Note that the session has a turn waiting, as of `now` (before it is recorded)."""
+
+    async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
+        """Sessions marked pending before `older_than`, with the time of their mark."""
+
+    async def settle_pending(self, session_id: str, marked_at: float) -> None:
+        """Forget the mark if it is still the one from `marked_at` (no newer turn since)."""
 
     # -- rate limits (shared by every gateway process) ---------------------------------------
     async def count_request(self, client: str, window: int) -> tuple[int, float]:

@@ -62,6 +62,7 @@ class InMemoryBackend:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._last_event = (0, 0)
         self._request_counts: dict[tuple[str, int], int] = {}
+        self._pending: dict[str, float] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -167,8 +168,15 @@ class InMemoryBackend:
             session.turns[record.turn_id] = record.model_copy()
             session.inbox.append(record.turn_id)
             session.turn_log.append(record.turn_id)
-            while len(session.turn_log) > self.turn_records_kept:
-                session.turns.pop(session.turn_log.pop(0), None)
+            checked, length = 0, len(session.turn_log)
+            while length > self.turn_records_kept and checked < length:
+                oldest = session.turn_log.pop(0)
+                if oldest in session.inbox:  # never prune a pending turn's record
+                    session.turn_log.append(oldest)
+                else:
+                    session.turns.pop(oldest, None)
+                    length -= 1
+                checked += 1
             if idempotency is not None:
                 session.idempotency[idempotency.key] = (record.turn_id, idempotency.fingerprint)
             self._emit(sid, session, "turn.queued", {"turn_id": record.turn_id})
@@ -183,9 +191,10 @@ class InMemoryBackend:
             if session is None or turn_id not in session.inbox:
                 return False
             session.inbox.remove(turn_id)
-            record = session.turns[turn_id].model_copy(
-                update={"status": TurnStatus.FAILED, "error": error}
-            )
+            stored = session.turns.get(turn_id)
+            if stored is None:
+                return True
+            record = stored.model_copy(update={"status": TurnStatus.FAILED, "error": error})
             session.turns[turn_id] = record
             if idempotency_key is not None:
                 session.idempotency.pop(idempotency_key, None)
@@ -224,7 +233,9 @@ class InMemoryBackend:
             session = self._live(session_id)
             if session is None or not session.inbox or session.inbox[0] != turn_id:
                 return None
-            record = session.turns[turn_id]
+            record = session.turns.get(turn_id)
+            if record is None or record.status.finished:
+                return None
             running = record.model_copy(
                 update={
                     "status": TurnStatus.RUNNING,
@@ -338,6 +349,21 @@ class InMemoryBackend:
             current = self._leases.get(session_id)
             if current is not None and current[0] == holder:
                 del self._leases[session_id]
+
+    # -- sessions with waiting turns ------------------------------------------------------
+    async def mark_pending(self, session_id: str, now: float) -> None:
+        with self._lock:
+            self._pending[session_id] = now
+
+    async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
+        with self._lock:
+            stale = sorted((t, s) for s, t in self._pending.items() if t <= older_than)
+            return [(s, t) for t, s in stale[:limit]]
+
+    async def settle_pending(self, session_id: str, marked_at: float) -> None:
+        with self._lock:
+            if self._pending.get(session_id) == marked_at:
+                del self._pending[session_id]
 
     # -- rate limits --------------------------------------------------------------------------
     async def count_request(self, client: str, window: int) -> tuple[int, float]:

@@ -15,11 +15,12 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
-from shared.backends.keys import SessionKeys, rate_limit_key
+from shared.backends.keys import PENDING_SESSIONS, SessionKeys, rate_limit_key
 from shared.errors import (
     BackendUnavailable,
     IdempotencyKeyReused,
@@ -31,6 +32,18 @@ from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnSt
 from shared.settings import Settings
 
 __all__ = ["RedisBackend"]
+
+_UNAVAILABLE_REPLIES = {
+    "OOM",
+    "READONLY",
+    "MISCONF",
+    "LOADING",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "BUSY",
+    "NOREPLICAS",
+}
 
 
 def _event_data(record: TurnRecord, **extra: Any) -> str:
@@ -46,8 +59,12 @@ class RedisBackend:
         events_maxlen: int = 1000,
         turn_records_kept: int = 64,
         max_block: float = 4.0,
+        stream_client: aioredis.Redis | None = None,
     ) -> None:
         self.client = client
+        # Blocking reads (SSE, long-poll) hold a connection while they wait; they get a pool
+        # of their own so that many open streams cannot starve turns of connections.
+        self.stream_client = stream_client or client
         self.session_ttl = session_ttl
         self.events_maxlen = events_maxlen
         self.turn_records_kept = turn_records_kept
@@ -59,24 +76,26 @@ class RedisBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> RedisBackend:
-        # A blocking pool: when every connection is busy (each waiting SSE reader holds one),
-        # a caller waits up to the socket timeout for one instead of failing at once.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url or settings.redis_url,
-            decode_responses=True,
-            socket_timeout=settings.redis_socket_timeout,
-            socket_connect_timeout=settings.redis_socket_timeout,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_socket_timeout,
-            health_check_interval=30,
-        )
-        client = aioredis.Redis.from_pool(pool)
+        def pool(size: int) -> aioredis.BlockingConnectionPool:
+            # Blocking: when every connection is busy, a caller waits up to the socket
+            # timeout for one instead of failing at once.
+            return aioredis.BlockingConnectionPool.from_url(
+                url or settings.redis_url,
+                decode_responses=True,
+                socket_timeout=settings.redis_socket_timeout,
+                socket_connect_timeout=settings.redis_socket_timeout,
+                max_connections=size,
+                timeout=settings.redis_socket_timeout,
+                health_check_interval=30,
+            )
+
         return cls(
-            client,
+            aioredis.Redis.from_pool(pool(settings.redis_max_connections)),
             session_ttl=settings.redis_session_ttl,
             events_maxlen=settings.events_maxlen,
             turn_records_kept=settings.turn_records_kept,
             max_block=max(0.1, settings.redis_socket_timeout * 0.8),
+            stream_client=aioredis.Redis.from_pool(pool(settings.redis_max_stream_connections)),
         )
 
     @asynccontextmanager
@@ -85,6 +104,13 @@ class RedisBackend:
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BackendUnavailable("session store") from exc
+        except ResponseError as exc:
+            # Refusals of a server that cannot take writes now (out of memory under
+            # noeviction, a read-only replica after failover, a failed snapshot, loading) are
+            # outages to wait out; any other error is a bug and stays one.
+            if str(exc).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
+                raise BackendUnavailable("session store") from exc
+            raise
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         async with self._guard():
@@ -281,8 +307,9 @@ class RedisBackend:
     ) -> list[SessionEvent]:
         key = SessionKeys(session_id).events
         block = int(min(timeout, self.max_block) * 1000)
+        client = self.stream_client if block else self.client
         async with self._guard():
-            reply = await self.client.xread({key: after}, count=count, block=block or None)
+            reply = await client.xread({key: after}, count=count, block=block or None)
         streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
         events: list[SessionEvent] = []
         for _stream, entries in streams:
@@ -317,6 +344,22 @@ class RedisBackend:
     async def release_lease(self, session_id: str, holder: str) -> None:
         await self._run("RELEASE", [SessionKeys(session_id).lease], [holder])
 
+    # -- sessions with waiting turns ------------------------------------------------------
+    async def mark_pending(self, session_id: str, now: float) -> None:
+        async with self._guard():
+            await self.client.zadd(PENDING_SESSIONS, {SessionKeys(session_id).session_id: now})
+
+    async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
+        async with self._guard():
+            rows = await self.client.zrangebyscore(
+                PENDING_SESSIONS, "-inf", older_than, start=0, num=limit, withscores=True
+            )
+        pairs = cast(list[tuple[str, float]], rows)
+        return [(str(member), float(score)) for member, score in pairs]
+
+    async def settle_pending(self, session_id: str, marked_at: float) -> None:
+        await self._run("SETTLE_PENDING", [PENDING_SESSIONS], [session_id, repr(marked_at)])
+
     # -- rate limits --------------------------------------------------------------------------
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()
@@ -331,3 +374,5 @@ class RedisBackend:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.stream_client is not self.client:
+            await self.stream_client.aclose()

@@ -16,6 +16,7 @@ __all__ = [
     "HEAD",
     "RENEW",
     "RELEASE",
+    "SETTLE_PENDING",
     "START",
     "UPDATE",
     "WITHDRAW",
@@ -73,10 +74,19 @@ if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {'busy'} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('RPUSH', KEYS[4], ARGV[1])
--- Keep the records of the last few turns only: pending turns are always among them because
--- records_kept is larger than the pending-turn limit.
-while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[9]) do
-  redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
+-- Keep the records of the last few turns only, but never one still in the inbox (a pending
+-- turn may be older than the records_kept newest ones when many were withdrawn).
+local checked = 0
+local log_length = redis.call('LLEN', KEYS[4])
+while log_length > tonumber(ARGV[9]) and checked < log_length do
+  local oldest = redis.call('LPOP', KEYS[4])
+  if redis.call('LPOS', KEYS[2], oldest) then
+    redis.call('RPUSH', KEYS[4], oldest)
+  else
+    redis.call('HDEL', KEYS[3], oldest)
+    log_length = log_length - 1
+  end
+  checked = checked + 1
 end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
 emit(ARGV[5], 'turn.queued', ARGV[8])
@@ -166,6 +176,15 @@ redis.call('PEXPIRE', KEYS[6], ttl)
 return id
 """
 )
+
+# KEYS[1]: the pending-sessions set. ARGV: session id, the score it was read with.
+SETTLE_PENDING = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
 
 # KEYS[1]: a client's counter for one window. ARGV: window seconds.
 COUNT_REQUEST = """

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from shared.backends.keys import SessionKeys
+from tests.shared.backends.conftest import new_turn
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.redis_server import RedisServer
@@ -135,7 +136,6 @@ def test_whole_worker_killed_mid_turn_recovers_after_the_visibility_timeout(
         "LEASE_TTL": "3",
         "CELERY_VISIBILITY_TIMEOUT": "8",
         "TURN_TIME_LIMIT": "6",
-        "TURN_SOFT_TIME_LIMIT": "5",
     }
     doomed = worker_factory(env)
     gateway = gateway_factory(env)
@@ -351,4 +351,36 @@ def test_idempotency_keys_expire_with_the_session(
         assert 0 < client.ttl(key) <= 120
     finally:
         client.close()
+        player.close()
+
+
+def test_a_turn_recorded_but_never_queued_is_swept_up(
+    redis_url: str, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    """As if the gateway died between recording a turn and publishing its task."""
+    import asyncio
+
+    from shared.backends import RedisBackend
+    from shared.settings import Settings
+
+    gateway = gateway_factory()
+    player = Player(gateway.url)
+
+    async def record_without_queueing() -> str:
+        settings = Settings(redis_url=redis_url, _env_file=None)  # type: ignore[call-arg]
+        backend = RedisBackend.from_settings(settings)
+        try:
+            turn = new_turn(player.session_id, "Play Pip, a halfling rogue")
+            await backend.mark_pending(player.session_id, turn.accepted_at)
+            await backend.accept_turn(turn, max_pending=8, idempotency=None)
+            return turn.turn_id
+        finally:
+            await backend.close()
+
+    try:
+        turn_id = asyncio.run(record_without_queueing())
+        worker_factory({"SWEEP_INTERVAL": "0.5", "SWEEP_STALE_AFTER": "1"})
+        assert finish(player, turn_id)["status"] == "completed"
+        assert history_ids(player) == [turn_id]
+    finally:
         player.close()

@@ -159,3 +159,20 @@ async def test_a_turn_whose_workers_keep_dying_is_abandoned(
     record = await backend.get_turn(state.session_id, turn.turn_id)
     assert record is not None and record.status is TurnStatus.FAILED
     assert record.error is not None and record.error.code == "turn_abandoned"
+
+
+async def test_a_drain_hands_off_after_its_time_budget(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    await queue(backend, state, "Play Pip, a halfling rogue", "Look around", "Look around")
+    budget = settings.model_copy(update={"drain_time_budget": 0.001})
+    pipeline = TurnPipeline(backend, budget, loop=asyncio.get_running_loop())
+    assert await pipeline.drain(state.session_id) is DrainOutcome.HANDOFF
+    stored = await backend.get(state.session_id)
+    assert stored is not None and 1 <= stored.version < 3
+    while await pipeline.drain(state.session_id) is DrainOutcome.HANDOFF:
+        pass
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 3

@@ -167,6 +167,10 @@ async def test_old_turn_records_are_pruned(harness: Harness) -> None:
         turn = new_turn(state.session_id)
         turns.append(turn)
         await backend.accept_turn(turn, max_pending=100, idempotency=None)
+        finished = turn.model_copy(
+            update={"status": TurnStatus.FAILED, "error": TurnError(code="x", message="y")}
+        )
+        assert await backend.fail_turn(finished)
     assert await backend.get_turn(state.session_id, turns[0].turn_id) is None
     assert await backend.get_turn(state.session_id, turns[-1].turn_id) is not None
 
@@ -234,3 +238,31 @@ async def test_a_pending_turn_without_a_record_does_not_block_the_session(
     head = await backend.head_turn(state.session_id)
     assert head is not None and head.turn_id == real.turn_id
     assert await backend.pending_count(state.session_id) == 1
+
+
+async def test_pending_marks_are_settled_only_if_unchanged(harness: Harness) -> None:
+    backend = harness.backend
+    sid = new_state().session_id
+    await backend.mark_pending(sid, 100.25)
+    assert (sid, 100.25) in await backend.stale_pending(older_than=200.0, limit=1000)
+    assert sid not in dict(await backend.stale_pending(older_than=100.0, limit=1000))
+    await backend.mark_pending(sid, 150.5)  # a newer turn arrived meanwhile
+    await backend.settle_pending(sid, 100.25)
+    assert dict(await backend.stale_pending(older_than=200.0, limit=1000))[sid] == 150.5
+    await backend.settle_pending(sid, 150.5)
+    assert sid not in dict(await backend.stale_pending(older_than=200.0, limit=1000))
+
+
+async def test_pruning_never_drops_a_pending_turn(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    stuck = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=None)
+    error = TurnError(code="queue_unavailable", message="x")
+    for _ in range(40):  # many accept-then-withdraw cycles behind a pending head
+        turn = await backend.accept_turn(
+            new_turn(state.session_id), max_pending=8, idempotency=None
+        )
+        await backend.withdraw_turn(state.session_id, turn.turn_id, error)
+    head = await backend.head_turn(state.session_id)
+    assert head is not None and head.turn_id == stuck.turn_id
