@@ -20,6 +20,7 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   ├── BackendUnavailable        503 backend_unavailable
     │   └── Overloaded                503 overloaded
     ├── VersionConflict           a commit lost a compare-and-set (internal, retried)
+    ├── NarratorUnavailable       the LLM failed after its retries (fallback or failed turn)
     └── TurnFailed                a turn's step could not be applied (becomes status "failed")
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidRequest",
     "Overloaded",
     "PayloadTooLarge",
+    "NarratorUnavailable",
     "PortalsError",
     "RateLimited",
     "RequestError",
@@ -179,6 +181,15 @@ class VersionConflict(PortalsError):
         super().__init__(f"Session {session_id} moved past version {expected}.")
         self.session_id = session_id
         self.expected = expected
+
+
+class NarratorUnavailable(PortalsError):
+    code = "narrator_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The storyteller is not answering right now; try again shortly.")
+        # What went wrong, for logs: an exception type or HTTP status, never a key or URL.
+        self.reason = reason
 
 
 class TurnFailed(PortalsError):

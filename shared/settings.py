@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
@@ -93,6 +93,24 @@ class Settings(BaseSettings):
     sse_ping_interval: Seconds = 15.0
 
     max_turns: Annotated[int, Field(ge=5)] = 40
+    # The narrator: "offline" (deterministic, no network) or "llm" (CrewAI agents on any
+    # OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, an OpenRouter-style gateway).
+    narrator: Literal["offline", "llm"] = "offline"
+    llm_model: str = "openai/gpt-4o-mini"
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: Seconds = 30.0
+    # Completion tokens one turn may spend, all agents together.
+    llm_max_tokens: Annotated[int, Field(ge=64)] = 600
+    llm_temperature: Annotated[float, Field(ge=0, le=2)] = 0.8
+    llm_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    llm_retry_backoff: Annotated[float, Field(ge=0)] = 0.5
+    # When the LLM still fails after its retries: "offline" tells the turn with the offline
+    # narrator (and says so in the result), "fail" ends the turn failed.
+    llm_fallback: Literal["offline", "fail"] = "offline"
+    # The jester speaks at most once in this many turns (when the seeded dice allow).
+    jester_cooldown: Annotated[int, Field(ge=1)] = 3
+
     # Drills: the offline narrator pauses this long per turn (a slow LLM), and fails every
     # turn whose action contains NARRATOR_FAIL_ON (a broken one). Off by default.
     narrator_delay: Annotated[float, Field(ge=0)] = 0.0

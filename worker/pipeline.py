@@ -26,11 +26,13 @@ from shared.backends import SessionBackend
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
+    NarratorUnavailable,
     PortalsError,
     SessionNotFound,
     VersionConflict,
 )
-from shared.models import GameState, TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.game.narrator import NarrationStream
+from shared.models import EventName, GameState, TurnError, TurnRecord, TurnResult, TurnStatus
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings], "StepResult"]
+StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings, NarrationStream], "StepResult"]
 
 
 class DrainOutcome(StrEnum):
@@ -56,19 +58,54 @@ class DrainOutcome(StrEnum):
 
 
 def run_flow_step(
-    session_id: str, turn: TurnRecord, load_state: StateLoader, settings: Settings
+    session_id: str,
+    turn: TurnRecord,
+    load_state: StateLoader,
+    settings: Settings,
+    stream: NarrationStream,
 ) -> StepResult:
-    """The default step: the CrewAI flow with the offline narrator (imported on first use)."""
+    """The default step: the CrewAI flow with the configured narrator (imported on first
+    use: it loads CrewAI)."""
     from shared.game.flow import run_turn_step
-    from shared.game.narrator import OfflineNarrator
+    from shared.game.narrator import Narrator, OfflineNarrator
 
+    offline = OfflineNarrator(delay=settings.narrator_delay, fail_on=settings.narrator_fail_on)
+    narrator: Narrator = offline
+    if settings.narrator == "llm":
+        from shared.game.llm.client import ChatClient
+        from shared.game.llm.narrator import LLMNarrator
+
+        narrator = LLMNarrator(ChatClient(settings), settings, stream, fallback=offline)
     return run_turn_step(
         session_id,
         turn,
         load_state=load_state,
-        narrator=OfflineNarrator(delay=settings.narrator_delay, fail_on=settings.narrator_fail_on),
+        narrator=narrator,
         history_limit=settings.history_limit,
     )
+
+
+class _EventStream:
+    """A turn's narration, published on the session's event stream as it is produced. Called
+    from the step's thread; each event is written before the next (their order is the
+    story's)."""
+
+    def __init__(self, pipeline: TurnPipeline, turn: TurnRecord) -> None:
+        self.pipeline = pipeline
+        self.turn = turn
+
+    def _publish(self, event: EventName, data: dict[str, object]) -> None:
+        coro = self.pipeline.backend.append_event(
+            self.turn.session_id, event.value, {"turn_id": self.turn.turn_id, **data}
+        )
+        future = asyncio.run_coroutine_threadsafe(coro, self.pipeline.loop)
+        future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
+
+    def delta(self, text: str) -> None:
+        self._publish(EventName.NARRATION_DELTA, {"text": text})
+
+    def restart(self, reason: str) -> None:
+        self._publish(EventName.TURN_RESTARTED, {"reason": reason})
 
 
 class TurnPipeline:
@@ -136,6 +173,17 @@ class TurnPipeline:
                 running.attempts,
                 extra={"session_id": session_id, "turn_id": running.turn_id},
             )
+            if running.attempts > 1:
+                # Whatever a client saw of an earlier attempt's narration is void.
+                await self.backend.append_event(
+                    session_id,
+                    EventName.TURN_RESTARTED.value,
+                    {
+                        "turn_id": running.turn_id,
+                        "reason": "redelivered",
+                        "attempt": running.attempts,
+                    },
+                )
             if not await self._apply(session_id, holder, running):
                 return True
 
@@ -152,12 +200,17 @@ class TurnPipeline:
                 session_id,
                 holder,
                 asyncio.to_thread(
-                    self.step_runner, session_id, running, self._load_state, self.settings
+                    self.step_runner,
+                    session_id,
+                    running,
+                    self._load_state,
+                    self.settings,
+                    _EventStream(self, running),
                 ),
             )
         except SessionNotFound:
             return False
-        except AdventureCompleted as exc:
+        except (AdventureCompleted, NarratorUnavailable) as exc:
             await self._fail(running, exc.code, exc.message)
             return True
         except BackendUnavailable:
@@ -172,7 +225,7 @@ class TurnPipeline:
                 )
             return True  # otherwise it stays at the head and is tried again after a backoff
         try:
-            await self._commit(step.state, running, step.narrative)
+            await self._commit(step, running)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
         except SessionNotFound:
@@ -203,9 +256,14 @@ class TurnPipeline:
         future = asyncio.run_coroutine_threadsafe(self.backend.get(session_id), self.loop)
         return future.result(timeout=self.settings.redis_socket_timeout * 2)
 
-    async def _commit(self, state: GameState, turn: TurnRecord, narrative: str) -> None:
+    async def _commit(self, step: StepResult, turn: TurnRecord) -> None:
+        state = step.state
         result = TurnResult(
-            narrative=narrative, choices=state.current_choices, state_version=state.version + 1
+            narrative=step.narrative,
+            choices=state.current_choices,
+            state_version=state.version + 1,
+            narrator=step.narrator,
+            usage=step.usage,
         )
         done = turn.model_copy(
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}

@@ -87,7 +87,9 @@ async def submit_turn(
                 field="choice_index",
             )
         # The choice as the player saw it: turns queued before this one may change the list.
-        action = state.current_choices[body.choice_index - 1]
+        # (Reworded by an LLM narrator, it is applied in the rules' own words.)
+        meanings = state.choice_actions or state.current_choices
+        action = meanings[body.choice_index - 1]
     assert action is not None
     record = TurnRecord(
         turn_id=new_turn_id(),

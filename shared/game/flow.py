@@ -25,7 +25,7 @@ from pydantic import PrivateAttr  # noqa: E402
 
 from shared.errors import AdventureCompleted  # noqa: E402
 from shared.game.dice import Dice  # noqa: E402
-from shared.game.narrator import Narrator, OfflineNarrator  # noqa: E402
+from shared.game.narrator import Narration, Narrator, OfflineNarrator  # noqa: E402
 from shared.game.persistence import SessionFlowPersistence, StateLoader  # noqa: E402
 from shared.game.rules import (  # noqa: E402
     RESOLVERS,
@@ -35,7 +35,7 @@ from shared.game.rules import (  # noqa: E402
     conclude_turn,
     route_for,
 )
-from shared.models import GameState, HistoryEntry, TurnRecord  # noqa: E402
+from shared.models import GameState, HistoryEntry, TokenUsage, TurnRecord  # noqa: E402
 
 quiet_crewai_console()
 
@@ -49,6 +49,8 @@ class StepResult:
     state: GameState
     narrative: str
     outcome: str
+    narrator: str = "offline"
+    usage: TokenUsage | None = None
 
 
 class GameSessionFlow(Flow[GameState]):
@@ -59,6 +61,7 @@ class GameSessionFlow(Flow[GameState]):
     _history_limit: int = PrivateAttr(default=50)
     _dice: Dice | None = PrivateAttr(default=None)
     _resolution: Resolution | None = PrivateAttr(default=None)
+    _narration: Narration | None = PrivateAttr(default=None)
 
     def prepare(self, turn: TurnRecord, narrator: Narrator, history_limit: int) -> None:
         self._turn = turn
@@ -130,8 +133,16 @@ class GameSessionFlow(Flow[GameState]):
             turn_id=self.turn.turn_id, action=self.turn.action, narrative=narration.narrative
         )
         history = [*state.conversation_history, entry][-self._history_limit :]
-        self._replace_state(state.model_copy(update={"conversation_history": history}))
+        update: dict[str, object] = {"conversation_history": history, "choice_actions": []}
+        if narration.choices is not None:
+            # Shown in the narrator's words; applied in the rules' own.
+            update["choice_actions"] = state.current_choices
+            update["current_choices"] = narration.choices
+        if narration.jester_spoke:
+            update["jester_last_turn"] = state.adventure_turn
+        self._replace_state(state.model_copy(update=update))
         self._resolution = resolution
+        self._narration = narration
         return narration.narrative
 
 
@@ -152,4 +163,11 @@ def run_turn_step(
     flow.prepare(turn, narrator, history_limit)
     narrative = flow.kickoff(inputs={"id": session_id})
     outcome = flow._resolution.outcome.kind if flow._resolution else "unknown"
-    return StepResult(state=flow.state, narrative=str(narrative), outcome=outcome)
+    narration = flow._narration
+    return StepResult(
+        state=flow.state,
+        narrative=str(narrative),
+        outcome=outcome,
+        narrator=narration.source if narration else "offline",
+        usage=narration.usage if narration else None,
+    )

@@ -10,14 +10,43 @@ from typing import Protocol
 
 from shared.game.dice import Dice
 from shared.game.rules import Outcome
-from shared.models import AdventurePhase, GameState
+from shared.models import AdventurePhase, GameState, TokenUsage
 
-__all__ = ["Narration", "Narrator", "NarratorFailure", "OfflineNarrator"]
+__all__ = [
+    "Narration",
+    "NarrationStream",
+    "Narrator",
+    "NarratorFailure",
+    "NullStream",
+    "OfflineNarrator",
+]
 
 
 @dataclass(frozen=True)
 class Narration:
     narrative: str
+    # The rules' choices reworded, same order and count; None to show the rules' own words.
+    choices: list[str] | None = None
+    source: str = "offline"
+    usage: TokenUsage | None = None
+    jester_spoke: bool = False
+
+
+class NarrationStream(Protocol):
+    """Where a narrator sends its words while it produces them (the session's events)."""
+
+    def delta(self, text: str) -> None: ...
+
+    def restart(self, reason: str) -> None:
+        """What was sent so far for this turn is void: a new attempt starts over."""
+
+
+class NullStream:
+    def delta(self, text: str) -> None:
+        return None
+
+    def restart(self, reason: str) -> None:
+        return None
 
 
 class Narrator(Protocol):

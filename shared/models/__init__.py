@@ -11,7 +11,7 @@ from shared.models.state import (
     HistoryEntry,
     Quest,
 )
-from shared.models.turns import TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.models.turns import TokenUsage, TurnError, TurnRecord, TurnResult, TurnStatus
 from shared.models.views import GameStateView, state_view
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "HistoryEntry",
     "Quest",
     "SessionEvent",
+    "TokenUsage",
     "TurnError",
     "TurnRecord",
     "TurnResult",

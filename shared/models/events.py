@@ -16,6 +16,7 @@ class EventName(StrEnum):
     NARRATION_DELTA = "narration.delta"
     TURN_COMPLETED = "turn.completed"
     TURN_FAILED = "turn.failed"
+    TURN_RESTARTED = "turn.restarted"
 
 
 class SessionEvent(BaseModel):

@@ -124,6 +124,10 @@ class GameState(_Model):
     adventure_moments: list[str] = Field(default_factory=list)
     location: str = "the crossroads inn"
     npc_name: str | None = None
+    # When an LLM rewords the choices, what each one means to the rules, in the same order
+    # (empty when current_choices are the rules' own words). Not shown to the player.
+    choice_actions: list[str] = Field(default_factory=list)
+    jester_last_turn: int = -1000
 
     @model_validator(mode="before")
     @classmethod

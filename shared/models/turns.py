@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
+__all__ = ["TokenUsage", "TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
 
 
 class TurnStatus(StrEnum):
@@ -20,12 +20,30 @@ class TurnStatus(StrEnum):
         return self in (TurnStatus.COMPLETED, TurnStatus.FAILED)
 
 
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
 class TurnResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     narrative: str
     choices: list[str]
     state_version: int = Field(ge=0)
+    # Who told it: "offline", "llm", or "offline_fallback" (the LLM failed; see docs/api.md).
+    narrator: str = "offline"
+    usage: TokenUsage | None = None
 
 
 class TurnError(BaseModel):

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -74,11 +75,11 @@ async def test_a_failing_step_fails_its_turn_and_not_the_next(
 
     attempts: list[int] = []
 
-    def flaky(sid: str, turn: TurnRecord, load: StateLoader, s: Settings) -> object:
+    def flaky(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> object:
         if turn.action == "explode":
             attempts.append(turn.attempts)
             raise RuntimeError("narrator fell over")
-        return run_flow_step(sid, turn, load, s)
+        return run_flow_step(sid, turn, load, s, out)
 
     pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(), step_runner=flaky)  # type: ignore[arg-type]
     await pipeline.drain(state.session_id)
@@ -119,9 +120,9 @@ async def test_a_stale_writer_loses_and_the_turn_applies_once(
     loop = asyncio.get_running_loop()
     raced = False
 
-    def racing(sid: str, turn: TurnRecord, load: StateLoader, s: Settings) -> object:
+    def racing(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> object:
         nonlocal raced
-        step = run_flow_step(sid, turn, load, s)
+        step = run_flow_step(sid, turn, load, s, out)
         if not raced:
             raced = True
             rival = step.state.model_copy(update={"location": "the rival's version"})

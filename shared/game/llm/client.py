@@ -1,0 +1,114 @@
+"""A chat completion through CrewAI's own `LLM` client, with the service's retry policy and
+streaming through CrewAI's stream-chunk events.
+
+CrewAI calls stream-chunk handlers synchronously in the calling thread, so the sink for the
+chunks of the current call is a context variable: concurrent turns in other threads (a thread
+pool) each see their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, cast
+
+from shared.game.crewai_env import configure_crewai, quiet_crewai_console
+from shared.settings import Settings, get_settings
+
+configure_crewai(get_settings().crewai_storage_dir)
+
+from crewai import LLM  # noqa: E402
+from crewai.events.event_bus import crewai_event_bus  # noqa: E402
+from crewai.events.types.llm_events import LLMStreamChunkEvent  # noqa: E402
+
+from shared.errors import NarratorUnavailable  # noqa: E402
+from shared.models import TokenUsage  # noqa: E402
+
+quiet_crewai_console()
+
+__all__ = ["ChatClient", "Completion"]
+
+logger = logging.getLogger(__name__)
+
+ChunkSink = Callable[[str], None]
+_sink: ContextVar[ChunkSink | None] = ContextVar("pocket_portals_chunk_sink", default=None)
+
+
+@crewai_event_bus.on(LLMStreamChunkEvent)
+def _forward_chunk(_source: Any, event: LLMStreamChunkEvent) -> None:
+    sink = _sink.get()
+    if sink is not None and event.chunk:
+        sink(event.chunk)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: TokenUsage
+
+
+def _reason(exc: BaseException) -> str:
+    # The exception's type and HTTP status only: messages can quote request details.
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+
+
+class ChatClient:
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self._sleep = sleep
+
+    def _llm(self, max_tokens: int, stream: bool) -> LLM:
+        key = self.settings.llm_api_key
+        return LLM(
+            model=self.settings.llm_model,
+            base_url=self.settings.llm_base_url,
+            # Local servers (vLLM, Ollama) want no key, but the OpenAI client insists on one.
+            api_key=key.get_secret_value() if key else "not-needed",
+            temperature=self.settings.llm_temperature,
+            max_tokens=max_tokens,
+            timeout=self.settings.llm_timeout,
+            max_retries=0,  # our retries, with our backoff and restart signal
+            stream=stream,
+        )
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        on_chunk: ChunkSink | None = None,
+        on_retry: Callable[[int], None] | None = None,
+    ) -> Completion:
+        """The reply to `messages`. Timeouts, HTTP errors and broken connections are tried
+        again `LLM_RETRIES` times with exponential backoff (`on_retry(attempt)` is called
+        first, so a caller that streamed part of a reply can say it starts over); then
+        `NarratorUnavailable`."""
+        attempts = self.settings.llm_retries + 1
+        for attempt in range(1, attempts + 1):
+            llm = self._llm(max_tokens, stream=on_chunk is not None)
+            token = _sink.set(on_chunk)
+            try:
+                text = llm.call(cast(Any, messages))
+            except Exception as exc:
+                reason = _reason(exc)
+                logger.warning("LLM call failed (attempt %d/%d): %s", attempt, attempts, reason)
+                if attempt == attempts:
+                    raise NarratorUnavailable(reason) from None
+                if on_retry is not None:
+                    on_retry(attempt + 1)
+                self._sleep(self.settings.llm_retry_backoff * 2 ** (attempt - 1))
+                continue
+            finally:
+                _sink.reset(token)
+            metrics = llm.get_token_usage_summary()
+            usage = TokenUsage(
+                prompt_tokens=metrics.prompt_tokens,
+                completion_tokens=metrics.completion_tokens,
+                total_tokens=metrics.total_tokens,
+            )
+            return Completion(text if isinstance(text, str) else str(text), usage)
+        raise AssertionError("unreachable")

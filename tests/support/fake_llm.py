@@ -1,0 +1,185 @@
+"""A small OpenAI-compatible chat-completions server on 127.0.0.1, for tests of the LLM
+narrator through CrewAI's real client. The model name picks the behaviour:
+
+- `story`: a well-formed reply (narrative, `###`, the options reworded), streamed in small
+  chunks when asked to stream;
+- `slow`: the same, a chunk every `SLOW_CHUNK_DELAY` seconds;
+- `flaky`: every other request fails with HTTP 500, the others answer like `story`;
+- `down`: HTTP 503 every time;
+- `garbage`: a reply without the structure, or without any narrative;
+- `stall`: never answers within a client's timeout.
+
+Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeLLM", "fake_llm"]
+
+SLOW_CHUNK_DELAY = 0.25
+NARRATIVE = (
+    "Lantern light trembles across the stones as you move. Somewhere water drips, slow as a "
+    "heartbeat. The path ahead waits for your choice."
+)
+
+
+@dataclass
+class FakeLLM:
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counter: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def next_count(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+
+def _options(messages: list[dict[str, Any]]) -> list[str]:
+    text = str(messages[-1].get("content", ""))
+    if "options now:" not in text:
+        return []
+    block = text.split("options now:", 1)[1]
+    return [m.group(1) for m in re.finditer(r"^\d+\. (.+)$", block, re.M)]
+
+
+def _reply_text(model: str, messages: list[dict[str, Any]]) -> str:
+    system = str(messages[0].get("content", ""))
+    if "Game Keeper" in system:
+        return "The dice favour the bold this time."
+    if "Jester" in system:
+        return "Another fine mess, hero."
+    if model == "garbage":
+        return "### 1. only choices and no story" if "epilogue" not in str(messages) else "{}"
+    choices = "\n".join(f"{n}. Carefully: {o}" for n, o in enumerate(_options(messages), 1))
+    return f"{NARRATIVE}\n###\n{choices}" if choices else NARRATIVE
+
+
+def _cut(text: str, max_tokens: int | None) -> tuple[str, str, int]:
+    words = text.split(" ")
+    if max_tokens is not None and len(words) > max_tokens:
+        return " ".join(words[:max_tokens]), "length", max_tokens
+    return text, "stop", len(words)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *_: Any) -> None:
+        return None
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        fake = self.server.fake
+        with fake.lock:
+            fake.requests.append({**body, "authorization": self.headers.get("authorization")})
+        model = body["model"]
+        if model == "down" or (model == "flaky" and fake.next_count() % 2 == 1):
+            self._json(503 if model == "down" else 500, {"error": {"message": "unavailable"}})
+            return
+        if model == "stall":
+            time.sleep(30)
+            return
+        text, finish, completion_tokens = _cut(
+            _reply_text(model, body["messages"]), body.get("max_tokens")
+        )
+        usage = {
+            "prompt_tokens": 50,
+            "completion_tokens": completion_tokens,
+            "total_tokens": 50 + completion_tokens,
+        }
+        if body.get("stream"):
+            self._stream(
+                body, text, finish, usage, delay=SLOW_CHUNK_DELAY if model == "slow" else 0.0
+            )
+            return
+        self._json(
+            200,
+            {
+                "id": "fake",
+                "object": "chat.completion",
+                "created": 1,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": usage,
+            },
+        )
+
+    def _stream(
+        self, body: dict[str, Any], text: str, finish: str, usage: dict[str, int], delay: float
+    ) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+
+        def chunk(delta: dict[str, Any], reason: str | None, **extra: Any) -> None:
+            payload = {
+                "id": "fake",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+                **extra,
+            }
+            self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+            self.wfile.flush()
+
+        for start in range(0, len(text), 12):
+            chunk({"content": text[start : start + 12]}, None)
+            if delay:
+                time.sleep(delay)
+        chunk({}, finish, usage=usage)
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeLLM) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+@contextmanager
+def fake_llm() -> Iterator[FakeLLM]:
+    fake = FakeLLM()
+    server = _Server(fake)
+    fake.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="fake-llm", daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
