@@ -26,7 +26,7 @@ from typing import Any
 
 __all__ = ["FakeLLM", "fake_llm"]
 
-SLOW_CHUNK_DELAY = 0.25
+SLOW_CHUNK_DELAY = 0.15
 NARRATIVE = (
     "Lantern light trembles across the stones as you move. Somewhere water drips, slow as a "
     "heartbeat. The path ahead waits for your choice."

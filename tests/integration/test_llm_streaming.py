@@ -1,0 +1,174 @@
+"""The LLM narrator in real worker processes, streamed to players over SSE: deltas before
+completion, resumable mid-turn, restarted after a crash, and the failure policies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.test_reliability import finish, history_ids, turn_pid
+from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.player import Player
+from tests.support.processes import CeleryWorker, Gateway
+from tests.support.sse import SseEvent
+
+pytestmark = pytest.mark.integration
+
+SECRET = "sk-integration-secret-key"
+WorkerFactory = Callable[..., CeleryWorker]
+GatewayFactory = Callable[..., Gateway]
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeLLM]:
+    with fake_llm() as fake:
+        yield fake
+
+
+def llm_env(server: FakeLLM, model: str, **extra: str) -> dict[str, str]:
+    return {
+        "NARRATOR": "llm",
+        "LLM_MODEL": f"openai/{model}",
+        "LLM_BASE_URL": server.base_url,
+        "LLM_API_KEY": SECRET,
+        "LLM_TIMEOUT": "5",
+        "LLM_RETRY_BACKOFF": "0.1",
+        **extra,
+    }
+
+
+def completed(turn_id: str) -> Callable[[list[SseEvent]], bool]:
+    return lambda evs: any(
+        e.event in {"turn.completed", "turn.failed"} and e.data["turn_id"] == turn_id for e in evs
+    )
+
+
+def story_after_last_restart(events: list[SseEvent], turn_id: str) -> str:
+    pieces: list[str] = []
+    for event in events:
+        if event.data.get("turn_id") != turn_id:
+            continue
+        if event.event == "turn.restarted":
+            pieces = []
+        elif event.event == "narration.delta":
+            pieces.append(event.data["text"])
+    return "".join(pieces)
+
+
+def play_to_exploration(player: Player) -> None:
+    player.play({"choice_index": 3})
+    player.play({"choice_index": 1})
+
+
+def test_deltas_stream_before_completion_and_add_up_to_the_narrative(
+    llm_server: FakeLLM, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    worker = worker_factory(llm_env(llm_server, "story"))
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        play_to_exploration(player)
+        submitted: list[str] = []
+        events = player.events(
+            until=lambda evs: bool(submitted) and completed(submitted[0])(evs),
+            on_open=lambda: threading.Thread(
+                target=lambda: submitted.append(
+                    player.submit({"choice_index": 1}).json()["turn_id"]
+                )
+            ).start(),
+        )
+        names = [e.event for e in events]
+        assert names.count("narration.delta") > 3
+        assert names.index("narration.delta") < names.index("turn.completed")
+        result = events[-1].data["result"]
+        assert story_after_last_restart(events, submitted[0]) == result["narrative"]
+        assert result["narrator"] == "llm" and result["usage"]["completion_tokens"] > 0
+        state = player.state()["state"]
+        assert all(c.startswith("Carefully: ") for c in state["current_choices"])
+        player.play({"choice_index": 1})  # a reworded choice still means the rules' choice
+        assert SECRET not in worker.log()
+    finally:
+        player.close()
+
+
+def test_a_client_reconnecting_mid_turn_gets_the_deltas_it_missed(
+    llm_server: FakeLLM, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    worker_factory(llm_env(llm_server, "slow"))
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        play_to_exploration(player)
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        first = player.events(
+            last_event_id="0",
+            until=lambda evs: any(
+                e.event == "narration.delta" and e.data["turn_id"] == turn_id for e in evs
+            ),
+        )
+        assert first[-1].event == "narration.delta"  # left mid-turn, after a delta
+        rest = player.events(last_event_id=first[-1].id, until=completed(turn_id))
+        assert rest[0].event == "narration.delta"
+        everything = first + rest
+        assert story_after_last_restart(everything, turn_id) == rest[-1].data["result"]["narrative"]
+    finally:
+        player.close()
+
+
+def test_a_worker_dying_mid_stream_restarts_the_turn_and_applies_it_once(
+    llm_server: FakeLLM, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    worker = worker_factory(llm_env(llm_server, "slow", LEASE_TTL="3"))
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        play_to_exploration(player)
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        player.events(
+            last_event_id="0",
+            until=lambda evs: any(
+                e.event == "narration.delta" and e.data["turn_id"] == turn_id for e in evs
+            ),
+        )
+        os.kill(turn_pid(worker, turn_id), signal.SIGKILL)
+        assert finish(player, turn_id)["status"] == "completed"
+        events = player.events(last_event_id="0", until=completed(turn_id))
+        mine = [e for e in events if e.data.get("turn_id") == turn_id]
+        restarted = [e for e in mine if e.event == "turn.restarted"]
+        assert restarted and restarted[-1].data["reason"] == "redelivered"
+        assert [e.event for e in mine].count("turn.completed") == 1
+        assert story_after_last_restart(events, turn_id) == mine[-1].data["result"]["narrative"]
+        assert history_ids(player)[-1] == turn_id and player.state()["version"] == 3
+    finally:
+        player.close()
+
+
+@pytest.mark.parametrize("policy", ["offline", "fail"])
+def test_failure_policy_when_the_llm_is_down(
+    llm_server: FakeLLM,
+    worker_factory: WorkerFactory,
+    gateway_factory: GatewayFactory,
+    policy: str,
+) -> None:
+    worker_factory(llm_env(llm_server, "down", LLM_FALLBACK=policy, LLM_RETRIES="1"))
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        turn = finish(player, turn_id)
+        if policy == "offline":
+            assert turn["status"] == "completed"
+            assert turn["result"]["narrator"] == "offline_fallback"
+            assert "Brannoc" in turn["result"]["narrative"]
+            assert player.state()["version"] == 1
+        else:
+            assert turn["status"] == "failed"
+            assert turn["error"]["code"] == "narrator_unavailable"
+            assert SECRET not in str(turn)
+            assert player.state()["version"] == 0
+    finally:
+        player.close()
