@@ -82,6 +82,8 @@ class Stack:
             "HISTORY_LIMIT": "1000",
             "MAX_TURNS": "100000",
             "MAX_PENDING_TURNS": "8",
+            # One load generator on one address: the per-client limit is not what is tested.
+            "RATE_LIMIT_PER_MINUTE": "0",
             "PYTHONUNBUFFERED": "1",
         }
         self.concurrency = concurrency
