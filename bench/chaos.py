@@ -32,8 +32,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import CeleryWorker, Gateway
-from tests.support.redis_server import RedisServer
+from bench.stack import ServiceStack
 
 logger = logging.getLogger("bench.chaos")
 
@@ -62,47 +61,25 @@ class Report:
     duration: float = 0.0
 
 
-class Stack:
-    """Redis, workers and a gateway, with the means to break them."""
+class Stack(ServiceStack):
+    """The service, with the means to break it."""
 
     def __init__(self, workdir: Path, workers: int, concurrency: int) -> None:
-        self.workdir = workdir
-        self.redis = RedisServer(workdir / "redis", appendonly=True).start()
-        self.env = {
-            "SESSION_BACKEND": "redis",
-            "REDIS_URL": self.redis.url,
-            "CELERY_QUEUE": f"pocket_portals.chaos.{uuid.uuid4().hex[:8]}",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "CREWAI_STORAGE_DIR": str(workdir / "crewai"),
-            "NARRATOR_DELAY": "0.05",
-            "LEASE_TTL": "3",
-            "CELERY_VISIBILITY_TIMEOUT": "20",
-            "TURN_TIME_LIMIT": "15",
-            "REDIS_SOCKET_TIMEOUT": "2",
-            "HISTORY_LIMIT": "1000",
-            "MAX_TURNS": "100000",
-            "MAX_PENDING_TURNS": "8",
-            # One load generator on one address: the per-client limit is not what is tested.
-            "RATE_LIMIT_PER_MINUTE": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.concurrency = concurrency
-        self.workers: list[CeleryWorker] = []
-        self.worker_count = 0
-        for _ in range(workers):
-            self.add_worker()
-        self.gateway = Gateway(self.env, workdir, name="gateway")
-        self.gateway.start()
-        self.gateway.wait_ready()
-
-    def add_worker(self) -> None:
-        worker = CeleryWorker(
-            self.env, self.workdir, name=f"worker{self.worker_count}", concurrency=self.concurrency
+        super().__init__(
+            workdir,
+            workers=workers,
+            concurrency=concurrency,
+            env={
+                "NARRATOR_DELAY": "0.05",
+                "LEASE_TTL": "3",
+                "CELERY_VISIBILITY_TIMEOUT": "20",
+                "TURN_TIME_LIMIT": "15",
+                "REDIS_SOCKET_TIMEOUT": "2",
+                "HISTORY_LIMIT": "1000",
+                "MAX_TURNS": "100000",
+                "MAX_PENDING_TURNS": "8",
+            },
         )
-        self.worker_count += 1
-        worker.start()
-        worker.wait_ready(timeout=180)
-        self.workers.append(worker)
 
     def kill_pool_child(self, rng: random.Random) -> str:
         worker = rng.choice(self.workers)
@@ -120,16 +97,11 @@ class Stack:
         return f"SIGKILL whole {worker.name}, started a replacement"
 
     def crash_redis(self) -> str:
+        assert self.redis is not None
         self.redis.kill()
         time.sleep(2)  # an outage long enough for clients to see it
         self.redis.start()
         return "SIGKILL redis, restarted from AOF"
-
-    def stop(self) -> None:
-        self.gateway.stop()
-        for worker in self.workers:
-            worker.stop()
-        self.redis.stop()
 
 
 class Client:
