@@ -177,6 +177,7 @@ class RawCelery:
 
     def close(self) -> None:
         self.thread.stop()
+        self.thread.join(timeout=5)  # before closing the socket it reads from
         self.pubsub.close()
         self.client.close()
 
@@ -285,8 +286,18 @@ def run(args: argparse.Namespace) -> str:
                 player.turn_by_long_poll,
                 n,
             )
-            post = timed(rows, "gateway POST /turns alone", lambda: _post_only(player), n)
             player.close()
+            # Spread over sessions so no session reaches its pending-turn limit.
+            posters = [Player(base) for _ in range(max(1, n // 4))]
+            rotation = iter(range(10**9))
+            post = timed(
+                rows,
+                "gateway POST /turns alone",
+                lambda: _post_only(posters[next(rotation) % len(posters)]),
+                n,
+            )
+            for poster in posters:
+                poster.close()
             players = [Player(base) for _ in range(100)]
             counter = iter(range(10**9))
             lock = threading.Lock()
