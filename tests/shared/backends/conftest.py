@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import fakeredis
@@ -28,8 +29,9 @@ class FakeClock:
 class Harness:
     backend: SessionBackend
     kind: str
-    # Make every key with a TTL expire (memory: jump the clock; Redis: wait it out).
-    expire_all: Callable[[], None]
+    # Let the TTL of `session_id` run out (memory: jump the clock; Redis: wait until the
+    # server has expired it, polled, never longer than needed).
+    expire: Callable[[str], Awaitable[None]]
     ttl: int
 
 
@@ -39,7 +41,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     if request.param == "memory":
         clock = FakeClock()
 
-        def jump() -> None:
+        async def jump(_: str) -> None:
             clock.now += ttl + 1
 
         yield Harness(
@@ -52,10 +54,14 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         url = request.getfixturevalue("redis_url")
         client = aioredis.Redis.from_url(url, decode_responses=True)
 
-    def wait_out() -> None:
-        time.sleep(ttl + 0.5)
-
     backend = RedisBackend(client, session_ttl=ttl, turn_records_kept=16, max_block=2)
+
+    async def wait_out(session_id: str) -> None:
+        deadline = time.monotonic() + ttl + 10
+        while await backend.exists(session_id):
+            assert time.monotonic() < deadline, "Redis did not expire the session"
+            await asyncio.sleep(0.1)
+
     yield Harness(backend, request.param, wait_out, ttl)
     await backend.close()
 

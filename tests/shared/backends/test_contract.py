@@ -213,7 +213,7 @@ async def test_session_expires_after_ttl_without_writes(harness: Harness) -> Non
     state = new_state()
     await backend.create(state, owner_hash="o")
     await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=None)
-    await asyncio.to_thread(harness.expire_all)
+    await harness.expire(state.session_id)
     assert await backend.get(state.session_id) is None
     assert not await backend.exists(state.session_id)
     assert await backend.pending_count(state.session_id) == 0
