@@ -69,6 +69,8 @@ class InMemoryBackend:
         with self._lock:
             self._sessions.clear()
             self._leases.clear()
+            self._pending.clear()
+            self._request_counts.clear()
 
     @property
     def session_count(self) -> int:
@@ -76,15 +78,20 @@ class InMemoryBackend:
             self._expire()
             return len(self._sessions)
 
+    def _drop(self, session_id: str) -> bool:
+        self._leases.pop(session_id, None)
+        self._pending.pop(session_id, None)
+        return self._sessions.pop(session_id, None) is not None
+
     def _expire(self) -> None:
         now = self._clock()
         for sid in [s for s, v in self._sessions.items() if v.expires_at <= now]:
-            del self._sessions[sid]
+            self._drop(sid)
 
     def _live(self, session_id: str) -> _Session | None:
         session = self._sessions.get(session_id)
         if session is not None and session.expires_at <= self._clock():
-            del self._sessions[session_id]
+            self._drop(session_id)
             return None
         return session
 
@@ -111,6 +118,8 @@ class InMemoryBackend:
     # -- sessions ---------------------------------------------------------------------------
     async def create(self, state: GameState, *, owner_hash: str) -> None:
         with self._lock:
+            # Expired sessions nobody asks for again would otherwise stay in memory for good.
+            self._expire()
             if self._live(state.session_id) is not None:
                 raise ValueError(f"session {state.session_id} already exists")
             stored = state.model_copy(update={"version": 0}, deep=True)
@@ -134,8 +143,7 @@ class InMemoryBackend:
 
     async def delete(self, session_id: str) -> bool:
         with self._lock:
-            self._leases.pop(session_id, None)
-            return self._sessions.pop(session_id, None) is not None
+            return self._drop(session_id)
 
     async def exists(self, session_id: str) -> bool:
         with self._lock:
