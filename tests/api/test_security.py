@@ -3,8 +3,6 @@ safety, and what the OpenAPI document promises."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import httpx
@@ -15,7 +13,7 @@ from api.main import create_app
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 from tests.support.player import Player
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import run_python
 from tests.support.server import serve
 
 
@@ -112,16 +110,8 @@ def test_production_gateway_will_not_start_in_dev_mode() -> None:
         "ENVIRONMENT": "production",
         "SESSION_BACKEND": "memory",
         "CELERY_TASK_ALWAYS_EAGER": "true",
-        "PATH": "",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", "import api.main"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(["-c", "import api.main"], env)
     assert result.returncode != 0
     assert "ENVIRONMENT=production refuses to start" in result.stderr
 

@@ -3,7 +3,6 @@ subprocesses → CrewAI flow step → Redis session store, observed over HTTP an
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import redis
 from shared.backends.keys import SessionKeys
 from tests.support.player import Player
 from tests.support.ports import free_port
-from tests.support.processes import REPO_ROOT, CeleryWorker, Gateway
+from tests.support.processes import CeleryWorker, Gateway, run_python
 from tests.support.sse import SseEvent
 from tests.support.waiting import wait_until
 
@@ -203,21 +202,14 @@ def test_dev_command_serves_a_playable_game_without_redis(gateway_factory: Gatew
 
 def test_gateway_does_not_import_crewai_outside_eager_mode() -> None:
     code = "import sys, api.main; sys.exit('crewai' in sys.modules)"
-    env = {"SESSION_BACKEND": "redis", "CELERY_TASK_ALWAYS_EAGER": "false", "PATH": ""}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, timeout=120)
-    assert result.returncode == 0
+    env = {"SESSION_BACKEND": "redis", "CELERY_TASK_ALWAYS_EAGER": "false"}
+    result = run_python(["-c", code], env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_memory_backend_without_eager_mode_is_refused_at_start() -> None:
-    env = {"SESSION_BACKEND": "memory", "CELERY_TASK_ALWAYS_EAGER": "false", "PATH": ""}
+    env = {"SESSION_BACKEND": "memory", "CELERY_TASK_ALWAYS_EAGER": "false"}
     for args in (["-c", "import api.main"], ["-m", "celery", "-A", "worker", "worker"]):
-        result = subprocess.run(
-            [sys.executable, *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = run_python(args, env)
         assert result.returncode != 0
         assert "CELERY_TASK_ALWAYS_EAGER=true" in result.stderr

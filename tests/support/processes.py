@@ -14,9 +14,22 @@ from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 from worker.application import READY_MARK
 
-__all__ = ["REPO_ROOT", "CeleryWorker", "Gateway", "ManagedProcess"]
+__all__ = ["REPO_ROOT", "CeleryWorker", "Gateway", "ManagedProcess", "run_python"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` from the repository root with exactly `env` (nothing inherited), as a
+    process starting on a machine configured that way would."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={"PATH": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 class ManagedProcess:

@@ -178,21 +178,18 @@ def test_the_jester_speaks_now_and_then_with_a_seeded_cooldown(
     cfg = settings(server, tmp_path, jester_cooldown=3)
     narrator = LLMNarrator(ChatClient(cfg), cfg, Recorder())
     state, _ = exploring_state()
-    spoke = []
-    for turn in range(3, 40):
-        current = state.model_copy(
-            update={"adventure_turn": turn, "jester_last_turn": spoke[-1] if spoke else -1000}
-        )
-        if narrator._jester_due(current, Dice(current.seed, turn)):
-            spoke.append(turn)
+
+    def turns_the_jester_speaks() -> list[int]:
+        spoke: list[int] = []
+        for turn in range(3, 40):
+            last = spoke[-1] if spoke else -1000
+            current = state.model_copy(update={"adventure_turn": turn, "jester_last_turn": last})
+            if narrator._jester_due(current, Dice(current.seed, turn)):
+                spoke.append(turn)
+        return spoke
+
+    spoke = turns_the_jester_speaks()
     assert spoke, "the jester never spoke"
     assert all(b - a >= 3 for a, b in zip(spoke, spoke[1:], strict=False))
     assert len(spoke) < 37 // 3 + 1  # now and then, not whenever allowed
-    again = []
-    for turn in range(3, 40):
-        current = state.model_copy(
-            update={"adventure_turn": turn, "jester_last_turn": again[-1] if again else -1000}
-        )
-        if narrator._jester_due(current, Dice(current.seed, turn)):
-            again.append(turn)
-    assert again == spoke  # seeded: the same game, the same jokes
+    assert turns_the_jester_speaks() == spoke  # seeded: the same game, the same jokes
