@@ -13,9 +13,11 @@ from api.enqueue import Enqueuer
 from shared.backends import SessionBackend
 from shared.errors import InvalidRequest, SessionNotFound, Unauthorized
 from shared.ids import is_session_id, is_turn_id, token_matches
+from shared.models import GameState
 from shared.settings import Settings
 
 __all__ = [
+    "AuthorizedState",
     "AuthorizedSession",
     "BearerCredentials",
     "QueryToken",
@@ -37,7 +39,9 @@ class Services:
     enqueuer: Enqueuer
 
 
-def _services(request: Request) -> Services:
+# The dependencies are coroutines even where they need not await anything: FastAPI runs a plain
+# function in its thread pool, a thread hop for each one on every request.
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -45,15 +49,15 @@ def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
-def _settings(services: ServicesDep) -> Settings:
+async def _settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def _backend(services: ServicesDep) -> SessionBackend:
+async def _backend(services: ServicesDep) -> SessionBackend:
     return services.backend
 
 
-def _enqueuer(services: ServicesDep) -> Enqueuer:
+async def _enqueuer(services: ServicesDep) -> Enqueuer:
     return services.enqueuer
 
 
@@ -62,7 +66,7 @@ Backend = Annotated[SessionBackend, Depends(_backend)]
 Queue = Annotated[Enqueuer, Depends(_enqueuer)]
 
 
-def _session_id(session_id: Annotated[str, Path()]) -> str:
+async def _session_id(session_id: Annotated[str, Path()]) -> str:
     # Checked before any key is built from it. An id of another shape cannot name a session,
     # so refusing it as malformed reveals nothing about which sessions exist.
     if not is_session_id(session_id):
@@ -70,7 +74,7 @@ def _session_id(session_id: Annotated[str, Path()]) -> str:
     return session_id
 
 
-def _turn_id(
+async def _turn_id(
     session_id: Annotated[str, Depends(_session_id)], turn_id: Annotated[str, Path()]
 ) -> str:
     if not is_turn_id(turn_id):
@@ -109,11 +113,15 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:
-    owner = await backend.owner_hash(session_id) if _TOKEN.fullmatch(token) else None
+def _check(session_id: str, token: str, owner: str | None) -> None:
     # A wrong token looks exactly like a missing session: tokens cannot probe for sessions.
     if owner is None or not token_matches(token, owner):
         raise SessionNotFound(session_id)
+
+
+async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:
+    owner = await backend.owner_hash(session_id) if _TOKEN.fullmatch(token) else None
+    _check(session_id, token, owner)
     return session_id
 
 
@@ -124,3 +132,18 @@ async def _authorized_session(
 
 
 AuthorizedSession = Annotated[str, Depends(_authorized_session)]
+
+
+async def _authorized_state(
+    session_id: SessionIdParam, backend: Backend, credentials: BearerCredentials
+) -> GameState:
+    """The session's state, for its owner only; owner and state are read in one round trip."""
+    token = bearer_token(credentials)
+    owner, state = await backend.owned_state(session_id)
+    _check(session_id, token, owner)
+    if state is None:
+        raise SessionNotFound(session_id)
+    return state
+
+
+AuthorizedState = Annotated[GameState, Depends(_authorized_state)]

@@ -33,12 +33,16 @@ import redis
 
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
+from shared.backends.codec import unpack
 from shared.backends.keys import SessionKeys
 from shared.settings import Settings
+from tests.support.redis_server import RedisServer
 from tests.support.sse import SseEvent, read_events
 from worker.application import create_celery_app
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# As docker-compose.yml starts Redis: a stream preallocates one node of this many bytes.
+COMPOSE_STREAM_NODE_MAX_BYTES = 2048
 
 
 @dataclass
@@ -200,6 +204,88 @@ def session_bytes(client: redis.Redis, session_id: str) -> tuple[int, int]:
     return total, int(client.hstrlen(keys.state, "state"))
 
 
+def key_breakdown(client: redis.Redis, session_id: str) -> str:
+    keys = SessionKeys(session_id)
+    parts = [
+        (k.rsplit(":", 1)[-1] if k != keys.state else "state", client.memory_usage(k))
+        for k in keys.all()
+    ]
+    return ", ".join(f"{name} {size}" for name, size in parts if size)
+
+
+_VARIED_ACTIONS = [
+    "I study the map by candlelight",
+    "I ask the innkeeper about rumours",
+    "I sharpen my blade and listen",
+    "I follow the old road north",
+    "I search the ruins for tracks",
+]
+
+
+def play_varied(player: Player, turns: int) -> int:
+    """Choices and free actions in turn, as a player would; returns the turns played (fewer
+    than asked when the adventure ends first)."""
+    for n in range(turns):
+        state = player.http.get(f"/sessions/{player.sid}", headers=player.auth).json()["state"]
+        if state["adventure_completed"]:
+            return n
+        choices = state["current_choices"]
+        body: dict[str, Any] = {"choice_index": 1} if choices else {"action": "Look around"}
+        if n % 2 and state["phase"] != "combat":
+            body = {"action": _VARIED_ACTIONS[n % len(_VARIED_ACTIONS)]}
+        answer = player.http.post(f"/sessions/{player.sid}/turns", json=body, headers=player.auth)
+        answer.raise_for_status()
+        turn_id = answer.json()["turn_id"]
+        player.http.get(
+            f"/sessions/{player.sid}/turns/{turn_id}", params={"wait": 30}, headers=player.auth
+        ).raise_for_status()
+    return turns
+
+
+def session_memory(
+    client: redis.Redis, base: str, *, turns: int, own: RedisServer | None
+) -> list[tuple[str, str]]:
+    """Redis bytes of one session after `turns` turns: the same action every turn, then varied
+    play, then (on a Redis this run started) with docker-compose.yml's stream node size."""
+    rows = []
+    same = Player(base)
+    for _ in range(turns):
+        same.turn_by_long_poll()
+    total, state_size = session_bytes(client, same.sid)
+    rows.append(
+        (
+            f"Redis bytes per session after {turns} turns (all keys; Redis defaults)",
+            f"{total} B (state alone {state_size} B; {key_breakdown(client, same.sid)})",
+        )
+    )
+    same.close()
+    varied = Player(base)
+    played = play_varied(varied, turns)
+    total, state_size = session_bytes(client, varied.sid)
+    rows.append(
+        (
+            f"Redis bytes per session after {played} turns of varied play (choices, free actions)",
+            f"{total} B (state alone {state_size} B; {key_breakdown(client, varied.sid)})",
+        )
+    )
+    varied.close()
+    if own is not None:
+        client.config_set("stream-node-max-bytes", COMPOSE_STREAM_NODE_MAX_BYTES)
+        tuned = Player(base)
+        for _ in range(turns):
+            tuned.turn_by_long_poll()
+        total, _ = session_bytes(client, tuned.sid)
+        rows.append(
+            (
+                f"Redis bytes per session after {turns} turns, "
+                f"stream-node-max-bytes {COMPOSE_STREAM_NODE_MAX_BYTES} (docker-compose.yml)",
+                f"{total} B ({key_breakdown(client, tuned.sid)})",
+            )
+        )
+        tuned.close()
+    return rows
+
+
 def cost_growth(base: str, client: redis.Redis, marks: list[int]) -> dict[int, tuple[float, int]]:
     """Latency (median of 5 turns ending at each mark) and stored state size at each mark."""
     player, results, latencies = Player(base), {}, []
@@ -239,8 +325,6 @@ def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="pocket-bench-") as tmp:
         env = {
             "MAX_TURNS": "100000",
-            "MAX_PENDING_TURNS": "32",
-            "HISTORY_LIMIT": "50",
             "RAW_QUEUE": f"bench.raw.{uuid.uuid4().hex[:8]}",
         }
         stack = ServiceStack(
@@ -257,9 +341,10 @@ def run(args: argparse.Namespace) -> str:
             warm = Player(base)
             for _ in range(5):
                 warm.turn_by_long_poll()
-            state_json = client.hget(SessionKeys(warm.sid).state, "state") or b"{}"
+            # The baseline stores the same state, as plain JSON.
+            state_json = unpack(client.hget(SessionKeys(warm.sid).state, "state") or b"{}")
             warm.close()
-            raw = RawCelery(stack, state_json.decode())
+            raw = RawCelery(stack, state_json)
             _raw_worker(stack, args)
             for _ in range(10):
                 raw.round_trip()
@@ -333,16 +418,8 @@ def run(args: argparse.Namespace) -> str:
                         f"{latency * 1000:.1f} ms / {size} B",
                     )
                 )
-            fifty = Player(base)
-            for _ in range(min(50, marks[1])):
-                fifty.turn_by_long_poll()
-            total, state_size = session_bytes(client, fifty.sid)
-            fifty.close()
+            extra += session_memory(client, base, turns=min(50, marks[1]), own=stack.redis)
             extra += [
-                (
-                    f"Redis bytes per session after {min(50, marks[1])} turns (all keys)",
-                    f"{total} B (state alone {state_size} B)",
-                ),
                 (
                     f"worker PSS, {args.workers} worker(s) x concurrency {args.concurrency}",
                     f"{sum(worker_pss_kb(w.pid) for w in stack.workers[: args.workers]) // 1024}"

@@ -85,9 +85,16 @@ class Settings(BaseSettings):
     # Requests per client (IP address) per minute, shared by every gateway process through
     # the session store; 0 turns the limit off.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600
-    history_limit: Annotated[int, Field(ge=20)] = 50
-    events_maxlen: Annotated[int, Field(gt=0)] = 1000
-    turn_records_kept: Annotated[int, Field(ge=16)] = 64
+    # Entries of conversation_history kept in the state (the narrator's memory, and where a
+    # completed turn's narrative is stored).
+    history_limit: Annotated[int, Field(ge=20)] = 20
+    # Finished turns whose final event (turn.completed or turn.failed) a session keeps for
+    # resuming streams; every event of a turn in flight is kept. Not above HISTORY_LIMIT: a
+    # kept turn.completed reads its narrative from the history.
+    events_maxlen: Annotated[int, Field(gt=0)] = 8
+    # Records of the newest turns kept for polling; never more than HISTORY_LIMIT, because a
+    # record finds its narrative in the history.
+    turn_records_kept: Annotated[int, Field(ge=16)] = 16
     max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
     long_poll_max: Seconds = 30.0
     sse_ping_interval: Seconds = 15.0
@@ -155,6 +162,16 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "TURN_RECORDS_KEPT must exceed MAX_PENDING_TURNS: records of pending turns "
                 "must never be pruned."
+            )
+        if self.turn_records_kept > self.history_limit:
+            raise ConfigurationError(
+                "TURN_RECORDS_KEPT must not exceed HISTORY_LIMIT: a completed turn's record "
+                "reads its narrative from the conversation history, so it cannot outlive it."
+            )
+        if self.events_maxlen > self.history_limit:
+            raise ConfigurationError(
+                "EVENTS_MAXLEN must not exceed HISTORY_LIMIT: a kept turn.completed event "
+                "reads its narrative from the conversation history, so it cannot outlive it."
             )
         if not self.crewai_storage_dir.is_absolute():
             object.__setattr__(self, "crewai_storage_dir", self.crewai_storage_dir.absolute())

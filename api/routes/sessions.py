@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Response
 
-from api.deps import AuthorizedSession, Backend, SettingsDep
+from api.deps import AuthorizedSession, AuthorizedState, Backend, SettingsDep
 from api.openapi import AUTHORIZED, PUBLIC
 from api.ratelimit import rate_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
-from shared.errors import SessionNotFound
 from shared.game.rules.choices import choices_for
 from shared.ids import new_player_token, new_session_id, token_hash
 from shared.models import GameState, state_view
@@ -34,11 +33,8 @@ async def create_session(
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses=AUTHORIZED)
-async def get_session(session_id: AuthorizedSession, backend: Backend) -> SessionOut:
-    state = await backend.get(session_id)
-    if state is None:
-        raise SessionNotFound(session_id)
-    return SessionOut(session_id=session_id, version=state.version, state=state_view(state))
+async def get_session(state: AuthorizedState) -> SessionOut:
+    return SessionOut(session_id=state.session_id, version=state.version, state=state_view(state))
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=AUTHORIZED)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from api.deps import AuthorizedSession, Backend, Queue, SettingsDep, TurnIdParam
+from api.deps import AuthorizedSession, AuthorizedState, Backend, Queue, SettingsDep, TurnIdParam
 from api.openapi import AUTHORIZED, errors
 from api.ratelimit import rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
@@ -21,7 +21,6 @@ from shared.errors import (
     BackendUnavailable,
     InvalidRequest,
     Overloaded,
-    SessionNotFound,
     TurnNotFound,
 )
 from shared.ids import new_turn_id
@@ -64,7 +63,7 @@ def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
 
 @router.post("", status_code=202, response_model=TurnAccepted, responses=errors(409))
 async def submit_turn(
-    session_id: AuthorizedSession,
+    state: AuthorizedState,
     body: TurnRequest,
     backend: Backend,
     queue: Queue,
@@ -74,9 +73,7 @@ async def submit_turn(
     claim = _claim(idempotency_key, body)
     if await queue.depth() >= settings.max_queue_depth:
         raise Overloaded(retry_after=5)
-    state = await backend.get(session_id)
-    if state is None:
-        raise SessionNotFound(session_id)
+    session_id = state.session_id
     if state.adventure_completed:
         raise AdventureCompleted(session_id)
     action = body.action
@@ -98,11 +95,10 @@ async def submit_turn(
         choice_index=body.choice_index,
         accepted_at=time.time(),
     )
-    # Marked before it is recorded: if this process dies before the task is published, the
-    # workers' sweeper still finds the session and queues it.
-    await backend.mark_pending(session_id, record.accepted_at)
+    # Marked pending as it is recorded: if this process dies before the task is published,
+    # the workers' sweeper still finds the session and queues it.
     stored = await backend.accept_turn(
-        record, max_pending=settings.max_pending_turns, idempotency=claim
+        record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
     )
     if stored.status is TurnStatus.QUEUED:
         try:

@@ -13,7 +13,11 @@ from typing import Any, Protocol
 
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord
 
-__all__ = ["IdempotencyClaim", "SessionBackend"]
+__all__ = ["EVENTS_CAP", "IdempotencyClaim", "SessionBackend"]
+
+# Events a session's stream may hold while turns are in flight (an LLM's narration deltas pile
+# up); once none is, it keeps its last `events_maxlen` events, narration deltas left out.
+EVENTS_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,24 @@ class SessionBackend(Protocol):
 
     async def owner_hash(self, session_id: str) -> str | None: ...
 
+    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
+        """The owner's token hash and the state, read together (both None if no session)."""
+
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(
-        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+        self,
+        record: TurnRecord,
+        *,
+        max_pending: int,
+        idempotency: IdempotencyClaim | None,
+        mark_pending: bool = False,
     ) -> TurnRecord:
         """Record a queued turn at the back of the session's inbox and emit `turn.queued`.
 
         Returns the stored record: `record` itself, or the earlier turn when the same
         idempotency key and body were seen before. Raises `SessionNotFound`,
-        `TooManyPendingTurns`, `IdempotencyKeyReused`."""
+        `TooManyPendingTurns`, `IdempotencyKeyReused`. With `mark_pending`, the session is
+        first marked pending as of `record.accepted_at` (see `mark_pending`)."""
 
     async def withdraw_turn(
         self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None

@@ -14,16 +14,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.backends.base import IdempotencyClaim
+from shared.backends.base import EVENTS_CAP, IdempotencyClaim
 from shared.errors import (
     IdempotencyKeyReused,
     SessionNotFound,
     TooManyPendingTurns,
     VersionConflict,
 )
-from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
+from shared.models import (
+    EventName,
+    GameState,
+    SessionEvent,
+    TurnError,
+    TurnRecord,
+    TurnStatus,
+)
 
 __all__ = ["InMemoryBackend"]
+
+_FINAL = {EventName.TURN_COMPLETED, EventName.TURN_FAILED}
 
 
 @dataclass
@@ -48,8 +57,8 @@ class InMemoryBackend:
         self,
         *,
         session_ttl: int = 86400,
-        events_maxlen: int = 1000,
-        turn_records_kept: int = 64,
+        events_maxlen: int = 8,
+        turn_records_kept: int = 16,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session_ttl = session_ttl
@@ -110,10 +119,22 @@ class InMemoryBackend:
         self._last_event = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
         event_id = f"{self._last_event[0]}-{self._last_event[1]}"
         session.events.append(SessionEvent(id=event_id, event=name, data=data))
-        del session.events[: max(0, len(session.events) - self.events_maxlen)]
+        del session.events[: max(0, len(session.events) - EVENTS_CAP)]
         for loop, waiter in self._waiters.get(session_id, []):
             loop.call_soon_threadsafe(waiter.set)
         return event_id
+
+    def _compact(self, session: _Session) -> None:
+        """After a turn finishes; the same rule as `redis_scripts.compact`."""
+        kept: list[SessionEvent] = []
+        finals = 0
+        for event in reversed(session.events):
+            if event.data.get("turn_id") in session.inbox:
+                kept.append(event)
+            elif event.event in _FINAL and finals < self.events_maxlen:
+                kept.append(event)
+                finals += 1
+        session.events = kept[::-1]
 
     # -- sessions ---------------------------------------------------------------------------
     async def create(self, state: GameState, *, owner_hash: str) -> None:
@@ -154,11 +175,25 @@ class InMemoryBackend:
             session = self._live(session_id)
             return None if session is None else session.owner_hash
 
+    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None:
+                return None, None
+            return session.owner_hash, session.state.model_copy(deep=True)
+
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(
-        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+        self,
+        record: TurnRecord,
+        *,
+        max_pending: int,
+        idempotency: IdempotencyClaim | None,
+        mark_pending: bool = False,
     ) -> TurnRecord:
         sid = record.session_id
+        if mark_pending:
+            await self.mark_pending(sid, record.accepted_at)
         with self._lock:
             session = self._require(sid)
             if idempotency is not None and idempotency.key in session.idempotency:
@@ -212,6 +247,7 @@ class InMemoryBackend:
                 "turn.failed",
                 {"turn_id": turn_id, "error": error.model_dump()},
             )
+            self._compact(session)
             self._touch(session)
             return True
 
@@ -278,6 +314,7 @@ class InMemoryBackend:
             self._emit(
                 sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result}
             )
+            self._compact(session)
             self._touch(session)
             return session.state.version
 
@@ -291,6 +328,7 @@ class InMemoryBackend:
             session.turns[record.turn_id] = record.model_copy()
             error = record.error.model_dump(mode="json") if record.error else None
             self._emit(sid, session, "turn.failed", {"turn_id": record.turn_id, "error": error})
+            self._compact(session)
             self._touch(session)
             return True
 

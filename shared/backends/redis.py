@@ -7,6 +7,7 @@ loop (the gateway's, or a worker process's loop thread) and never share it acros
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
+from shared.backends.codec import CLIENT_OPTIONS, RECORD, STATE, pack, unpack
 from shared.backends.keys import PENDING_SESSIONS, SessionKeys, rate_limit_key
 from shared.errors import (
     BackendUnavailable,
@@ -32,6 +34,8 @@ from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnSt
 from shared.settings import Settings
 
 __all__ = ["RedisBackend"]
+
+_log = logging.getLogger(__name__)
 
 _UNAVAILABLE_REPLIES = {
     "OOM",
@@ -50,14 +54,65 @@ def _event_data(record: TurnRecord, **extra: Any) -> str:
     return json.dumps({"turn_id": record.turn_id, **extra}, separators=(",", ":"))
 
 
+def _told_in_history(record: TurnRecord, state: GameState | None) -> bool:
+    """Whether `state`'s history holds the narrative of `record`'s result. The turn records
+    and final events kept never outlive the history (see Settings), so such a narrative is
+    stored there only."""
+    if record.result is None or state is None:
+        return False
+    told = next((h for h in state.conversation_history if h.turn_id == record.turn_id), None)
+    return told is not None and told.narrative == record.result.narrative
+
+
+def _result_document(record: TurnRecord, state: GameState | None) -> dict[str, Any] | None:
+    if record.result is None:
+        return None
+    document = record.result.model_dump(mode="json")
+    if _told_in_history(record, state):
+        del document["narrative"]
+    return document
+
+
+def _dump_record(record: TurnRecord, state: GameState | None = None) -> bytes:
+    document = record.model_dump(mode="json", exclude={"session_id"})
+    document["result"] = _result_document(record, state)
+    return pack(RECORD, json.dumps(document, separators=(",", ":")))
+
+
+def _narrative_elsewhere(document: dict[str, Any]) -> bool:
+    result = document.get("result")
+    return isinstance(result, dict) and "narrative" not in result
+
+
+def _fill_narrative(result: dict[str, Any], turn_id: str, state: str | bytes | None) -> None:
+    """Put back a narrative left out of a stored result, from the state's history."""
+    history = json.loads(unpack(state))["conversation_history"] if state else []
+    told = next((h for h in history if h["turn_id"] == turn_id), None)
+    if told is None:
+        # Only a hand-edited state or settings outside their checked bounds get here.
+        _log.warning("narrative of turn %s is no longer stored", turn_id)
+    result["narrative"] = told["narrative"] if told else ""
+
+
+def _record_from(
+    session_id: str, stored: dict[str, Any] | str, state: str | bytes | None
+) -> TurnRecord:
+    """A stored record, with what was left out of it put back."""
+    document: dict[str, Any] = json.loads(unpack(stored)) if isinstance(stored, str) else stored
+    document.setdefault("session_id", session_id)
+    if _narrative_elsewhere(document):
+        _fill_narrative(document["result"], document["turn_id"], state)
+    return TurnRecord.model_validate(document)
+
+
 class RedisBackend:
     def __init__(
         self,
         client: aioredis.Redis,
         *,
         session_ttl: int,
-        events_maxlen: int = 1000,
-        turn_records_kept: int = 64,
+        events_maxlen: int = 8,
+        turn_records_kept: int = 16,
         max_block: float = 4.0,
         stream_client: aioredis.Redis | None = None,
     ) -> None:
@@ -81,7 +136,7 @@ class RedisBackend:
             # timeout for one instead of failing at once.
             return aioredis.BlockingConnectionPool.from_url(
                 url or settings.redis_url,
-                decode_responses=True,
+                **CLIENT_OPTIONS,
                 socket_timeout=settings.redis_socket_timeout,
                 socket_connect_timeout=settings.redis_socket_timeout,
                 max_connections=size,
@@ -112,16 +167,32 @@ class RedisBackend:
                 raise BackendUnavailable("session store") from exc
             raise
 
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _run(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        pending_mark: tuple[str, float] | None = None,
+    ) -> Any:
         async with self._guard():
-            return await self._scripts[name](keys=keys, args=args)
+            if pending_mark is None:
+                return await self._scripts[name](keys=keys, args=args)
+            # The mark goes first, in the same round trip; it lives outside the session's
+            # Cluster slot, so it cannot be part of the script.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(PENDING_SESSIONS, dict([pending_mark]))
+            await self._scripts[name](keys=keys, args=args, client=pipe)
+            return (await pipe.execute())[-1]
 
     # -- sessions ---------------------------------------------------------------------------
     async def create(self, state: GameState, *, owner_hash: str) -> None:
         keys = SessionKeys(state.session_id)
         stored = state.model_copy(update={"version": 0})
         created = await self._run(
-            "CREATE", keys.expiring(), [stored.model_dump_json(), owner_hash, self.session_ttl]
+            "CREATE",
+            keys.expiring(),
+            [pack(STATE, stored.model_dump_json()), owner_hash, self.session_ttl],
         )
         if not created:
             raise ValueError(f"session {state.session_id} already exists")
@@ -129,7 +200,7 @@ class RedisBackend:
     async def get(self, session_id: str) -> GameState | None:
         async with self._guard():
             raw = await self.client.hget(SessionKeys(session_id).state, "state")
-        return None if raw is None else GameState.model_validate_json(raw)
+        return None if raw is None else GameState.model_validate_json(unpack(raw))
 
     async def update(self, state: GameState) -> GameState:
         keys = SessionKeys(state.session_id)
@@ -137,7 +208,7 @@ class RedisBackend:
         reply = await self._run(
             "UPDATE",
             keys.expiring(),
-            [state.version, new_state.model_dump_json(), self.session_ttl],
+            [state.version, pack(STATE, new_state.model_dump_json()), self.session_ttl],
         )
         self._check_cas(reply, state)
         return new_state
@@ -151,6 +222,12 @@ class RedisBackend:
         async with self._guard():
             return bool(await self.client.exists(SessionKeys(session_id).state))
 
+    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
+        async with self._guard():
+            owner, raw = await self.client.hmget(SessionKeys(session_id).state, ["owner", "state"])
+        state = None if raw is None else GameState.model_validate_json(unpack(raw))
+        return (owner if isinstance(owner, str) else None), state
+
     async def owner_hash(self, session_id: str) -> str | None:
         async with self._guard():
             value = await self.client.hget(SessionKeys(session_id).state, "owner")
@@ -158,15 +235,21 @@ class RedisBackend:
 
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(
-        self, record: TurnRecord, *, max_pending: int, idempotency: IdempotencyClaim | None
+        self,
+        record: TurnRecord,
+        *,
+        max_pending: int,
+        idempotency: IdempotencyClaim | None,
+        mark_pending: bool = False,
     ) -> TurnRecord:
         keys = SessionKeys(record.session_id)
         reply = await self._run(
             "ACCEPT",
             keys.expiring(),
-            [
+            pending_mark=(record.session_id, record.accepted_at) if mark_pending else None,
+            args=[
                 record.turn_id,
-                record.model_dump_json(),
+                _dump_record(record),
                 max_pending,
                 self.session_ttl,
                 self.events_maxlen,
@@ -186,7 +269,7 @@ class RedisBackend:
             raise IdempotencyKeyReused(record.session_id, idempotency.key)
         if outcome == "duplicate":
             if reply[2]:
-                return TurnRecord.model_validate_json(reply[2])
+                return await self._load_record(record.session_id, reply[2])
             # The earlier turn's record was pruned long ago; it certainly finished.
             return record.model_copy(update={"turn_id": reply[1], "status": TurnStatus.COMPLETED})
         return record
@@ -203,7 +286,7 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                failed.model_dump_json(),
+                _dump_record(failed),
                 self.session_ttl,
                 self.events_maxlen,
                 _event_data(failed, error=error.model_dump()),
@@ -213,13 +296,26 @@ class RedisBackend:
         return bool(done)
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
+        keys = SessionKeys(session_id)
         async with self._guard():
-            raw = await self.client.hget(SessionKeys(session_id).turns, turn_id)
-        return None if raw is None else TurnRecord.model_validate_json(raw)
+            # The state rides along: a completed turn's narrative is read from its history.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(keys.turns, turn_id)
+            pipe.hget(keys.state, "state")
+            raw, state = await pipe.execute()
+        return None if raw is None else _record_from(session_id, raw, state)
 
     async def head_turn(self, session_id: str) -> TurnRecord | None:
         raw = await self._run("HEAD", SessionKeys(session_id).expiring(), [])
-        return None if raw is None else TurnRecord.model_validate_json(raw)
+        return None if raw is None else await self._load_record(session_id, raw)
+
+    async def _load_record(self, session_id: str, raw: str) -> TurnRecord:
+        document = json.loads(unpack(raw))
+        state = None
+        if _narrative_elsewhere(document):
+            async with self._guard():
+                state = await self.client.hget(SessionKeys(session_id).state, "state")
+        return _record_from(session_id, document, state)
 
     async def pending_count(self, session_id: str) -> int:
         async with self._guard():
@@ -241,7 +337,7 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                running.model_dump_json(),
+                _dump_record(running),
                 self.session_ttl,
                 self.events_maxlen,
                 _event_data(running, attempt=running.attempts),
@@ -252,18 +348,17 @@ class RedisBackend:
     async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
         keys = SessionKeys(state.session_id)
         new_state = state.model_copy(update={"version": state.version + 1})
-        result = record.result.model_dump(mode="json") if record.result else None
         reply = await self._run(
             "COMMIT",
             keys.expiring(),
             [
                 state.version,
                 record.turn_id,
-                new_state.model_dump_json(),
-                record.model_dump_json(),
+                pack(STATE, new_state.model_dump_json()),
+                _dump_record(record, new_state),
                 self.session_ttl,
                 self.events_maxlen,
-                _event_data(record, result=result),
+                _event_data(record, result=_result_document(record, new_state)),
             ],
         )
         self._check_cas(reply, state)
@@ -276,7 +371,7 @@ class RedisBackend:
             SessionKeys(record.session_id).expiring(),
             [
                 record.turn_id,
-                record.model_dump_json(),
+                _dump_record(record),
                 self.session_ttl,
                 self.events_maxlen,
                 _event_data(record, error=error),
@@ -311,14 +406,17 @@ class RedisBackend:
         async with self._guard():
             reply = await client.xread({key: after}, count=count, block=block or None)
         streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
-        events: list[SessionEvent] = []
-        for _stream, entries in streams:
-            for entry_id, fields in entries:
-                events.append(
-                    SessionEvent(
-                        id=entry_id, event=fields["event"], data=json.loads(fields["data"])
-                    )
-                )
+        events = [
+            SessionEvent(id=entry_id, event=fields["event"], data=json.loads(fields["data"]))
+            for _stream, entries in streams
+            for entry_id, fields in entries
+        ]
+        untold = [e.data for e in events if _narrative_elsewhere(e.data)]
+        if untold:
+            async with self._guard():
+                state = await self.client.hget(SessionKeys(session_id).state, "state")
+            for data in untold:
+                _fill_narrative(data["result"], data["turn_id"], state)
         return events
 
     async def last_event_id(self, session_id: str) -> str:

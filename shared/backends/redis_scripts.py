@@ -6,6 +6,8 @@ KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, 
 
 from __future__ import annotations
 
+from shared.backends.base import EVENTS_CAP
+
 __all__ = [
     "ACCEPT",
     "APPEND_EVENT",
@@ -22,14 +24,47 @@ __all__ = [
     "WITHDRAW",
 ]
 
-_REFRESH = """
+_REFRESH = (
+    f"local EVENTS_CAP = {EVENTS_CAP}\n"
+    + """
 local function refresh(ttl)
   for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
-local function emit(maxlen, name, data)
-  return redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', name, 'data', data)
+local function emit(name, data)
+  return redis.call('XADD', KEYS[6], 'MAXLEN', '~', EVENTS_CAP, '*', 'event', name, 'data', data)
+end
+-- After a turn finishes: keep every event of the turns still in flight, and of the finished
+-- ones only the final event (turn.completed carries the whole narrative) of the newest
+-- `keep`. The kept events go into a stream built anew under their old ids, because trimming
+-- only marks entries deleted inside a node of up to 100 and their memory stays taken.
+local FINAL = {['turn.completed'] = true, ['turn.failed'] = true}
+local function compact(keep)
+  local in_flight = {}
+  for _, turn_id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do in_flight[turn_id] = true end
+  local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', EVENTS_CAP)
+  local kept, finals, dropped = {}, 0, false
+  for _, entry in ipairs(entries) do
+    -- entry: {id, {'event', name, 'data', data}}
+    local name = entry[2][2]
+    local ok, data = pcall(cjson.decode, entry[2][4])
+    local turn_id = ok and type(data) == 'table' and data.turn_id or nil
+    if turn_id and in_flight[turn_id] then
+      kept[#kept + 1] = entry
+    elseif FINAL[name] and finals < keep then
+      kept[#kept + 1] = entry
+      finals = finals + 1
+    else
+      dropped = true
+    end
+  end
+  if not dropped then return end
+  redis.call('DEL', KEYS[6])
+  for i = #kept, 1, -1 do
+    redis.call('XADD', KEYS[6], kept[i][1], unpack(kept[i][2]))
+  end
 end
 """
+)
 
 CREATE = (
     _REFRESH
@@ -58,7 +93,7 @@ return {'ok', tostring(tonumber(v) + 1)}
 ACCEPT = (
     _REFRESH
     + """
--- ARGV: turn_id, record_json, max_pending, ttl, maxlen, idem_key, fingerprint, event_data,
+-- ARGV: turn_id, record_json, max_pending, ttl, (unused), idem_key, fingerprint, event_data,
 --       records_kept
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if ARGV[6] ~= '' then
@@ -89,7 +124,7 @@ while log_length > tonumber(ARGV[9]) and checked < log_length do
   checked = checked + 1
 end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
-emit(ARGV[5], 'turn.queued', ARGV[8])
+emit('turn.queued', ARGV[8])
 refresh(ARGV[4])
 return {'accepted'}
 """
@@ -110,12 +145,13 @@ end
 WITHDRAW = (
     _REFRESH
     + """
--- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data, idem_key
+-- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, idem_key
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 -- The request failed as a whole: a retry with the same key must be able to try again.
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
-emit(ARGV[4], 'turn.failed', ARGV[5])
+emit('turn.failed', ARGV[5])
+compact(tonumber(ARGV[4]))
 refresh(ARGV[3])
 return 1
 """
@@ -124,10 +160,10 @@ return 1
 START = (
     _REFRESH
     + """
--- ARGV: turn_id, running_record_json, ttl, maxlen, event_data
+-- ARGV: turn_id, running_record_json, ttl, (unused), event_data
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-emit(ARGV[4], 'turn.started', ARGV[5])
+emit('turn.started', ARGV[5])
 refresh(ARGV[3])
 return 1
 """
@@ -137,7 +173,7 @@ COMMIT = (
     _REFRESH
     + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
---       maxlen, event_data
+--       events_kept, event_data
 local v = redis.call('HGET', KEYS[1], 'version')
 if not v then return {'missing'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
@@ -145,7 +181,8 @@ if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
-emit(ARGV[6], 'turn.completed', ARGV[7])
+emit('turn.completed', ARGV[7])
+compact(tonumber(ARGV[6]))
 refresh(ARGV[5])
 return {'ok', tostring(tonumber(v) + 1)}
 """
@@ -154,11 +191,12 @@ return {'ok', tostring(tonumber(v) + 1)}
 FAIL = (
     _REFRESH
     + """
--- ARGV: turn_id, failed_record_json, ttl, maxlen, event_data
+-- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-emit(ARGV[4], 'turn.failed', ARGV[5])
+emit('turn.failed', ARGV[5])
+compact(tonumber(ARGV[4]))
 refresh(ARGV[3])
 return 1
 """
@@ -167,11 +205,11 @@ return 1
 APPEND_EVENT = (
     _REFRESH
     + """
--- ARGV: maxlen, name, data. Only for a live session: a stream key created after the session
+-- ARGV: (unused), name, data. Only for a live session: a stream key created after the session
 -- expired would never expire itself.
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then return false end
-local id = emit(ARGV[1], ARGV[2], ARGV[3])
+local id = emit(ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[6], ttl)
 return id
 """

@@ -58,7 +58,7 @@ class GameSessionFlow(Flow[GameState]):
     _skip_auto_memory: bool = True
     _turn: TurnRecord | None = PrivateAttr(default=None)
     _narrator: Narrator = PrivateAttr(default_factory=OfflineNarrator)
-    _history_limit: int = PrivateAttr(default=50)
+    _history_limit: int = PrivateAttr(default=20)
     _dice: Dice | None = PrivateAttr(default=None)
     _resolution: Resolution | None = PrivateAttr(default=None)
     _narration: Narration | None = PrivateAttr(default=None)
@@ -152,7 +152,7 @@ def run_turn_step(
     *,
     load_state: StateLoader,
     narrator: Narrator,
-    history_limit: int = 50,
+    history_limit: int = 20,
 ) -> StepResult:
     """Run one turn's flow. Blocking: call it from a worker thread, never an event loop."""
     flow = GameSessionFlow(

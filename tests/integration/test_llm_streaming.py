@@ -128,15 +128,16 @@ def test_a_worker_dying_mid_stream_restarts_the_turn_and_applies_it_once(
     try:
         play_to_exploration(player)
         turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
-        player.events(
+        seen = player.events(
             last_event_id="0",
             until=lambda evs: any(
                 e.event == "narration.delta" and e.data["turn_id"] == turn_id for e in evs
             ),
         )
         os.kill(turn_pid(worker, turn_id), signal.SIGKILL)
+        # Followed live: once the turn has finished, only its turn.completed is retained.
+        events = seen + player.events(last_event_id=seen[-1].id, until=completed(turn_id))
         assert finish(player, turn_id)["status"] == "completed"
-        events = player.events(last_event_id="0", until=completed(turn_id))
         mine = [e for e in events if e.data.get("turn_id") == turn_id]
         restarted = [e for e in mine if e.event == "turn.restarted"]
         assert restarted and restarted[-1].data["reason"] == "redelivered"

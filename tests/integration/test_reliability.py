@@ -21,6 +21,7 @@ from tests.shared.backends.conftest import new_turn
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.redis_server import RedisServer
+from tests.support.sse import SseEvent
 from tests.support.waiting import wait_until
 from worker.application import PROCESS_SESSION, create_celery_app
 
@@ -60,17 +61,24 @@ def history_ids(player: Player) -> list[str]:
     return [h["turn_id"] for h in player.state()["state"]["conversation_history"]]
 
 
-def events_for(player: Player, turn_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every retained event of the session about `turn_id`, read over SSE from the start."""
-    last = player.turn(turn_id)
-    assert last["status"] in {"completed", "failed"}
-    events = player.events(
-        last_event_id="0",
-        until=lambda evs: any(
-            e.event in {"turn.completed", "turn.failed"} and e.data["turn_id"] == turn_id
-            for e in evs
+FINAL = {"turn.completed", "turn.failed"}
+
+
+def watch(player: Player, act: Callable[[], str]) -> list[SseEvent]:
+    """Run `act` while following the session's events live, until the turn whose id `act`
+    returns has finished: the events as a connected client saw them (once a turn has
+    finished, only its final event is retained for a client that comes later)."""
+    last: list[str] = []
+    return player.events(
+        until=lambda evs: (
+            bool(last) and any(e.event in FINAL and e.data["turn_id"] == last[0] for e in evs)
         ),
+        on_open=lambda: last.append(act()),
+        timeout=180,
     )
+
+
+def about(events: list[SseEvent], turn_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [(e.event, e.data) for e in events if e.data.get("turn_id") == turn_id]
 
 
@@ -115,14 +123,21 @@ def test_pool_child_killed_mid_turn_is_retried_once_and_order_kept(
     gateway = gateway_factory()
     player = Player(gateway.url)
     try:
-        first = player.submit({"choice_index": 1}).json()["turn_id"]
-        second = player.submit({"action": "Look around"}).json()["turn_id"]
-        os.kill(turn_pid(worker, first), signal.SIGKILL)
+        ids: list[str] = []
+
+        def submit_two_and_kill_the_first() -> str:
+            ids.append(player.submit({"choice_index": 1}).json()["turn_id"])
+            ids.append(player.submit({"action": "Look around"}).json()["turn_id"])
+            os.kill(turn_pid(worker, ids[0]), signal.SIGKILL)
+            return ids[1]
+
+        events = watch(player, submit_two_and_kill_the_first)
+        first, second = ids
         assert finish(player, first)["status"] == "completed"
         assert finish(player, second)["status"] == "completed"
         assert history_ids(player) == [first, second]
         assert player.state()["version"] == 2
-        started = [d["attempt"] for name, d in events_for(player, first) if name == "turn.started"]
+        started = [d["attempt"] for name, d in about(events, first) if name == "turn.started"]
         assert started == [1, 2]
     finally:
         player.close()
@@ -166,20 +181,28 @@ def test_duplicate_deliveries_have_one_effect(
     player = Player(gateway.url)
     celery = create_celery_app_for(service_env)
     try:
-        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
-        with ThreadPoolExecutor(max_workers=3) as pool:  # delivered again, concurrently
-            list(
-                pool.map(
-                    lambda _: celery.send_task(PROCESS_SESSION, args=[player.session_id]), range(3)
+        ids: list[str] = []
+
+        def deliver_again_and_again() -> str:
+            ids.append(player.submit({"choice_index": 1}).json()["turn_id"])
+            with ThreadPoolExecutor(max_workers=3) as pool:  # delivered again, concurrently
+                list(
+                    pool.map(
+                        lambda _: celery.send_task(PROCESS_SESSION, args=[player.session_id]),
+                        range(3),
+                    )
                 )
-            )
-        assert finish(player, turn_id)["status"] == "completed"
-        for _ in range(2):  # and again, one after the other, once it is done
-            celery.send_task(PROCESS_SESSION, args=[player.session_id])
-        marker = player.play({"action": "Look around"})  # runs after those deliveries
+            assert finish(player, ids[0])["status"] == "completed"
+            for _ in range(2):  # and again, one after the other, once it is done
+                celery.send_task(PROCESS_SESSION, args=[player.session_id])
+            marker = player.play({"action": "Look around"})  # runs after those deliveries
+            return str(marker["turn_id"])
+
+        events = watch(player, deliver_again_and_again)
+        turn_id = ids[0]
         assert player.state()["version"] == 2
-        assert history_ids(player) == [turn_id, marker["turn_id"]]
-        names = [name for name, _ in events_for(player, turn_id)]
+        assert history_ids(player) == [turn_id, events[-1].data["turn_id"]]
+        names = [name for name, _ in about(events, turn_id)]
         assert names.count("turn.completed") == 1
         assert names.count("turn.started") == 1
     finally:
@@ -205,13 +228,20 @@ def test_a_turn_that_always_fails_ends_failed_and_does_not_block_the_next(
     gateway = gateway_factory()
     player = Player(gateway.url)
     try:
-        doomed = player.submit({"action": "I explode the door"}).json()["turn_id"]
-        after = player.submit({"choice_index": 1}).json()["turn_id"]
+        ids: list[str] = []
+
+        def submit_doomed_then_another() -> str:
+            ids.append(player.submit({"action": "I explode the door"}).json()["turn_id"])
+            ids.append(player.submit({"choice_index": 1}).json()["turn_id"])
+            return ids[1]
+
+        events = watch(player, submit_doomed_then_another)
+        doomed, after = ids
         failed = finish(player, doomed)
         assert failed["status"] == "failed" and failed["result"] is None
         assert failed["error"]["code"] == "step_failed"
         assert "try another action" in failed["error"]["message"]
-        attempts = [d["attempt"] for n, d in events_for(player, doomed) if n == "turn.started"]
+        attempts = [d["attempt"] for n, d in about(events, doomed) if n == "turn.started"]
         assert attempts == [1, 2, 3]
         assert finish(player, after)["status"] == "completed"
         assert history_ids(player) == [after]

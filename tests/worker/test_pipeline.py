@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
+from shared.backends.codec import CLIENT_OPTIONS
 from shared.game.persistence import StateLoader
 from shared.models import GameState, TurnRecord, TurnResult, TurnStatus
 from shared.settings import Settings
@@ -24,7 +25,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SessionBacken
     if request.param == "memory":
         yield InMemoryBackend()
         return
-    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), **CLIENT_OPTIONS)
     redis_backend = RedisBackend(client, session_ttl=600)
     yield redis_backend
     await redis_backend.close()

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
+from shared.backends.codec import CLIENT_OPTIONS
 from shared.game.rules.choices import choices_for
 from shared.ids import new_session_id, new_turn_id
 from shared.models import GameState, TurnRecord
@@ -49,10 +50,10 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         )
         return
     if request.param == "fakeredis":
-        client = fakeredis.FakeAsyncRedis(decode_responses=True)
+        client = fakeredis.FakeAsyncRedis(**CLIENT_OPTIONS)
     else:
         url = request.getfixturevalue("redis_url")
-        client = aioredis.Redis.from_url(url, decode_responses=True)
+        client = aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
 
     backend = RedisBackend(client, session_ttl=ttl, turn_records_kept=16, max_block=2)
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.backends import IdempotencyClaim, InMemoryBackend, RedisBackend
+from shared.backends import IdempotencyClaim, InMemoryBackend, RedisBackend, SessionBackend
 from shared.backends.keys import SessionKeys
 from shared.errors import (
     IdempotencyKeyReused,
@@ -14,7 +14,7 @@ from shared.errors import (
     TooManyPendingTurns,
     VersionConflict,
 )
-from shared.models import TurnError, TurnResult, TurnStatus
+from shared.models import GameState, HistoryEntry, TurnError, TurnResult, TurnStatus
 from tests.shared.backends.conftest import Harness, new_state, new_turn
 
 
@@ -266,3 +266,78 @@ async def test_pruning_never_drops_a_pending_turn(harness: Harness) -> None:
         await backend.withdraw_turn(state.session_id, turn.turn_id, error)
     head = await backend.head_turn(state.session_id)
     assert head is not None and head.turn_id == stuck.turn_id
+
+
+async def _play(backend: SessionBackend, state: GameState, narrative: str) -> GameState:
+    """One turn accepted, started and committed with `narrative` in the new state's history."""
+    turn = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=None)
+    running = await backend.start_turn(state.session_id, turn.turn_id, 1.0)
+    assert running is not None
+    entry = HistoryEntry(turn_id=turn.turn_id, action=turn.action, narrative=narrative)
+    after = state.model_copy(update={"conversation_history": [*state.conversation_history, entry]})
+    result = TurnResult(narrative=narrative, choices=["a"], state_version=state.version + 1)
+    done = running.model_copy(update={"status": TurnStatus.COMPLETED, "result": result})
+    await backend.commit_turn(after, done)
+    return after.model_copy(update={"version": state.version + 1})
+
+
+async def test_a_completed_turn_is_read_back_whole(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    state = await _play(backend, state, "The lantern gutters; something moves below.")
+    turn_id = state.conversation_history[-1].turn_id
+    record = await backend.get_turn(state.session_id, turn_id)
+    assert record is not None and record.result is not None
+    assert record.result.narrative == "The lantern gutters; something moves below."
+    assert record.result.choices == ["a"] and record.result.state_version == 1
+
+
+async def test_finished_turns_keep_their_final_events_only(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turn, waiting = [
+        await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=None)
+        for _ in range(2)
+    ]
+    running = await backend.start_turn(state.session_id, turn.turn_id, 1.0)
+    assert running is not None
+    for piece in ("The ", "door ", "opens."):
+        await backend.append_event(
+            state.session_id, "narration.delta", {"turn_id": turn.turn_id, "text": piece}
+        )
+    in_flight = await backend.read_events(state.session_id, "0")
+    assert [e.event for e in in_flight].count("narration.delta") == 3
+
+    entry = HistoryEntry(turn_id=turn.turn_id, action=turn.action, narrative="The door opens.")
+    after = state.model_copy(update={"conversation_history": [entry]})
+    result = TurnResult(narrative="The door opens.", choices=["a"], state_version=1)
+    await backend.commit_turn(
+        after, running.model_copy(update={"status": TurnStatus.COMPLETED, "result": result})
+    )
+    retained = await backend.read_events(state.session_id, "0")
+    # The waiting turn's queued event stays; of the finished one, its final event only.
+    assert [(e.event, e.data["turn_id"]) for e in retained] == [
+        ("turn.queued", waiting.turn_id),
+        ("turn.completed", turn.turn_id),
+    ]
+    assert retained[0].id == in_flight[1].id
+    assert retained[-1].data["result"]["narrative"] == "The door opens."
+    failed = waiting.model_copy(
+        update={"status": TurnStatus.FAILED, "error": TurnError(code="x", message="y")}
+    )
+    assert await backend.fail_turn(failed)
+
+    state = after.model_copy(update={"version": 1})
+    for n in range(10):
+        state = await _play(backend, state, f"Turn {n} passes quietly.")
+    retained = await backend.read_events(state.session_id, "0")
+    assert [e.event for e in retained] == ["turn.completed"] * 8  # the default events_maxlen
+    assert [e.data["result"]["narrative"] for e in retained] == [
+        f"Turn {n} passes quietly." for n in range(2, 10)
+    ]
+    # A reader resumes after any retained id, and ids keep growing after a compaction.
+    assert await backend.read_events(state.session_id, retained[3].id) == retained[4:]
+    later = await backend.append_event(state.session_id, "turn.restarted", {"turn_id": "t"})
+    assert [e.id for e in await backend.read_events(state.session_id, retained[-1].id)] == [later]

@@ -1,0 +1,80 @@
+"""How the Redis backend lays a session out: packed values, one copy of each narrative, a
+stream rebuilt small once no turn is in flight. Memory per session depends on all three."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.backends import RedisBackend
+from shared.backends.codec import CLIENT_OPTIONS, unpack
+from shared.backends.keys import SessionKeys
+from shared.models import TurnStatus
+from tests.shared.backends.conftest import new_state, new_turn
+from tests.shared.backends.test_contract import _play
+
+
+@pytest.fixture
+async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend(aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS), session_ttl=600)
+    yield backend
+    await backend.close()
+
+
+async def test_values_written_as_plain_json_are_still_read(backend: RedisBackend) -> None:
+    state = new_state()
+    turn = new_turn(state.session_id)
+    keys = SessionKeys(state.session_id)
+    # As a version of the service before packing wrote them.
+    await backend.client.hset(
+        keys.state, mapping={"version": 0, "state": state.model_dump_json(), "owner": "o"}
+    )
+    await backend.client.hset(keys.turns, turn.turn_id, turn.model_dump_json())
+    await backend.client.rpush(keys.inbox, turn.turn_id)
+    try:
+        assert await backend.get(state.session_id) == state
+        assert await backend.get_turn(state.session_id, turn.turn_id) == turn
+        head = await backend.head_turn(state.session_id)
+        assert head is not None and head.turn_id == turn.turn_id
+    finally:
+        await backend.delete(state.session_id)
+
+
+async def test_a_narrative_is_stored_once(backend: RedisBackend) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    try:
+        narrative = "A raven lands on the signpost and stares at you."
+        state = await _play(backend, state, narrative)
+        turn_id = state.conversation_history[-1].turn_id
+        keys = SessionKeys(state.session_id)
+        stored_state = await backend.client.hget(keys.state, "state")
+        stored_record = await backend.client.hget(keys.turns, turn_id)
+        assert stored_state is not None and stored_record is not None
+        assert stored_state.encode("utf-8", "surrogateescape").startswith(b"\x00s1")
+        assert narrative in unpack(stored_state)
+        assert narrative not in unpack(stored_record)
+        record = await backend.get_turn(state.session_id, turn_id)
+        assert record is not None and record.status is TurnStatus.COMPLETED
+        assert record.result is not None and record.result.narrative == narrative
+    finally:
+        await backend.delete(state.session_id)
+
+
+async def test_the_stream_gives_back_the_memory_of_old_events(backend: RedisBackend) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    try:
+        keys = SessionKeys(state.session_id)
+        for n in range(5):
+            state = await _play(backend, state, f"Turn {n}.")
+        small = await backend.client.memory_usage(keys.events)
+        for n in range(5, 120):
+            state = await _play(backend, state, f"Turn {n}.")
+        assert await backend.client.xlen(keys.events) == 8
+        # Trimming alone would keep up to a whole node (100 entries) of deleted events.
+        assert await backend.client.memory_usage(keys.events) <= (small or 0) * 2
+    finally:
+        await backend.delete(state.session_id)

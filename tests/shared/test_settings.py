@@ -1,0 +1,35 @@
+"""Settings that contradict each other are refused at start-up, with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.errors import ConfigurationError
+from shared.settings import Settings
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_the_defaults_agree() -> None:
+    defaults = settings()
+    assert defaults.max_pending_turns < defaults.turn_records_kept <= defaults.history_limit
+    assert defaults.events_maxlen <= defaults.history_limit
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"turn_records_kept": 16, "max_pending_turns": 16}, "must exceed MAX_PENDING_TURNS"),
+        ({"turn_records_kept": 40, "history_limit": 30}, "must not exceed HISTORY_LIMIT"),
+        ({"events_maxlen": 31, "history_limit": 30}, "EVENTS_MAXLEN must not exceed"),
+        ({"turn_time_limit": 60, "celery_visibility_timeout": 60}, "CELERY_VISIBILITY_TIMEOUT"),
+        ({"session_backend": "memory", "celery_task_always_eager": False}, "ALWAYS_EAGER"),
+    ],
+)
+def test_contradictions_are_refused(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigurationError, match=reason):
+        settings(**values)
