@@ -132,10 +132,10 @@ class TurnPipeline:
             try:
                 out_of_time = not await self._drain_held(session_id, holder, deadline)
             finally:
-                await self.backend.release_lease(session_id, holder)
-            # A turn accepted after our last look but before the release found the lease
-            # taken; its own task may have given up, so look once more.
-            if not await self.backend.pending_count(session_id):
+                # A turn accepted after our last look but before the release found the lease
+                # taken; its own task may have given up, so the release looks once more.
+                waiting = await self.backend.release_lease(session_id, holder)
+            if not waiting:
                 return DrainOutcome.DRAINED
             if out_of_time:
                 return DrainOutcome.HANDOFF
@@ -163,7 +163,9 @@ class TurnPipeline:
                 continue
             if head.attempts:
                 await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
-            running = await self.backend.start_turn(session_id, head.turn_id, time.time())
+            running = await self.backend.start_turn(
+                session_id, head.turn_id, time.time(), head=head
+            )
             if running is None:
                 continue
             logger.info(

@@ -79,9 +79,13 @@ class SessionBackend(Protocol):
 
     async def pending_count(self, session_id: str) -> int: ...
 
-    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
+    async def start_turn(
+        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+    ) -> TurnRecord | None:
         """Mark the head turn running (counting the attempt) and emit `turn.started`; None if
-        `turn_id` is no longer the head (someone else finished it)."""
+        `turn_id` is no longer the head (someone else finished it). `head`: its record as the
+        caller just read it with `head_turn`, which a backend may use instead of reading it
+        again."""
 
     async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
         """Atomically, if the stored version is still `state.version` and `record` is the
@@ -108,7 +112,8 @@ class SessionBackend(Protocol):
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 
-    async def release_lease(self, session_id: str, holder: str) -> None: ...
+    async def release_lease(self, session_id: str, holder: str) -> int:
+        """Give the lease up (if still held by `holder`); returns how many turns wait."""
 
     # -- sessions with waiting turns (for the sweeper) ----------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:

@@ -272,7 +272,9 @@ class InMemoryBackend:
             session = self._live(session_id)
             return 0 if session is None else len(session.inbox)
 
-    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
+    async def start_turn(
+        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+    ) -> TurnRecord | None:
         with self._lock:
             session = self._live(session_id)
             if session is None or not session.inbox or session.inbox[0] != turn_id:
@@ -390,11 +392,13 @@ class InMemoryBackend:
             self._leases[session_id] = (holder, self._clock() + ttl)
             return True
 
-    async def release_lease(self, session_id: str, holder: str) -> None:
+    async def release_lease(self, session_id: str, holder: str) -> int:
         with self._lock:
             current = self._leases.get(session_id)
             if current is not None and current[0] == holder:
                 del self._leases[session_id]
+            session = self._live(session_id)
+            return 0 if session is None else len(session.inbox)
 
     # -- sessions with waiting turns ------------------------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:

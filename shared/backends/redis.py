@@ -321,8 +321,13 @@ class RedisBackend:
         async with self._guard():
             return int(await self.client.llen(SessionKeys(session_id).inbox))
 
-    async def start_turn(self, session_id: str, turn_id: str, now: float) -> TurnRecord | None:
-        record = await self.get_turn(session_id, turn_id)
+    async def start_turn(
+        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+    ) -> TurnRecord | None:
+        # START only applies to the inbox head, so a head record read a moment ago is as
+        # good as a fresh read; only a lease holder changes a queued record.
+        fresh = head is not None and head.turn_id == turn_id
+        record = head if fresh else await self.get_turn(session_id, turn_id)
         if record is None or record.status.finished:
             return None
         running = record.model_copy(
@@ -439,8 +444,9 @@ class RedisBackend:
         )
         return bool(renewed)
 
-    async def release_lease(self, session_id: str, holder: str) -> None:
-        await self._run("RELEASE", [SessionKeys(session_id).lease], [holder])
+    async def release_lease(self, session_id: str, holder: str) -> int:
+        keys = SessionKeys(session_id)
+        return int(await self._run("RELEASE", [keys.lease, keys.inbox], [holder]))
 
     # -- sessions with waiting turns ------------------------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:

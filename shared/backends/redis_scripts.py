@@ -239,7 +239,8 @@ end
 return 0
 """
 
+# KEYS[1]: the lease key, [2] the inbox. ARGV: holder. Returns the turns waiting.
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('LLEN', KEYS[2])
 """

@@ -13,13 +13,18 @@ Importing this module imports CrewAI: keep it out of the gateway.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from dataclasses import dataclass
+from typing import Literal
 
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
 from shared.settings import get_settings
 
 configure_crewai(get_settings().crewai_storage_dir)
 
+from crewai.events.event_bus import crewai_event_bus  # noqa: E402
 from crewai.flow.flow import Flow, listen, or_, router, start  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
@@ -40,6 +45,8 @@ from shared.models import GameState, HistoryEntry, TokenUsage, TurnRecord  # noq
 quiet_crewai_console()
 
 __all__ = ["GameSessionFlow", "StepResult", "run_turn_step"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,13 @@ class GameSessionFlow(Flow[GameState]):
     _dice: Dice | None = PrivateAttr(default=None)
     _resolution: Resolution | None = PrivateAttr(default=None)
     _narration: Narration | None = PrivateAttr(default=None)
+
+    def _log_flow_event(
+        self, message: str, color: str = "yellow", level: Literal["info", "warning"] = "info"
+    ) -> None:
+        # CrewAI renders these with rich even on a quiet console (a third of a millisecond a
+        # turn) and logs "Loading flow state…" at INFO on every turn; the worker logs turns.
+        _log.log(logging.WARNING if level == "warning" else logging.DEBUG, "%s", message)
 
     def prepare(self, turn: TurnRecord, narrator: Narrator, history_limit: int) -> None:
         self._turn = turn
@@ -146,6 +160,27 @@ class GameSessionFlow(Flow[GameState]):
         return narration.narrative
 
 
+class _ThreadLoop:
+    """An event loop for flow steps, one per thread, kept while the thread lives (worker
+    threads are pooled) and closed when the thread's locals go with it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        self.loop.close()
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    holder: _ThreadLoop | None = getattr(_loops, "holder", None)
+    if holder is None:
+        holder = _loops.holder = _ThreadLoop()
+    return holder.loop
+
+
 def run_turn_step(
     session_id: str,
     turn: TurnRecord,
@@ -161,7 +196,13 @@ def run_turn_step(
         suppress_flow_events=True,
     )
     flow.prepare(turn, narrator, history_limit)
-    narrative = flow.kickoff(inputs={"id": session_id})
+    # What Flow.kickoff does, on this thread's own loop: kickoff builds a new event loop (and
+    # a new thread pool for the steps it hands to threads) on every call and tears them down.
+    outermost = crewai_event_bus._enter_runtime_scope()
+    try:
+        narrative = _thread_loop().run_until_complete(flow.kickoff_async(inputs={"id": session_id}))
+    finally:
+        crewai_event_bus._exit_runtime_scope(outermost)
     outcome = flow._resolution.outcome.kind if flow._resolution else "unknown"
     narration = flow._narration
     return StepResult(

@@ -197,15 +197,19 @@ async def test_events_resume_after_an_id_and_wake_a_waiting_reader(harness: Harn
 
 async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
     backend = harness.backend
-    sid = new_state().session_id
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
     assert await backend.acquire_lease(sid, "a", 10)
     assert not await backend.acquire_lease(sid, "b", 10)
     assert await backend.renew_lease(sid, "a", 10)
     assert not await backend.renew_lease(sid, "b", 10)
-    await backend.release_lease(sid, "b")
+    assert await backend.release_lease(sid, "b") == 1  # not b's to release; one turn waits
     assert not await backend.acquire_lease(sid, "b", 10)
-    await backend.release_lease(sid, "a")
+    assert await backend.release_lease(sid, "a") == 1
     assert await backend.acquire_lease(sid, "b", 10)
+    assert await backend.release_lease(new_state().session_id, "b") == 0
 
 
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
