@@ -163,8 +163,11 @@ class TurnPipeline:
                 continue
             if head.attempts:
                 await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
-            running = await self.backend.start_turn(
-                session_id, head.turn_id, time.time(), head=head
+            # The state the step starts from is read alongside (its own round trip, at the
+            # same time); the commit's version check makes the order of the two irrelevant.
+            running, state = await asyncio.gather(
+                self.backend.start_turn(session_id, head.turn_id, time.time(), head=head),
+                self.backend.get(session_id),
             )
             if running is None:
                 continue
@@ -186,7 +189,7 @@ class TurnPipeline:
                         "attempt": running.attempts,
                     },
                 )
-            if not await self._apply(session_id, holder, running):
+            if not await self._apply(session_id, holder, running, state):
                 return True
 
     def _backoff(self, turn: TurnRecord) -> float:
@@ -194,9 +197,17 @@ class TurnPipeline:
         delay = self.settings.turn_retry_backoff * 2 ** (turn.attempts - 1)
         return float(min(delay, self.settings.lease_ttl / 2))
 
-    async def _apply(self, session_id: str, holder: str, running: TurnRecord) -> bool:
+    async def _apply(
+        self, session_id: str, holder: str, running: TurnRecord, state: GameState | None
+    ) -> bool:
         """Run and commit one attempt of the head turn. False: the session is gone."""
         ids = {"session_id": session_id, "turn_id": running.turn_id}
+        prefetched = [state]
+
+        def load_state(sid: str) -> GameState | None:
+            # The state read with the start, once; any later load reads it again.
+            return prefetched.pop() if prefetched and sid == session_id else self._load_state(sid)
+
         try:
             step = await self._with_heartbeat(
                 session_id,
@@ -205,7 +216,7 @@ class TurnPipeline:
                     self.step_runner,
                     session_id,
                     running,
-                    self._load_state,
+                    load_state,
                     self.settings,
                     _EventStream(self, running),
                 ),

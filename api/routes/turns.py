@@ -24,7 +24,14 @@ from shared.errors import (
     TurnNotFound,
 )
 from shared.ids import new_turn_id
-from shared.models import EventName, TurnError, TurnRecord, TurnStatus
+from shared.models import (
+    EventName,
+    SessionEvent,
+    TurnError,
+    TurnRecord,
+    TurnResult,
+    TurnStatus,
+)
 
 __all__ = ["router"]
 
@@ -132,27 +139,41 @@ async def _withdraw(
 
 async def _wait_for_finish(
     backend: SessionBackend, session_id: str, turn_id: str, wait: float
-) -> TurnRecord:
+) -> TurnOut:
     # Take the stream position before reading the record, so a completion that lands in
     # between is still seen as an event.
     cursor = await backend.last_event_id(session_id)
     record = await backend.get_turn(session_id, turn_id)
+    if record is None:
+        raise TurnNotFound(session_id, turn_id)
     deadline = time.monotonic() + wait
-    while record is not None and not record.status.finished:
+    while not record.status.finished:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         events = await backend.read_events(session_id, cursor, timeout=remaining)
         if events:
             cursor = events[-1].id
-            if any(e.turn_id == turn_id and e.event in _FINISHED_EVENTS for e in events):
-                record = await backend.get_turn(session_id, turn_id)
+            final = next(
+                (e for e in events if e.turn_id == turn_id and e.event in _FINISHED_EVENTS), None
+            )
+            if final is not None:
+                # The final event says all the answer needs: no second read of the record.
+                return _finished(turn_id, final)
         elif not await backend.exists(session_id):
             break
         await asyncio.sleep(0)
-    if record is None:
-        raise TurnNotFound(session_id, turn_id)
-    return record
+    return TurnOut(
+        turn_id=record.turn_id, status=record.status, result=record.result, error=record.error
+    )
+
+
+def _finished(turn_id: str, event: SessionEvent) -> TurnOut:
+    if event.event == EventName.TURN_COMPLETED.value:
+        result = TurnResult.model_validate(event.data["result"])
+        return TurnOut(turn_id=turn_id, status=TurnStatus.COMPLETED, result=result, error=None)
+    error = TurnError.model_validate(event.data["error"])
+    return TurnOut(turn_id=turn_id, status=TurnStatus.FAILED, result=None, error=error)
 
 
 @router.get("/{turn_id}", response_model=TurnOut)
@@ -165,7 +186,4 @@ async def get_turn(
         float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")
     ] = 0,
 ) -> TurnOut:
-    record = await _wait_for_finish(backend, session_id, turn_id, min(wait, settings.long_poll_max))
-    return TurnOut(
-        turn_id=record.turn_id, status=record.status, result=record.result, error=record.error
-    )
+    return await _wait_for_finish(backend, session_id, turn_id, min(wait, settings.long_poll_max))

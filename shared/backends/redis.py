@@ -16,7 +16,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
@@ -179,11 +179,16 @@ class RedisBackend:
             if pending_mark is None:
                 return await self._scripts[name](keys=keys, args=args)
             # The mark goes first, in the same round trip; it lives outside the session's
-            # Cluster slot, so it cannot be part of the script.
+            # Cluster slot, so it cannot be part of the script. EVALSHA by hand: a Script in
+            # a pipeline costs a SCRIPT EXISTS round trip of its own.
+            script = self._scripts[name]
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(PENDING_SESSIONS, dict([pending_mark]))
-            await self._scripts[name](keys=keys, args=args, client=pipe)
-            return (await pipe.execute())[-1]
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                return (await pipe.execute())[-1]
+            except NoScriptError:  # a restarted or flushed server: the script loads itself
+                return await script(keys=keys, args=args)
 
     # -- sessions ---------------------------------------------------------------------------
     async def create(self, state: GameState, *, owner_hash: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
@@ -78,3 +79,19 @@ async def test_the_stream_gives_back_the_memory_of_old_events(backend: RedisBack
         assert await backend.client.memory_usage(keys.events) <= (small or 0) * 2
     finally:
         await backend.delete(state.session_id)
+
+
+async def test_accepting_reloads_its_script_after_the_server_lost_it() -> None:
+    # fakeredis: SCRIPT FLUSH is not something to do to a Redis the tests may not own.
+    backend = RedisBackend(fakeredis.FakeAsyncRedis(**CLIENT_OPTIONS), session_ttl=600)
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    await backend.client.script_flush()
+    turn = new_turn(state.session_id)
+    stored = await backend.accept_turn(turn, max_pending=8, idempotency=None, mark_pending=True)
+    assert stored.turn_id == turn.turn_id
+    assert await backend.pending_count(state.session_id) == 1
+    assert [sid for sid, _ in await backend.stale_pending(turn.accepted_at, 10)] == [
+        state.session_id
+    ]
+    await backend.close()
