@@ -12,16 +12,18 @@ written to bench/results/ with the machine's description.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,13 +89,15 @@ class Player:
         self.sid = created["session_id"]
         self.auth = {"Authorization": f"Bearer {created['player_token']}"}
         self.base = base
+        self.last_turn: str | None = None
 
     def submit(self) -> str:
         answer = self.http.post(
             f"/sessions/{self.sid}/turns", json={"action": "Look around"}, headers=self.auth
         )
         answer.raise_for_status()
-        return str(answer.json()["turn_id"])
+        self.last_turn = str(answer.json()["turn_id"])
+        return self.last_turn
 
     def turn_by_long_poll(self) -> float:
         started = time.perf_counter()
@@ -125,6 +129,15 @@ class Player:
             timeout=60,
         )
         return time.perf_counter() - box["started"]
+
+    def wait_idle(self) -> None:
+        """Until every turn submitted so far is finished (the last one is, then)."""
+        if self.last_turn is not None:
+            self.http.get(
+                f"/sessions/{self.sid}/turns/{self.last_turn}",
+                params={"wait": 30},
+                headers=self.auth,
+            ).raise_for_status()
 
     def close(self) -> None:
         self.http.close()
@@ -377,11 +390,21 @@ def run(args: argparse.Namespace) -> str:
             rotation = iter(range(10**9))
             post = timed(
                 rows,
-                "gateway POST /turns alone",
+                "gateway POST /turns alone, workers running (they share the 2 cores)",
                 lambda: _post_only(posters[next(rotation) % len(posters)]),
                 n,
             )
+            for poster in posters:  # no turn in flight when the workers stop
+                poster.wait_idle()
+            with paused(stack.workers):
+                post_alone = timed(
+                    rows,
+                    "gateway POST /turns alone, workers paused (SIGSTOP)",
+                    lambda: _post_only(posters[next(rotation) % len(posters)]),
+                    n,
+                )
             for poster in posters:
+                poster.wait_idle()
                 poster.close()
             players = [Player(base) for _ in range(100)]
             counter = iter(range(10**9))
@@ -442,7 +465,11 @@ def run(args: argparse.Namespace) -> str:
                     f"ratio: turn {marks[-1]} / turn {marks[0]} latency",
                     f"{growth[marks[-1]][0] / growth[marks[0]][0]:.2f} (target <= 1.2)",
                 ),
-                ("gateway POST /turns p50", f"{post.percentile(0.5):.2f} ms (target <= 2)"),
+                (
+                    "gateway POST /turns p50, workers paused / running",
+                    f"{post_alone.percentile(0.5):.2f} ms / {post.percentile(0.5):.2f} ms"
+                    " (target <= 2)",
+                ),
                 ("gateway requests/s (GET, one uvicorn process)", f"{reads.throughput:.0f}"),
                 ("floor p50", f"{floor.percentile(0.5):.2f} ms"),
             ]
@@ -483,6 +510,23 @@ def _raw_worker(stack: ServiceStack, args: argparse.Namespace) -> None:
             "--without-heartbeat",
         ],
     )
+
+
+@contextlib.contextmanager
+def paused(workers: list[Any]) -> Iterator[None]:
+    """The worker processes (and their pool children) stopped, so that a row measures the
+    gateway without the workers taking the CPU; continued afterwards."""
+    pids = []
+    for worker in workers:
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        pids += [worker.pid, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def _post_only(player: Player) -> float:

@@ -20,6 +20,7 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   ├── BackendUnavailable        503 backend_unavailable
     │   └── Overloaded                503 overloaded
     ├── VersionConflict           a commit lost a compare-and-set (internal, retried)
+    ├── LeaseLost                 a worker no longer holds a session's lease (internal)
     ├── NarratorUnavailable       the LLM failed after its retries (fallback or failed turn)
     └── TurnFailed                a turn's step could not be applied (becomes status "failed")
 """
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "IdempotencyKeyReused",
     "InvalidRequest",
+    "LeaseLost",
     "Overloaded",
     "PayloadTooLarge",
     "NarratorUnavailable",
@@ -181,6 +183,15 @@ class VersionConflict(PortalsError):
         super().__init__(f"Session {session_id} moved past version {expected}.")
         self.session_id = session_id
         self.expected = expected
+
+
+class LeaseLost(PortalsError):
+    code = "lease_lost"
+
+    def __init__(self, session_id: str, holder: str) -> None:
+        super().__init__(f"Lease on session {session_id} is no longer held by {holder}.")
+        self.session_id = session_id
+        self.holder = holder
 
 
 class NarratorUnavailable(PortalsError):

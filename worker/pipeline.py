@@ -26,6 +26,7 @@ from shared.backends import SessionBackend
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
+    LeaseLost,
     NarratorUnavailable,
     PortalsError,
     SessionNotFound,
@@ -144,16 +145,20 @@ class TurnPipeline:
         """Apply head turns while we hold the lease. False: stopped for the time budget (or a
         lost lease) with turns possibly left; True: the inbox is empty or the session gone."""
         while True:
-            head = await self.backend.head_turn(session_id)
+            # A holder that stalled past its lease must not start another turn: another
+            # worker may have taken over (its commits would still be refused, but the LLM
+            # call and the attempt count would be wasted). The lease is renewed as the head
+            # is read, in one step.
+            try:
+                head = await self.backend.head_turn(
+                    session_id, lease=(holder, self.settings.lease_ttl)
+                )
+            except LeaseLost:
+                logger.warning("lease lost between turns", extra={"session_id": session_id})
+                return False
             if head is None:
                 return True
             if time.monotonic() > deadline:
-                return False
-            # A holder that stalled past its lease must not start another turn: another
-            # worker may have taken over (its commits would still be refused, but the LLM
-            # call and the attempt count would be wasted).
-            if not await self.backend.renew_lease(session_id, holder, self.settings.lease_ttl):
-                logger.warning("lease lost between turns", extra={"session_id": session_id})
                 return False
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).

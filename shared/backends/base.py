@@ -74,8 +74,11 @@ class SessionBackend(Protocol):
 
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None: ...
 
-    async def head_turn(self, session_id: str) -> TurnRecord | None:
-        """The oldest turn not yet applied, or None."""
+    async def head_turn(
+        self, session_id: str, *, lease: tuple[str, float] | None = None
+    ) -> TurnRecord | None:
+        """The oldest turn not yet applied, or None. With `lease=(holder, ttl)`, also renews
+        the holder's lease in the same step, and raises `LeaseLost` if it is not held."""
 
     async def pending_count(self, session_id: str) -> int: ...
 

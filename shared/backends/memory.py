@@ -17,6 +17,7 @@ from typing import Any
 from shared.backends.base import EVENTS_CAP, IdempotencyClaim
 from shared.errors import (
     IdempotencyKeyReused,
+    LeaseLost,
     SessionNotFound,
     TooManyPendingTurns,
     VersionConflict,
@@ -257,8 +258,12 @@ class InMemoryBackend:
             record = None if session is None else session.turns.get(turn_id)
             return None if record is None else record.model_copy()
 
-    async def head_turn(self, session_id: str) -> TurnRecord | None:
+    async def head_turn(
+        self, session_id: str, *, lease: tuple[str, float] | None = None
+    ) -> TurnRecord | None:
         with self._lock:
+            if lease is not None and not await self.renew_lease(session_id, *lease):
+                raise LeaseLost(session_id, lease[0])
             session = self._live(session_id)
             while session is not None and session.inbox:
                 record = session.turns.get(session.inbox[0])

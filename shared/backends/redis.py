@@ -26,6 +26,7 @@ from shared.backends.keys import PENDING_SESSIONS, SessionKeys, rate_limit_key
 from shared.errors import (
     BackendUnavailable,
     IdempotencyKeyReused,
+    LeaseLost,
     SessionNotFound,
     TooManyPendingTurns,
     VersionConflict,
@@ -36,6 +37,9 @@ from shared.settings import Settings
 __all__ = ["RedisBackend"]
 
 _log = logging.getLogger(__name__)
+
+# HEAD's answer when the lease it was to renew is not held (a record is JSON or packed).
+_LEASE_LOST = "lease_lost"
 
 _UNAVAILABLE_REPLIES = {
     "OOM",
@@ -310,8 +314,15 @@ class RedisBackend:
             raw, state = await pipe.execute()
         return None if raw is None else _record_from(session_id, raw, state)
 
-    async def head_turn(self, session_id: str) -> TurnRecord | None:
-        raw = await self._run("HEAD", SessionKeys(session_id).expiring(), [])
+    async def head_turn(
+        self, session_id: str, *, lease: tuple[str, float] | None = None
+    ) -> TurnRecord | None:
+        keys = SessionKeys(session_id)
+        args = [] if lease is None else [lease[0], int(lease[1] * 1000)]
+        raw = await self._run("HEAD", [*keys.expiring(), keys.lease], args)
+        if raw == _LEASE_LOST:
+            assert lease is not None
+            raise LeaseLost(session_id, lease[0])
         return None if raw is None else await self._load_record(session_id, raw)
 
     async def _load_record(self, session_id: str, raw: str) -> TurnRecord:

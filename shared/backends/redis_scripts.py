@@ -133,6 +133,11 @@ return {'accepted'}
 HEAD = """
 -- The record of the oldest pending turn. An id whose record is gone cannot be applied: drop
 -- it rather than leave the session stuck behind it.
+-- KEYS[7]: the lease. ARGV (optional): holder, ttl_ms: renew the holder's lease first.
+if ARGV[1] then
+  if redis.call('GET', KEYS[7]) ~= ARGV[1] then return 'lease_lost' end
+  redis.call('PEXPIRE', KEYS[7], ARGV[2])
+end
 while true do
   local turn_id = redis.call('LINDEX', KEYS[2], 0)
   if not turn_id then return false end

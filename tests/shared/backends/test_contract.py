@@ -10,6 +10,7 @@ from shared.backends import IdempotencyClaim, InMemoryBackend, RedisBackend, Ses
 from shared.backends.keys import SessionKeys
 from shared.errors import (
     IdempotencyKeyReused,
+    LeaseLost,
     SessionNotFound,
     TooManyPendingTurns,
     VersionConflict,
@@ -345,3 +346,20 @@ async def test_finished_turns_keep_their_final_events_only(harness: Harness) -> 
     assert await backend.read_events(state.session_id, retained[3].id) == retained[4:]
     later = await backend.append_event(state.session_id, "turn.restarted", {"turn_id": "t"})
     assert [e.id for e in await backend.read_events(state.session_id, retained[-1].id)] == [later]
+
+
+async def test_reading_the_head_can_renew_the_lease_or_say_it_is_lost(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    turn = await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
+    assert await backend.acquire_lease(sid, "a", 10)
+    head = await backend.head_turn(sid, lease=("a", 10))
+    assert head is not None and head.turn_id == turn.turn_id
+    with pytest.raises(LeaseLost):
+        await backend.head_turn(sid, lease=("b", 10))
+    await backend.release_lease(sid, "a")
+    with pytest.raises(LeaseLost):
+        await backend.head_turn(sid, lease=("a", 10))
+    assert await backend.head_turn(sid) == head  # without a lease: a plain read
