@@ -78,8 +78,12 @@ def _result_document(record: TurnRecord, state: GameState | None) -> dict[str, A
 
 
 def _dump_record(record: TurnRecord, state: GameState | None = None) -> bytes:
-    document = record.model_dump(mode="json", exclude={"session_id"})
-    document["result"] = _result_document(record, state)
+    # Only what the key does not already say, and no nulls: every optional field of a
+    # record defaults to None.
+    document = record.model_dump(mode="json", exclude={"session_id", "result"}, exclude_none=True)
+    result = _result_document(record, state)
+    if result is not None:
+        document["result"] = {k: v for k, v in result.items() if v is not None}
     return pack(RECORD, json.dumps(document, separators=(",", ":")))
 
 
