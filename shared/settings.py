@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     events_maxlen: Annotated[int, Field(gt=0)] = 8
     # Records of the newest turns kept for polling; never more than HISTORY_LIMIT, because a
     # record finds its narrative in the history.
-    turn_records_kept: Annotated[int, Field(ge=16)] = 16
+    turn_records_kept: Annotated[int, Field(gt=0)] = 12
     max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
     long_poll_max: Seconds = 30.0
     sse_ping_interval: Seconds = 15.0
@@ -125,6 +125,8 @@ class Settings(BaseSettings):
 
     crewai_storage_dir: Path = Path(".crewai").absolute()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines for log collectors; "text" for a terminal (dev mode's default).
+    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _check_production(self) -> Self:

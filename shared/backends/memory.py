@@ -59,7 +59,7 @@ class InMemoryBackend:
         *,
         session_ttl: int = 86400,
         events_maxlen: int = 8,
-        turn_records_kept: int = 16,
+        turn_records_kept: int = 12,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session_ttl = session_ttl

@@ -120,7 +120,7 @@ class RedisBackend:
         *,
         session_ttl: int,
         events_maxlen: int = 8,
-        turn_records_kept: int = 16,
+        turn_records_kept: int = 12,
         max_block: float = 4.0,
         stream_client: aioredis.Redis | None = None,
     ) -> None:
