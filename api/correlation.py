@@ -9,23 +9,22 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import internal_error_response
+from shared.logs import CORRELATION_ID
 
 __all__ = ["HEADER", "CorrelationId", "current_correlation_id"]
 
 HEADER = "X-Request-ID"
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_current: ContextVar[str] = ContextVar("correlation_id", default="-")
 
 logger = logging.getLogger(__name__)
 
 
 def current_correlation_id() -> str:
-    return _current.get()
+    return CORRELATION_ID.get() or "-"
 
 
 class CorrelationId:
@@ -41,7 +40,7 @@ class CorrelationId:
             "",
         )
         correlation_id = given if _VALID.fullmatch(given) else uuid.uuid4().hex
-        token = _current.set(correlation_id)
+        token = CORRELATION_ID.set(correlation_id)
 
         started = False
 
@@ -66,4 +65,4 @@ class CorrelationId:
             if not started:
                 await internal_error_response(correlation_id)(scope, receive, send_with_id)
         finally:
-            _current.reset(token)
+            CORRELATION_ID.reset(token)

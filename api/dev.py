@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     # Dev mode is this entry point's whole purpose; an explicit environment still wins.
     os.environ.setdefault("SESSION_BACKEND", "memory")
     os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+    os.environ.setdefault("LOG_FORMAT", "text")
     sys.stderr.write(_HOW_TO_PLAY.format(host=args.host, port=args.port))
     uvicorn.run("api.main:app", host=args.host, port=args.port, log_level="info")
 
