@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines for log collectors; "text" for a terminal (dev mode's default).
     log_format: Literal["json", "text"] = "json"
+    # Prometheus multiprocess mode: where every process of a gateway with several processes
+    # writes its samples (prometheus-client reads the same variable). Unset: one process.
+    prometheus_multiproc_dir: Path | None = None
+    # Each worker's main process serves its pool's metrics on this port (0: off).
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9808
 
     @model_validator(mode="after")
     def _check_production(self) -> Self:

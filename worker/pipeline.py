@@ -33,6 +33,13 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.game.narrator import NarrationStream
+from shared.metrics import (
+    TURN_PROCESSING_SECONDS,
+    TURN_QUEUE_WAIT_SECONDS,
+    TURNS_COMPLETED,
+    TURNS_FAILED,
+    TURNS_RETRIED,
+)
 from shared.models import EventName, GameState, TurnError, TurnRecord, TurnResult, TurnStatus
 from shared.settings import Settings
 
@@ -176,6 +183,10 @@ class TurnPipeline:
             )
             if running is None:
                 continue
+            if running.attempts > 1:
+                TURNS_RETRIED.inc()
+            elif running.started_at is not None:
+                TURN_QUEUE_WAIT_SECONDS.observe(max(0.0, running.started_at - running.accepted_at))
             logger.info(
                 "turn %s started in pid %d (attempt %d)",
                 running.turn_id,
@@ -287,6 +298,11 @@ class TurnPipeline:
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
         )
         await self.backend.commit_turn(state, done)
+        TURNS_COMPLETED.inc()
+        if turn.started_at is not None and done.finished_at is not None:
+            TURN_PROCESSING_SECONDS.labels(step.narrator).observe(
+                max(0.0, done.finished_at - turn.started_at)
+            )
 
     async def _fail(self, turn: TurnRecord, code: str, message: str) -> None:
         failed = turn.model_copy(
@@ -296,4 +312,5 @@ class TurnPipeline:
                 "finished_at": time.time(),
             }
         )
-        await self.backend.fail_turn(failed)
+        if await self.backend.fail_turn(failed):
+            TURNS_FAILED.labels(code).inc()

@@ -11,11 +11,12 @@ from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
 from shared.errors import BackendUnavailable
 from shared.settings import get_settings
 from worker.application import PROCESS_SESSION, READY_MARK, app
+from worker.metrics import prepare_metrics_dir, serve_worker_metrics
 from worker.pipeline import DrainOutcome
 from worker.runtime import WorkerRuntime, get_runtime
 from worker.sweeper import Sweeper, sweep_once
@@ -39,6 +40,11 @@ def _warm_up(**_: Any) -> None:
     logger.info("%s: pool process ready", READY_MARK)
 
 
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _prepare_metrics(**_: Any) -> None:
+    prepare_metrics_dir(get_settings())
+
+
 _sweeper: Sweeper | None = None
 
 
@@ -57,6 +63,7 @@ def _start_sweeper(**_: Any) -> None:
 
     _sweeper = Sweeper(run_pass, settings.sweep_interval)
     _sweeper.start()
+    serve_worker_metrics(settings)
 
 
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]

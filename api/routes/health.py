@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from api.deps import Backend, Queue
+from api.deps import Backend, Queue, SettingsDep
+from api.metrics import CONTENT_TYPE_LATEST, exposition
 from api.openapi import errors
 from shared.errors import BackendUnavailable
+from shared.metrics import QUEUE_DEPTH
 
 __all__ = ["router"]
 
@@ -42,3 +44,16 @@ async def readyz(backend: Backend, queue: Queue) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "2"},
     )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def metrics(queue: Queue, settings: SettingsDep) -> Response:
+    try:
+        QUEUE_DEPTH.set(await queue.depth())  # sampled at most once a second
+    except BackendUnavailable:
+        pass  # the other metrics still matter, most of all then
+    return Response(exposition(settings), media_type=CONTENT_TYPE_LATEST)

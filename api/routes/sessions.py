@@ -13,6 +13,7 @@ from api.ratelimit import rate_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
 from shared.game.rules.choices import choices_for
 from shared.ids import new_player_token, new_session_id, token_hash
+from shared.metrics import SESSIONS_CREATED
 from shared.models import GameState, state_view
 
 __all__ = ["router"]
@@ -29,6 +30,7 @@ async def create_session(
     state = GameState(session_id=session_id, seed=seed, max_turns=settings.max_turns)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     await backend.create(state, owner_hash=token_hash(token))
+    SESSIONS_CREATED.inc()
     return SessionCreated(session_id=session_id, player_token=token, state=state_view(state))
 
 

@@ -24,6 +24,7 @@ from shared.errors import (
     TurnNotFound,
 )
 from shared.ids import new_turn_id
+from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
     EventName,
     SessionEvent,
@@ -107,11 +108,13 @@ async def submit_turn(
     stored = await backend.accept_turn(
         record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
     )
+    duplicate = stored.turn_id != record.turn_id
     if stored.status is TurnStatus.QUEUED:
         try:
             await queue.enqueue(session_id)
         except BackendUnavailable:
             stored = await _withdraw(backend, stored, claim)
+    (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()
     return _accepted(session_id, stored)
 
 
@@ -132,6 +135,7 @@ async def _withdraw(
         logger.warning("turn recorded but not queued; the sweeper will queue it")
         return stored
     if withdrawn:
+        TURNS_FAILED.labels(error.code).inc()
         raise BackendUnavailable("task queue")
     # It left the inbox already: a worker draining this session applied it.
     return await backend.get_turn(stored.session_id, stored.turn_id) or stored

@@ -1,0 +1,51 @@
+"""Request metrics for the gateway, and the `/metrics` exposition.
+
+`RequestMetrics` is the outermost middleware, so it also counts the `500`s the correlation
+middleware makes of unexpected errors. A request's route is its template
+(`/sessions/{session_id}/turns`), never the concrete path: ids must not become label values.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from shared.settings import Settings
+
+__all__ = ["CONTENT_TYPE_LATEST", "RequestMetrics", "exposition"]
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # Timed to the start of the response: an event stream's body never ends.
+                route = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+                HTTP_REQUESTS.labels(method, route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
+
+
+def exposition(settings: Settings) -> bytes:
+    """The metrics in Prometheus text format: this process's, or with several gateway
+    processes (PROMETHEUS_MULTIPROC_DIR set), all of theirs."""
+    if settings.prometheus_multiproc_dir is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(settings.prometheus_multiproc_dir))  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

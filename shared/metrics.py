@@ -1,0 +1,75 @@
+"""The service's Prometheus metrics: names, units and labels in one place.
+
+Gateway processes serve them on `GET /metrics`. Worker processes are Celery prefork
+children, so the workers use prometheus-client's multiprocess mode: every process writes its
+samples to files under `PROMETHEUS_MULTIPROC_DIR` and each worker's main process serves the
+aggregate on `WORKER_METRICS_PORT` (see `worker.metrics`). Names follow Prometheus
+conventions: `_total` counters, `_seconds` histograms, base units.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_SECONDS",
+    "QUEUE_DEPTH",
+    "SESSIONS_CREATED",
+    "TURNS_ACCEPTED",
+    "TURNS_COMPLETED",
+    "TURNS_DEDUPLICATED",
+    "TURNS_FAILED",
+    "TURNS_RETRIED",
+    "TURN_PROCESSING_SECONDS",
+    "TURN_QUEUE_WAIT_SECONDS",
+]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# A turn with an LLM narrator takes seconds; with the offline one, milliseconds.
+_TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+
+# -- gateway ---------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "pocket_portals_http_requests_total",
+    "HTTP requests answered by the gateway, by route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "pocket_portals_http_request_duration_seconds",
+    "Time from a request's arrival to the start of its response (SSE: to the first byte).",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+SESSIONS_CREATED = Counter("pocket_portals_sessions_created_total", "Sessions created.")
+TURNS_ACCEPTED = Counter("pocket_portals_turns_accepted_total", "Turns accepted (202).")
+TURNS_DEDUPLICATED = Counter(
+    "pocket_portals_turns_deduplicated_total",
+    "Turn submissions answered with an earlier turn (same Idempotency-Key and body).",
+)
+QUEUE_DEPTH = Gauge(
+    "pocket_portals_queue_depth",
+    "Tasks waiting in the broker queue (what to scale workers on), sampled at most once a second.",
+    multiprocess_mode="max",
+)
+
+# -- workers ---------------------------------------------------------------------------------
+TURNS_COMPLETED = Counter("pocket_portals_turns_completed_total", "Turns applied.")
+TURNS_FAILED = Counter(
+    "pocket_portals_turns_failed_total", "Turns that ended failed, by error code.", ["code"]
+)
+TURNS_RETRIED = Counter(
+    "pocket_portals_turns_retried_total",
+    "Attempts of a turn after its first (a worker died, or the step raised).",
+)
+TURN_QUEUE_WAIT_SECONDS = Histogram(
+    "pocket_portals_turn_queue_wait_seconds",
+    "Time from a turn's acceptance to the start of its (first or later) attempt.",
+    buckets=_TURN_BUCKETS,
+)
+TURN_PROCESSING_SECONDS = Histogram(
+    "pocket_portals_turn_processing_seconds",
+    "Time from an attempt's start to the turn's commit, by narrator.",
+    ["narrator"],
+    buckets=_TURN_BUCKETS,
+)

@@ -1,0 +1,58 @@
+"""`GET /metrics`: the gateway's requests and turns, and (dev mode) the in-process worker's."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.player import Player
+
+Sample = tuple[str, frozenset[tuple[str, str]]]
+
+
+def scrape(base_url: str) -> dict[Sample, float]:
+    response = httpx.get(f"{base_url}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[Sample, float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_a_played_turn_is_counted_by_route_status_and_outcome(player: Player) -> None:
+    base = player.base_url
+    before = scrape(base)
+    turn = player.play({"choice_index": 1})
+    again = player.submit({"choice_index": 1}, **{"Idempotency-Key": "m1"})
+    duplicate = player.submit({"choice_index": 1}, **{"Idempotency-Key": "m1"})
+    assert again.json()["turn_id"] == duplicate.json()["turn_id"]
+    player.turn(again.json()["turn_id"], wait=30)
+    httpx.get(f"{base}/no/such/route", timeout=10)
+    after = scrape(base)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = "/sessions/{session_id}/turns"
+    assert grew("pocket_portals_http_requests_total", method="POST", route=route, status="202") == 3
+    assert (
+        grew("pocket_portals_http_request_duration_seconds_count", method="POST", route=route) == 3
+    )
+    assert grew("pocket_portals_turns_accepted_total") == 2
+    assert grew("pocket_portals_turns_deduplicated_total") == 1
+    # Dev mode: the eager worker runs in this process, so its metrics are here too.
+    assert grew("pocket_portals_turns_completed_total") == 2
+    assert grew("pocket_portals_turn_processing_seconds_count", narrator="offline") == 2
+    assert grew("pocket_portals_turn_queue_wait_seconds_count") == 2
+    assert (
+        grew("pocket_portals_http_requests_total", method="GET", route="unmatched", status="404")
+        == 1
+    )
+    assert turn["turn_id"] not in httpx.get(f"{base}/metrics", timeout=10).text
+    assert player.session_id not in httpx.get(f"{base}/metrics", timeout=10).text

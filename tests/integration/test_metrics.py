@@ -1,0 +1,61 @@
+"""Worker metrics over a real prefork pool: every pool process counts, the main process serves
+the sum (Prometheus multiprocess mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.player import Player
+from tests.support.ports import free_port
+from tests.support.processes import CeleryWorker, Gateway
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _total(text: str, name: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def test_a_worker_serves_its_pools_turn_metrics(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left over from an earlier run")
+    worker_factory({"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)})
+    gateway = gateway_factory()
+    player = Player(gateway.url)
+    try:
+        for body in ({"choice_index": 1}, {"action": "Look around"}, {"choice_index": 1}):
+            player.play(body)
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def scraped() -> str | None:
+            try:
+                text = httpx.get(url, timeout=5).text
+            except httpx.HTTPError:
+                return None
+            # Counts land in the pool processes' files as each turn commits.
+            return text if _total(text, "pocket_portals_turns_completed_total") >= 3 else None
+
+        text = wait_until(scraped, timeout=30, what="worker metrics with three turns")
+        assert _total(text, "pocket_portals_turns_completed_total") == 3
+        assert _total(text, "pocket_portals_turn_processing_seconds_count") == 3
+        assert _total(text, "pocket_portals_turn_queue_wait_seconds_count") == 3
+        assert player.session_id not in text
+    finally:
+        player.close()
