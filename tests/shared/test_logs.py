@@ -59,17 +59,18 @@ def test_tokens_are_blanked_in_messages_and_tracebacks() -> None:
 def test_configure_logging_routes_uvicorn_through_the_chosen_format(
     log_format: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    root.handlers = [logging.StreamHandler(sys.stderr)]
+    touched = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in touched]
+    touched[0].handlers = [logging.StreamHandler(sys.stderr)]
     try:
         configure_logging(Settings(_env_file=None, log_format=log_format))  # type: ignore[call-arg]
-        logging.getLogger("uvicorn.access").info("GET /healthz?token=abc 200")
+        logging.getLogger("uvicorn.access").warning("GET /healthz?token=abc 200")
         logged = capsys.readouterr().err.strip().splitlines()[-1]
     finally:
-        root.handlers, root.level = saved
+        for lg, (handlers, level, propagate) in zip(touched, saved, strict=True):
+            lg.handlers, lg.level, lg.propagate = handlers, level, propagate
     assert "token=abc" not in logged
     if log_format == "json":
         assert json.loads(logged)["logger"] == "uvicorn.access"
     else:
-        assert "INFO" in logged and "uvicorn.access" in logged
+        assert "WARNING" in logged and "uvicorn.access" in logged
