@@ -15,6 +15,7 @@ from shared.errors import (
     Overloaded,
     PortalsError,
     RateLimited,
+    SchemaTooNew,
     TooManyPendingTurns,
 )
 
@@ -54,7 +55,7 @@ def _retry_after(exc: PortalsError) -> Mapping[str, str] | None:
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(exc.retry_after),
         }
-    if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded):
+    if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded | SchemaTooNew):
         return {"Retry-After": str(exc.retry_after)}
     return None
 

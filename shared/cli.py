@@ -1,4 +1,5 @@
-"""`portals`: command-line tools. `portals play` is a tiny terminal client of the HTTP API."""
+"""`portals`: command-line tools. `portals play` is a tiny terminal client of the HTTP API;
+the operator commands (`sessions`, `migrate`, `queue`) are in `shared.admin_commands`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from typing import Any
 
 import httpx
+
+from shared.admin_commands import add_admin_commands, run_admin
 
 __all__ = ["main"]
 
@@ -74,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     play_cmd = commands.add_parser("play", help="play in the terminal against a gateway")
     play_cmd.add_argument("--url", default="http://127.0.0.1:8000")
     play_cmd.add_argument("--seed", type=int, default=None)
+    add_admin_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "play":
         return play(args.url, args.seed)
-    return 2
+    return run_admin(args)
 
 
 if __name__ == "__main__":

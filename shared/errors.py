@@ -18,7 +18,8 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   └── RateLimited               429 rate_limited
     ├── ServiceError              the service's fault or state (5xx)
     │   ├── BackendUnavailable        503 backend_unavailable
-    │   └── Overloaded                503 overloaded
+    │   ├── Overloaded                503 overloaded
+    │   └── SchemaTooNew              503 schema_too_new (a newer service version wrote it)
     ├── VersionConflict           a commit lost a compare-and-set (internal, retried)
     ├── LeaseLost                 a worker no longer holds a session's lease (internal)
     ├── NarratorUnavailable       the LLM failed after its retries (fallback or failed turn)
@@ -40,6 +41,7 @@ __all__ = [
     "PortalsError",
     "RateLimited",
     "RequestError",
+    "SchemaTooNew",
     "ServiceError",
     "SessionNotFound",
     "TooManyPendingTurns",
@@ -173,6 +175,23 @@ class Overloaded(ServiceError):
     def __init__(self, retry_after: int = 5) -> None:
         super().__init__("The service is overloaded; try again shortly.")
         self.retry_after = retry_after
+
+
+class SchemaTooNew(ServiceError):
+    """A stored state of a schema newer than this code knows: written by a newer version of
+    the service (a rolling upgrade in progress). Never guessed at; a newer process can serve it."""
+
+    code = "schema_too_new"
+    status_code = 503
+
+    def __init__(self, session_id: str, found: int, supported: int) -> None:
+        super().__init__(
+            "This session was saved by a newer version of the service; try again shortly."
+        )
+        self.session_id = session_id
+        self.found = found
+        self.supported = supported
+        self.retry_after = 5
 
 
 class VersionConflict(PortalsError):

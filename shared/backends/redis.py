@@ -32,6 +32,7 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
+from shared.models.migrations import migrate_state
 from shared.settings import Settings
 
 __all__ = ["RedisBackend"]
@@ -56,6 +57,11 @@ _UNAVAILABLE_REPLIES = {
 
 def _event_data(record: TurnRecord, **extra: Any) -> str:
     return json.dumps({"turn_id": record.turn_id, **extra}, separators=(",", ":"))
+
+
+def _state_from(stored: str | bytes) -> GameState:
+    """A stored state at the current schema (older ones migrated, newer ones refused)."""
+    return GameState.model_validate(migrate_state(json.loads(unpack(stored))))
 
 
 def _told_in_history(record: TurnRecord, state: GameState | None) -> bool:
@@ -213,7 +219,7 @@ class RedisBackend:
     async def get(self, session_id: str) -> GameState | None:
         async with self._guard():
             raw = await self.client.hget(SessionKeys(session_id).state, "state")
-        return None if raw is None else GameState.model_validate_json(unpack(raw))
+        return None if raw is None else _state_from(raw)
 
     async def update(self, state: GameState) -> GameState:
         keys = SessionKeys(state.session_id)
@@ -238,7 +244,7 @@ class RedisBackend:
     async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
         async with self._guard():
             owner, raw = await self.client.hmget(SessionKeys(session_id).state, ["owner", "state"])
-        state = None if raw is None else GameState.model_validate_json(unpack(raw))
+        state = None if raw is None else _state_from(raw)
         return (owner if isinstance(owner, str) else None), state
 
     async def owner_hash(self, session_id: str) -> str | None:

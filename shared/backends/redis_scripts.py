@@ -16,6 +16,7 @@ __all__ = [
     "CREATE",
     "FAIL",
     "HEAD",
+    "IMPORT",
     "RENEW",
     "RELEASE",
     "SETTLE_PENDING",
@@ -248,4 +249,18 @@ return 0
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return redis.call('LLEN', KEYS[2])
+"""
+
+# An exported session written back (portals sessions import / migrate). KEYS[1]: the state
+# hash. ARGV: version, packed state, owner hash, ttl_ms, overwrite ('1' or '0'). The same or a
+# newer version already stored is kept unless told to overwrite.
+IMPORT = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and ARGV[5] ~= '1' and tonumber(current) >= tonumber(ARGV[1]) then
+  return {'kept', current}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'state', ARGV[2], 'owner', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {'written', ARGV[1]}
 """

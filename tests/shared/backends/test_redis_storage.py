@@ -3,6 +3,7 @@ stream rebuilt small once no turn is in flight. Memory per session depends on al
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -12,7 +13,8 @@ import redis.asyncio as aioredis
 from shared.backends import RedisBackend
 from shared.backends.codec import CLIENT_OPTIONS, unpack
 from shared.backends.keys import SessionKeys
-from shared.models import TurnStatus
+from shared.errors import SchemaTooNew
+from shared.models import SCHEMA_VERSION, TurnStatus
 from tests.shared.backends.conftest import new_state, new_turn
 from tests.shared.backends.test_contract import _play
 
@@ -95,3 +97,21 @@ async def test_accepting_reloads_its_script_after_the_server_lost_it() -> None:
         state.session_id
     ]
     await backend.close()
+
+
+async def test_a_state_from_a_newer_schema_is_refused_not_mangled(backend: RedisBackend) -> None:
+    state = new_state()
+    keys = SessionKeys(state.session_id)
+    newer = {**state.model_dump(mode="json"), "schema_version": SCHEMA_VERSION + 1}
+    await backend.client.hset(
+        keys.state, mapping={"version": 0, "state": json.dumps(newer), "owner": "o"}
+    )
+    try:
+        with pytest.raises(SchemaTooNew) as refused:
+            await backend.get(state.session_id)
+        assert refused.value.session_id == state.session_id
+        assert refused.value.found == SCHEMA_VERSION + 1
+        with pytest.raises(SchemaTooNew):
+            await backend.owned_state(state.session_id)
+    finally:
+        await backend.delete(state.session_id)

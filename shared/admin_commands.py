@@ -1,0 +1,196 @@
+"""`portals sessions …`, `portals migrate` and `portals queue stats`: the operator commands.
+
+Exit codes: 0 done; 1 the store or broker could not be reached, or a line could not be read;
+2 wrong usage (argparse); 3 nothing to act on (no such session) or, for `import`, lines that
+were kept because the store holds the same or a newer version of the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import IO, Any
+
+from redis.exceptions import RedisError
+
+from shared.admin import SessionStore, connect
+from shared.ids import is_session_id
+from shared.settings import Settings, get_settings
+
+__all__ = ["add_admin_commands", "run_admin"]
+
+OK, UNAVAILABLE, NOTHING = 0, 1, 3
+
+
+class Progress:
+    """`done/total` on stderr, redrawn at most ten times a second, only on a terminal."""
+
+    def __init__(self, what: str, total: int | None = None) -> None:
+        self.what, self.total, self.done, self._drawn = what, total, 0, 0.0
+        self.enabled = sys.stderr.isatty()
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and now - self._drawn > 0.1:
+            self._drawn = now
+            of = f"/{self.total}" if self.total is not None else ""
+            sys.stderr.write(f"\r{self.what}: {self.done}{of}")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r{self.what}: {self.done}\n")
+
+
+def add_admin_commands(commands: Any) -> None:
+    sessions = commands.add_parser("sessions", help="list, show, delete, export, import sessions")
+    sessions.add_argument("--redis-url", help="the session store (default: REDIS_URL)")
+    actions = sessions.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="session ids, a page at a time (SCAN, never KEYS)")
+    listing.add_argument("--cursor", type=int, default=0, help="from a previous page's cursor")
+    listing.add_argument("--limit", type=int, default=100, help="about this many per page")
+    listing.add_argument("--count", action="store_true", help="only count all sessions")
+    for name, text in (("show", "one session as JSON"), ("delete", "remove every key of one")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("session_id")
+    export = actions.add_parser("export", help="every session as JSON lines, with its TTL")
+    export.add_argument("--output", "-o", help="a file (default: standard output)")
+    importing = actions.add_parser("import", help="sessions from exported JSON lines")
+    importing.add_argument("--input", "-i", help="a file (default: standard input)")
+    importing.add_argument(
+        "--overwrite", action="store_true", help="replace sessions the store has newer versions of"
+    )
+    migrate = commands.add_parser("migrate", help="copy every session from one Redis to another")
+    migrate.add_argument("--from", dest="source", required=True, help="Redis URL to read")
+    migrate.add_argument("--to", dest="target", required=True, help="Redis URL to write")
+    migrate.add_argument("--overwrite", action="store_true")
+    queue = commands.add_parser("queue", help="the broker queue")
+    queue.add_argument("action", choices=["stats"])
+
+
+def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    settings = settings or get_settings()
+    try:
+        if args.command == "migrate":
+            return _migrate(args, settings)
+        if args.command == "queue":
+            return _queue_stats(settings)
+        store = _store(args.redis_url or settings.redis_url, settings)
+        return _sessions(args, store)
+    except RedisError as exc:
+        sys.stderr.write(f"portals: the store did not answer: {type(exc).__name__}: {exc}\n")
+        return UNAVAILABLE
+    except (ValueError, KeyError) as exc:
+        sys.stderr.write(f"portals: {exc}\n")
+        return UNAVAILABLE
+
+
+def _store(url: str, settings: Settings) -> SessionStore:
+    if url.startswith("memory"):
+        raise ValueError("the memory backend lives inside one process: nothing to read here")
+    return SessionStore(connect(url), default_ttl_ms=settings.redis_session_ttl * 1000)
+
+
+def _print(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+
+
+def _sessions(args: argparse.Namespace, store: SessionStore) -> int:
+    if args.action == "list":
+        if args.count:
+            progress = Progress("counted")
+            for _ in store.ids():
+                progress.step()
+            progress.finish()
+            _print({"sessions": progress.done})
+            return OK
+        ids, cursor = store.page(args.cursor, args.limit)
+        for session_id in ids:
+            sys.stdout.write(session_id + "\n")
+        sys.stderr.write(f"next cursor: {cursor}" + (" (done)\n" if cursor == 0 else "\n"))
+        return OK
+    if args.action in {"show", "delete"}:
+        if not is_session_id(args.session_id):
+            sys.stderr.write("portals: not a session id\n")
+            return NOTHING
+        if args.action == "delete":
+            return OK if store.delete(args.session_id) else NOTHING
+        shown = store.show(args.session_id)
+        if shown is None:
+            sys.stderr.write("portals: no such session\n")
+            return NOTHING
+        _print(shown)
+        return OK
+    if args.action == "export":
+        with ExitStack() as files:
+            out = files.enter_context(open(args.output, "w")) if args.output else sys.stdout
+            _export(store, out)
+        return OK
+    with ExitStack() as files:
+        source = files.enter_context(open(args.input)) if args.input else sys.stdin
+        outcome = store.import_lines(_read_lines(source), overwrite=args.overwrite)
+    _print({"written": outcome.written, "kept_newer": outcome.kept_newer})
+    return NOTHING if outcome.kept_newer else OK
+
+
+def _export(store: SessionStore, out: IO[str]) -> int:
+    progress = Progress("exported")
+    for session_id in store.ids():
+        line = store.export(session_id)
+        if line is not None:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            progress.step()
+    progress.finish()
+    return progress.done
+
+
+def _read_lines(source: IO[str]) -> Iterator[dict[str, Any]]:
+    progress = Progress("imported")
+    for number, text in enumerate(source, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number} is not JSON: {exc.msg}") from exc
+        progress.step()
+    progress.finish()
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    source, target = _store(args.source, settings), _store(args.target, settings)
+    progress = Progress("copied")
+    written = kept = 0
+    for session_id in source.ids():
+        line = source.export(session_id)
+        if line is None:
+            continue
+        if target.import_line(line, overwrite=args.overwrite):
+            written += 1
+        else:
+            kept += 1
+        progress.step()
+    progress.finish()
+    _print({"written": written, "kept_newer": kept})
+    return NOTHING if kept else OK
+
+
+def _queue_stats(settings: Settings) -> int:
+    broker = connect(settings.broker_url)
+    store = _store(settings.redis_url, settings)
+    queue = settings.celery_queue
+    _print(
+        {
+            "queue": queue,
+            "waiting_tasks": int(broker.llen(queue)),
+            # kombu's Redis transport keeps delivered, unacknowledged tasks in this hash.
+            "unacknowledged_tasks": int(broker.hlen("unacked")),
+            "sessions_with_turns_waiting": store.sessions_waiting(),
+        }
+    )
+    return OK

@@ -1,0 +1,52 @@
+"""Schema versions of stored states: older ones migrated on read, newer ones refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import SchemaTooNew
+from shared.models import SCHEMA_VERSION, GameState
+from shared.models.migrations import MIGRATIONS, Document, migrate_state
+
+
+def current_document() -> Document:
+    return GameState(session_id="s" * 24).model_dump(mode="json")
+
+
+def test_every_older_version_has_a_step() -> None:
+    assert all(version in MIGRATIONS for version in range(1, SCHEMA_VERSION))
+
+
+def test_a_current_document_is_left_as_it_is() -> None:
+    document = current_document()
+    assert migrate_state(document) == document
+
+
+def test_older_documents_go_through_each_step_in_order() -> None:
+    # A two-step history: v1 called the place "where", v2 named it "place", v3 "location".
+    def v1_to_v2(doc: Document) -> Document:
+        doc["place"] = doc.pop("where")
+        return doc
+
+    def v2_to_v3(doc: Document) -> Document:
+        doc["location"] = doc.pop("place").title()
+        return doc
+
+    old = {"schema_version": 1, "session_id": "abc", "where": "the old mill"}
+    migrated = migrate_state(old, current=3, migrations={1: v1_to_v2, 2: v2_to_v3})
+    assert migrated == {"schema_version": 3, "session_id": "abc", "location": "The Old Mill"}
+    assert old["where"] == "the old mill"  # the input is not changed in place
+
+
+def test_a_newer_document_is_refused_with_both_versions() -> None:
+    document = {**current_document(), "schema_version": SCHEMA_VERSION + 1}
+    with pytest.raises(SchemaTooNew) as refused:
+        migrate_state(document)
+    assert refused.value.found == SCHEMA_VERSION + 1
+    assert refused.value.supported == SCHEMA_VERSION
+    assert refused.value.session_id == "s" * 24
+
+
+def test_a_missing_step_is_a_bug_not_a_guess() -> None:
+    with pytest.raises(ValueError, match="no migration from state schema 1 to 2"):
+        migrate_state({"schema_version": 1}, current=2, migrations={})

@@ -1,0 +1,168 @@
+"""`portals sessions|migrate|queue`: the operator commands against real Redis servers of
+their own (exact counts need a keyspace nobody else writes to)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.backends import RedisBackend
+from shared.backends.codec import CLIENT_OPTIONS
+from shared.backends.keys import SessionKeys
+from shared.cli import main
+from shared.settings import Settings
+from tests.shared.backends.conftest import new_state
+from tests.support.redis_server import RedisServer
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+Run = Callable[..., Ran]
+
+
+def make_sessions(url: str, count: int, *, updates: int = 1) -> list[str]:
+    async def create() -> list[str]:
+        backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
+        ids = []
+        for seed in range(count):
+            state = new_state(seed)
+            await backend.create(state, owner_hash=f"owner-{seed}")
+            for _ in range(updates):
+                state = await backend.update(state)
+            ids.append(state.session_id)
+        await backend.close()
+        return ids
+
+    return asyncio.run(create())
+
+
+@pytest.fixture
+def two_servers(redis_server_factory: Callable[..., RedisServer]) -> tuple[str, str]:
+    return redis_server_factory().url, redis_server_factory().url
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    def invoke(*argv: str, stdin: str = "", redis_url: str = "redis://127.0.0.1:1/0") -> Ran:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        settings = Settings(_env_file=None, redis_url=redis_url)  # type: ignore[call-arg]
+        monkeypatch.setattr("shared.admin_commands.get_settings", lambda: settings)
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return invoke
+
+
+def test_list_pages_through_every_session_and_counts_them(
+    two_servers: tuple[str, str], run: Run
+) -> None:
+    url, _ = two_servers
+    ids = make_sessions(url, 7)
+    seen: list[str] = []
+    cursor = "0"
+    for _ in range(100):
+        ran = run("sessions", "--redis-url", url, "list", "--limit", "2", "--cursor", cursor)
+        assert ran.code == 0
+        seen += ran.out.split()
+        cursor = re.findall(r"next cursor: (\d+)", ran.err)[0]
+        if cursor == "0":
+            break
+    assert sorted(set(seen)) == sorted(ids)
+    counted = run("sessions", "--redis-url", url, "list", "--count")
+    assert counted.code == 0 and json.loads(counted.out) == {"sessions": 7}
+
+
+def test_show_and_delete_one_session(two_servers: tuple[str, str], run: Run) -> None:
+    url, _ = two_servers
+    [session_id] = make_sessions(url, 1)
+    shown = run("sessions", "--redis-url", url, "show", session_id)
+    assert shown.code == 0
+    document = json.loads(shown.out)
+    assert document["session_id"] == session_id and document["version"] == 1
+    assert 0 < document["ttl_seconds"] <= 600
+    assert document["state"]["session_id"] == session_id
+    assert "owner" not in shown.out  # the token hash is not shown
+    assert run("sessions", "--redis-url", url, "delete", session_id).code == 0
+    assert run("sessions", "--redis-url", url, "show", session_id).code == 3
+    assert run("sessions", "--redis-url", url, "delete", session_id).code == 3
+    assert run("sessions", "--redis-url", url, "show", "not-an-id").code == 3
+
+
+def test_export_then_import_keeps_versions_owners_and_ttls(
+    two_servers: tuple[str, str], run: Run, tmp_path: Path
+) -> None:
+    source, target = two_servers
+    ids = make_sessions(source, 3, updates=2)
+    dump = tmp_path / "sessions.jsonl"
+    assert run("sessions", "--redis-url", source, "export", "-o", str(dump)).code == 0
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert sorted(line["session_id"] for line in lines) == sorted(ids)
+    assert all(line["version"] == 2 and 0 < line["ttl_ms"] <= 600_000 for line in lines)
+
+    imported = run("sessions", "--redis-url", target, "import", "-i", str(dump))
+    assert imported.code == 0 and json.loads(imported.out) == {"written": 3, "kept_newer": 0}
+    for line in lines:
+        shown = json.loads(run("sessions", "--redis-url", target, "show", line["session_id"]).out)
+        assert shown["version"] == 2 and shown["state"] == line["state"]
+        assert 0 < shown["ttl_seconds"] <= 600
+    client = __import__("redis").Redis.from_url(target, decode_responses=True)
+    assert client.hget(SessionKeys(ids[0]).state, "owner") == "owner-0"
+
+    # The target moves on; importing the older export again keeps the newer session.
+    asyncio.run(_bump(target, ids[0]))
+    again = run("sessions", "--redis-url", target, "import", stdin=dump.read_text())
+    assert again.code == 3 and json.loads(again.out) == {"written": 0, "kept_newer": 3}
+    forced = run("sessions", "--redis-url", target, "import", "--overwrite", stdin=dump.read_text())
+    assert forced.code == 0 and json.loads(forced.out) == {"written": 3, "kept_newer": 0}
+
+
+async def _bump(url: str, session_id: str) -> None:
+    backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
+    state = await backend.get(session_id)
+    assert state is not None
+    await backend.update(state)
+    await backend.close()
+
+
+def test_migrate_copies_every_session_between_servers(
+    two_servers: tuple[str, str], run: Run
+) -> None:
+    source, target = two_servers
+    ids = make_sessions(source, 4)
+    moved = run("migrate", "--from", source, "--to", target)
+    assert moved.code == 0 and json.loads(moved.out) == {"written": 4, "kept_newer": 0}
+    listed = run("sessions", "--redis-url", target, "list", "--limit", "1000")
+    assert sorted(listed.out.split()) == sorted(ids)
+    assert run("migrate", "--from", "memory://", "--to", target).code == 1
+
+
+def test_a_bad_line_or_an_unreachable_store_is_a_clear_failure(
+    two_servers: tuple[str, str], run: Run
+) -> None:
+    url, _ = two_servers
+    bad = run("sessions", "--redis-url", url, "import", stdin='{"session_id": \n')
+    assert bad.code == 1 and "line 1 is not JSON" in bad.err
+    down = run("sessions", "--redis-url", "redis://127.0.0.1:1/0", "list")
+    assert down.code == 1 and "did not answer" in down.err
+
+
+def test_queue_stats(two_servers: tuple[str, str], run: Run) -> None:
+    url, _ = two_servers
+    ran = run("queue", "stats", redis_url=url)
+    assert ran.code == 0
+    stats = json.loads(ran.out)
+    assert stats["waiting_tasks"] == 0 and stats["sessions_with_turns_waiting"] == 0
