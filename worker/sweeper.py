@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from shared.backends import SessionBackend
 from shared.backends.keys import SessionKeys
@@ -57,13 +58,17 @@ class Sweeper(threading.Thread):
         self,
         run_pass: Callable[[float], int],
         interval: float,
+        heartbeat: Path | None = None,
     ) -> None:
         super().__init__(name="pocket-portals-sweeper", daemon=True)
         self.run_pass = run_pass
         self.interval = interval
+        # Touched after every pass that reached the store: worker.health reads its age.
+        self.heartbeat = heartbeat
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        self._beat()
         while not self.stopped.wait(self.interval):
             try:
                 queued = self.run_pass(time.time())
@@ -73,8 +78,17 @@ class Sweeper(threading.Thread):
             except Exception:
                 logger.exception("sweep failed")
                 continue
+            self._beat()
             if queued:
                 logger.warning("sweeper queued %d session(s) whose turns had no task", queued)
 
     def stop(self) -> None:
         self.stopped.set()
+
+    def _beat(self) -> None:
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
+                self.heartbeat.touch()
+            except OSError as exc:
+                logger.warning("heartbeat file not written: %s", exc)

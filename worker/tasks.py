@@ -61,7 +61,7 @@ def _start_sweeper(**_: Any) -> None:
     def run_pass(now: float) -> int:
         return runtime.run(sweep_once(runtime.backend, settings, publish, now), timeout=60)
 
-    _sweeper = Sweeper(run_pass, settings.sweep_interval)
+    _sweeper = Sweeper(run_pass, settings.sweep_interval, settings.worker_heartbeat_file)
     _sweeper.start()
     serve_worker_metrics(settings)
 
