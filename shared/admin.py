@@ -18,6 +18,7 @@ import redis
 
 from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
 from shared.backends.keys import KEY_PREFIX, PENDING_SESSIONS, SessionKeys
+from shared.backends.redis import cluster_url
 from shared.backends.redis_scripts import IMPORT
 from shared.ids import is_session_id
 from shared.models import GameState
@@ -29,7 +30,11 @@ __all__ = ["ImportOutcome", "SessionStore", "connect"]
 _STATE_PATTERN = KEY_PREFIX + "{*}"
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str) -> redis.Redis | redis.RedisCluster:
+    """A client for a standalone Redis, or for a cluster (`redis+cluster://any-node:port`)."""
+    cluster = cluster_url(url)
+    if cluster is not None:
+        return redis.RedisCluster.from_url(cluster, socket_timeout=10, **CLIENT_OPTIONS)
     client: redis.Redis = redis.Redis.from_url(url, socket_timeout=10, **CLIENT_OPTIONS)
     return client
 
@@ -41,7 +46,7 @@ class ImportOutcome:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, *, default_ttl_ms: int) -> None:
+    def __init__(self, client: redis.Redis | redis.RedisCluster, *, default_ttl_ms: int) -> None:
         self.client = client
         self.default_ttl_ms = default_ttl_ms
         self._import = client.register_script(IMPORT)
@@ -50,6 +55,11 @@ class SessionStore:
     def page(self, cursor: int = 0, count: int = 100) -> tuple[list[str], int]:
         """Up to about `count` session ids from `cursor`, and the cursor to continue from (0:
         done). A session may appear on two pages if the keyspace is resized meanwhile."""
+        if isinstance(self.client, redis.RedisCluster):
+            # One SCAN cursor per node: page through the sorted ids instead.
+            every = sorted(self.ids())
+            end = cursor + count
+            return every[cursor:end], (end if end < len(every) else 0)
         next_cursor, keys = self.client.scan(
             cursor, match=_STATE_PATTERN, count=count, _type="hash"
         )

@@ -177,6 +177,11 @@ class Settings(BaseSettings):
                 "TURN_RECORDS_KEPT must not exceed HISTORY_LIMIT: a completed turn's record "
                 "reads its narrative from the conversation history, so it cannot outlive it."
             )
+        if "+cluster://" in self.redis_url and not self.celery_broker_url:
+            raise ConfigurationError(
+                "REDIS_URL names a Redis Cluster, which Celery cannot use as a broker: set "
+                "CELERY_BROKER_URL to a standalone (or Sentinel-managed) Redis."
+            )
         if self.events_maxlen > self.history_limit:
             raise ConfigurationError(
                 "EVENTS_MAXLEN must not exceed HISTORY_LIMIT: a kept turn.completed event "

@@ -14,6 +14,7 @@ import redis
 
 from shared.settings import Settings
 from tests.support.processes import CeleryWorker, Gateway
+from tests.support.redis_cluster import LocalCluster
 from tests.support.redis_server import RedisServer, redis_server_binary
 
 # Reserved for tests when TEST_REDIS_URL names a server the suite did not start.
@@ -56,6 +57,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "`sudo apt-get install redis-server`; macOS: `brew install redis`) so the suite can "
         "start a throwaway one, or set TEST_REDIS_URL to a server it may use."
     )
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local three-master Redis Cluster for the whole run (see tests/support)."""
+    if redis_server_binary() is None:
+        pytest.fail("The cluster tests start redis-server in cluster mode: install redis-server.")
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

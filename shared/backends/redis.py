@@ -35,7 +35,7 @@ from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnSt
 from shared.models.migrations import migrate_state
 from shared.settings import Settings
 
-__all__ = ["RedisBackend"]
+__all__ = ["Client", "RedisBackend", "cluster_url"]
 
 _log = logging.getLogger(__name__)
 
@@ -119,16 +119,28 @@ def _record_from(
     return TurnRecord.model_validate(document)
 
 
+# A standalone server (or a Sentinel-managed one, through its URL) or a Redis Cluster.
+Client = aioredis.Redis | aioredis.RedisCluster
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def cluster_url(url: str) -> str | None:
+    """For a `redis+cluster://host:port` URL (any one node), the plain URL of that node."""
+    if url.startswith(_CLUSTER_SCHEMES):
+        return url.replace("+cluster", "", 1)
+    return None
+
+
 class RedisBackend:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         session_ttl: int,
         events_maxlen: int = 8,
         turn_records_kept: int = 12,
         max_block: float = 4.0,
-        stream_client: aioredis.Redis | None = None,
+        stream_client: Client | None = None,
     ) -> None:
         self.client = client
         # Blocking reads (SSE, long-poll) hold a connection while they wait; they get a pool
@@ -145,6 +157,26 @@ class RedisBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> RedisBackend:
+        cluster = cluster_url(url or settings.redis_url)
+        if cluster is not None:
+            # Every key of a session carries its id as a hash tag, so each script and
+            # pipeline of the backend stays in one slot; the client routes it there.
+            client = aioredis.RedisCluster.from_url(
+                cluster,
+                **CLIENT_OPTIONS,
+                socket_timeout=settings.redis_socket_timeout,
+                socket_connect_timeout=settings.redis_socket_timeout,
+                max_connections=settings.redis_max_connections
+                + settings.redis_max_stream_connections,
+            )
+            return cls(
+                client,
+                session_ttl=settings.redis_session_ttl,
+                events_maxlen=settings.events_maxlen,
+                turn_records_kept=settings.turn_records_kept,
+                max_block=max(0.1, settings.redis_socket_timeout * 0.8),
+            )
+
         def pool(size: int) -> aioredis.BlockingConnectionPool:
             # Blocking: when every connection is busy, a caller waits up to the socket
             # timeout for one instead of failing at once.
@@ -196,6 +228,10 @@ class RedisBackend:
             # Cluster slot, so it cannot be part of the script. EVALSHA by hand: a Script in
             # a pipeline costs a SCRIPT EXISTS round trip of its own.
             script = self._scripts[name]
+            if isinstance(self.client, aioredis.RedisCluster):
+                # A cluster pipeline refuses EVALSHA: two round trips, mark first.
+                await self.client.zadd(PENDING_SESSIONS, dict([pending_mark]))
+                return await script(keys=keys, args=args)
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(PENDING_SESSIONS, dict([pending_mark]))
             pipe.evalsha(script.sha, len(keys), *keys, *args)

@@ -166,3 +166,18 @@ def test_queue_stats(two_servers: tuple[str, str], run: Run) -> None:
     assert ran.code == 0
     stats = json.loads(ran.out)
     assert stats["waiting_tasks"] == 0 and stats["sessions_with_turns_waiting"] == 0
+
+
+def test_migrate_from_standalone_to_a_cluster(
+    two_servers: tuple[str, str], redis_cluster_url: str, run: Run
+) -> None:
+    source, _ = two_servers
+    ids = make_sessions(source, 5)
+    moved = run("migrate", "--from", source, "--to", redis_cluster_url)
+    assert moved.code == 0 and json.loads(moved.out)["written"] == 5
+    listed = run("sessions", "--redis-url", redis_cluster_url, "list", "--limit", "1000")
+    assert set(ids) <= set(listed.out.split())  # the cluster is shared by the whole run
+    for session_id in ids:
+        shown = run("sessions", "--redis-url", redis_cluster_url, "show", session_id)
+        assert shown.code == 0 and json.loads(shown.out)["version"] == 1
+        assert run("sessions", "--redis-url", redis_cluster_url, "delete", session_id).code == 0

@@ -27,6 +27,7 @@ def test_the_defaults_agree() -> None:
         ({"turn_records_kept": 40, "history_limit": 30}, "must not exceed HISTORY_LIMIT"),
         ({"events_maxlen": 31, "history_limit": 30}, "EVENTS_MAXLEN must not exceed"),
         ({"turn_time_limit": 60, "celery_visibility_timeout": 60}, "CELERY_VISIBILITY_TIMEOUT"),
+        ({"redis_url": "redis+cluster://10.0.0.1:7000/0"}, "CELERY_BROKER_URL"),
         ({"session_backend": "memory", "celery_task_always_eager": False}, "ALWAYS_EAGER"),
     ],
 )

@@ -19,7 +19,14 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError(
@@ -28,6 +35,7 @@ class RedisServer:
         self.binary = binary
         self.workdir = workdir
         self.appendonly = appendonly
+        self.extra_args = extra_args or []
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -53,6 +61,7 @@ class RedisServer:
             "always" if self.appendonly else "everysec",
             "--maxmemory-policy",
             "noeviction",
+            *self.extra_args,
         ]
         with (self.workdir / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import fakeredis
 import pytest
-import redis.asyncio as aioredis
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
 from shared.backends.codec import CLIENT_OPTIONS
 from shared.game.rules.choices import choices_for
 from shared.ids import new_session_id, new_turn_id
 from shared.models import GameState, TurnRecord
+from shared.settings import Settings
 
 
 class FakeClock:
@@ -36,7 +36,7 @@ class Harness:
     ttl: int
 
 
-@pytest.fixture(params=["memory", "fakeredis", "redis"])
+@pytest.fixture(params=["memory", "fakeredis", "redis", "cluster"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     ttl = 2
     if request.param == "memory":
@@ -50,12 +50,25 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         )
         return
     if request.param == "fakeredis":
-        client = fakeredis.FakeAsyncRedis(**CLIENT_OPTIONS)
+        backend = RedisBackend(
+            fakeredis.FakeAsyncRedis(**CLIENT_OPTIONS),
+            session_ttl=ttl,
+            turn_records_kept=16,
+            max_block=2,
+        )
     else:
-        url = request.getfixturevalue("redis_url")
-        client = aioredis.Redis.from_url(url, **CLIENT_OPTIONS)
-
-    backend = RedisBackend(client, session_ttl=ttl, turn_records_kept=16, max_block=2)
+        url = request.getfixturevalue(
+            "redis_cluster_url" if request.param == "cluster" else "redis_url"
+        )
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            redis_url=url,
+            celery_broker_url="redis://127.0.0.1:1/0",
+            redis_session_ttl=ttl,
+            turn_records_kept=16,
+            redis_socket_timeout=2.5,
+        )
+        backend = RedisBackend.from_settings(settings)
 
     async def wait_out(session_id: str) -> None:
         deadline = time.monotonic() + ttl + 10

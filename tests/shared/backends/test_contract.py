@@ -363,3 +363,16 @@ async def test_reading_the_head_can_renew_the_lease_or_say_it_is_lost(harness: H
     with pytest.raises(LeaseLost):
         await backend.head_turn(sid, lease=("a", 10))
     assert await backend.head_turn(sid) == head  # without a lease: a plain read
+
+
+async def test_accepting_can_mark_the_session_pending_in_the_same_step(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(state.session_id)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None, mark_pending=True)
+    assert await backend.pending_count(state.session_id) == 1
+    stale = await backend.stale_pending(turn.accepted_at, 1000)
+    assert (state.session_id, turn.accepted_at) in stale
+    await backend.settle_pending(state.session_id, turn.accepted_at)
+    assert state.session_id not in [sid for sid, _ in await backend.stale_pending(2e9, 1000)]
