@@ -7,7 +7,6 @@ loop (the gateway's, or a worker process's loop thread) and never share it acros
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
-from shared.backends.codec import CLIENT_OPTIONS, RECORD, STATE, pack, unpack
+from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
 from shared.backends.keys import PENDING_SESSIONS, SessionKeys, rate_limit_key
+from shared.backends.redis_documents import (
+    dump_record,
+    event_data,
+    fill_narrative,
+    narrative_elsewhere,
+    record_from,
+    result_document,
+    state_from,
+)
 from shared.errors import (
     BackendUnavailable,
     IdempotencyKeyReused,
@@ -32,12 +40,10 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
-from shared.models.migrations import migrate_state
 from shared.settings import Settings
 
 __all__ = ["Client", "RedisBackend", "cluster_url"]
 
-_log = logging.getLogger(__name__)
 
 # HEAD's answer when the lease it was to renew is not held (a record is JSON or packed).
 _LEASE_LOST = "lease_lost"
@@ -53,70 +59,6 @@ _UNAVAILABLE_REPLIES = {
     "BUSY",
     "NOREPLICAS",
 }
-
-
-def _event_data(record: TurnRecord, **extra: Any) -> str:
-    return json.dumps({"turn_id": record.turn_id, **extra}, separators=(",", ":"))
-
-
-def _state_from(stored: str | bytes) -> GameState:
-    """A stored state at the current schema (older ones migrated, newer ones refused)."""
-    return GameState.model_validate(migrate_state(json.loads(unpack(stored))))
-
-
-def _told_in_history(record: TurnRecord, state: GameState | None) -> bool:
-    """Whether `state`'s history holds the narrative of `record`'s result. The turn records
-    and final events kept never outlive the history (see Settings), so such a narrative is
-    stored there only."""
-    if record.result is None or state is None:
-        return False
-    told = next((h for h in state.conversation_history if h.turn_id == record.turn_id), None)
-    return told is not None and told.narrative == record.result.narrative
-
-
-def _result_document(record: TurnRecord, state: GameState | None) -> dict[str, Any] | None:
-    if record.result is None:
-        return None
-    document = record.result.model_dump(mode="json")
-    if _told_in_history(record, state):
-        del document["narrative"]
-    return document
-
-
-def _dump_record(record: TurnRecord, state: GameState | None = None) -> bytes:
-    # Only what the key does not already say, and no nulls: every optional field of a
-    # record defaults to None.
-    document = record.model_dump(mode="json", exclude={"session_id", "result"}, exclude_none=True)
-    result = _result_document(record, state)
-    if result is not None:
-        document["result"] = {k: v for k, v in result.items() if v is not None}
-    return pack(RECORD, json.dumps(document, separators=(",", ":")))
-
-
-def _narrative_elsewhere(document: dict[str, Any]) -> bool:
-    result = document.get("result")
-    return isinstance(result, dict) and "narrative" not in result
-
-
-def _fill_narrative(result: dict[str, Any], turn_id: str, state: str | bytes | None) -> None:
-    """Put back a narrative left out of a stored result, from the state's history."""
-    history = json.loads(unpack(state))["conversation_history"] if state else []
-    told = next((h for h in history if h["turn_id"] == turn_id), None)
-    if told is None:
-        # Only a hand-edited state or settings outside their checked bounds get here.
-        _log.warning("narrative of turn %s is no longer stored", turn_id)
-    result["narrative"] = told["narrative"] if told else ""
-
-
-def _record_from(
-    session_id: str, stored: dict[str, Any] | str, state: str | bytes | None
-) -> TurnRecord:
-    """A stored record, with what was left out of it put back."""
-    document: dict[str, Any] = json.loads(unpack(stored)) if isinstance(stored, str) else stored
-    document.setdefault("session_id", session_id)
-    if _narrative_elsewhere(document):
-        _fill_narrative(document["result"], document["turn_id"], state)
-    return TurnRecord.model_validate(document)
 
 
 # A standalone server (or a Sentinel-managed one, through its URL) or a Redis Cluster.
@@ -255,7 +197,7 @@ class RedisBackend:
     async def get(self, session_id: str) -> GameState | None:
         async with self._guard():
             raw = await self.client.hget(SessionKeys(session_id).state, "state")
-        return None if raw is None else _state_from(raw)
+        return None if raw is None else state_from(raw)
 
     async def update(self, state: GameState) -> GameState:
         keys = SessionKeys(state.session_id)
@@ -280,7 +222,7 @@ class RedisBackend:
     async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
         async with self._guard():
             owner, raw = await self.client.hmget(SessionKeys(session_id).state, ["owner", "state"])
-        state = None if raw is None else _state_from(raw)
+        state = None if raw is None else state_from(raw)
         return (owner if isinstance(owner, str) else None), state
 
     async def owner_hash(self, session_id: str) -> str | None:
@@ -304,13 +246,13 @@ class RedisBackend:
             pending_mark=(record.session_id, record.accepted_at) if mark_pending else None,
             args=[
                 record.turn_id,
-                _dump_record(record),
+                dump_record(record),
                 max_pending,
                 self.session_ttl,
                 self.events_maxlen,
                 idempotency.key if idempotency else "",
                 idempotency.fingerprint if idempotency else "",
-                _event_data(record),
+                event_data(record),
                 self.turn_records_kept,
             ],
         )
@@ -341,10 +283,10 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                _dump_record(failed),
+                dump_record(failed),
                 self.session_ttl,
                 self.events_maxlen,
-                _event_data(failed, error=error.model_dump()),
+                event_data(failed, error=error.model_dump()),
                 idempotency_key or "",
             ],
         )
@@ -358,7 +300,7 @@ class RedisBackend:
             pipe.hget(keys.turns, turn_id)
             pipe.hget(keys.state, "state")
             raw, state = await pipe.execute()
-        return None if raw is None else _record_from(session_id, raw, state)
+        return None if raw is None else record_from(session_id, raw, state)
 
     async def head_turn(
         self, session_id: str, *, lease: tuple[str, float] | None = None
@@ -374,10 +316,10 @@ class RedisBackend:
     async def _load_record(self, session_id: str, raw: str) -> TurnRecord:
         document = json.loads(unpack(raw))
         state = None
-        if _narrative_elsewhere(document):
+        if narrative_elsewhere(document):
             async with self._guard():
                 state = await self.client.hget(SessionKeys(session_id).state, "state")
-        return _record_from(session_id, document, state)
+        return record_from(session_id, document, state)
 
     async def pending_count(self, session_id: str) -> int:
         async with self._guard():
@@ -404,10 +346,10 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                _dump_record(running),
+                dump_record(running),
                 self.session_ttl,
                 self.events_maxlen,
-                _event_data(running, attempt=running.attempts),
+                event_data(running, attempt=running.attempts),
             ],
         )
         return running if started else None
@@ -422,10 +364,10 @@ class RedisBackend:
                 state.version,
                 record.turn_id,
                 pack(STATE, new_state.model_dump_json()),
-                _dump_record(record, new_state),
+                dump_record(record, new_state),
                 self.session_ttl,
                 self.events_maxlen,
-                _event_data(record, result=_result_document(record, new_state)),
+                event_data(record, result=result_document(record, new_state)),
             ],
         )
         self._check_cas(reply, state)
@@ -438,10 +380,10 @@ class RedisBackend:
             SessionKeys(record.session_id).expiring(),
             [
                 record.turn_id,
-                _dump_record(record),
+                dump_record(record),
                 self.session_ttl,
                 self.events_maxlen,
-                _event_data(record, error=error),
+                event_data(record, error=error),
             ],
         )
         return bool(done)
@@ -478,12 +420,12 @@ class RedisBackend:
             for _stream, entries in streams
             for entry_id, fields in entries
         ]
-        untold = [e.data for e in events if _narrative_elsewhere(e.data)]
+        untold = [e.data for e in events if narrative_elsewhere(e.data)]
         if untold:
             async with self._guard():
                 state = await self.client.hget(SessionKeys(session_id).state, "state")
             for data in untold:
-                _fill_narrative(data["result"], data["turn_id"], state)
+                fill_narrative(data["result"], data["turn_id"], state)
         return events
 
     async def last_event_id(self, session_id: str) -> str:
