@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "ACTIVE_SESSIONS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
     "QUEUE_DEPTH",
@@ -46,6 +47,11 @@ TURNS_ACCEPTED = Counter("pocket_portals_turns_accepted_total", "Turns accepted 
 TURNS_DEDUPLICATED = Counter(
     "pocket_portals_turns_deduplicated_total",
     "Turn submissions answered with an earlier turn (same Idempotency-Key and body).",
+)
+ACTIVE_SESSIONS = Gauge(
+    "pocket_portals_active_sessions",
+    "Sessions with a turn accepted within ACTIVE_SESSION_WINDOW seconds (all gateways).",
+    multiprocess_mode="max",
 )
 QUEUE_DEPTH = Gauge(
     "pocket_portals_queue_depth",

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = None
     # Each worker's main process serves its pool's metrics on this port (0: off).
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9808
+    # A session counts as active (pocket_portals_active_sessions) this long after a turn.
+    active_session_window: Seconds = 300.0
     # Touched by each worker's main process after every sweep (python -m worker.health).
     worker_heartbeat_file: Path = Path("/tmp/pocket-portals-worker.heartbeat")
 

@@ -33,6 +33,8 @@ async def sweep_once(
     backend: SessionBackend, settings: Settings, enqueue: Callable[[str], None], now: float
 ) -> int:
     """One pass; returns how many sessions were queued again."""
+    # Forget old activity even when nobody scrapes the gateway's metrics.
+    await backend.active_sessions(now - settings.active_session_window)
     queued = 0
     for session_id, marked_at in await backend.stale_pending(
         now - settings.sweep_stale_after, BATCH

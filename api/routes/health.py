@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -9,7 +12,7 @@ from api.deps import Backend, Queue, SettingsDep
 from api.metrics import CONTENT_TYPE_LATEST, exposition
 from api.openapi import errors
 from shared.errors import BackendUnavailable
-from shared.metrics import QUEUE_DEPTH
+from shared.metrics import ACTIVE_SESSIONS, QUEUE_DEPTH
 
 __all__ = ["router"]
 
@@ -51,9 +54,11 @@ async def readyz(backend: Backend, queue: Queue) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
-async def metrics(queue: Queue, settings: SettingsDep) -> Response:
-    try:
+async def metrics(queue: Queue, backend: Backend, settings: SettingsDep) -> Response:
+    # The other metrics still matter when a store does not answer, most of all then.
+    with contextlib.suppress(BackendUnavailable):
         QUEUE_DEPTH.set(await queue.depth())  # sampled at most once a second
-    except BackendUnavailable:
-        pass  # the other metrics still matter, most of all then
+    with contextlib.suppress(BackendUnavailable):
+        since = time.time() - settings.active_session_window
+        ACTIVE_SESSIONS.set(await backend.active_sessions(since))
     return Response(exposition(settings), media_type=CONTENT_TYPE_LATEST)

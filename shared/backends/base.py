@@ -63,7 +63,7 @@ class SessionBackend(Protocol):
         Returns the stored record: `record` itself, or the earlier turn when the same
         idempotency key and body were seen before. Raises `SessionNotFound`,
         `TooManyPendingTurns`, `IdempotencyKeyReused`. With `mark_pending`, the session is
-        first marked pending as of `record.accepted_at` (see `mark_pending`)."""
+        first marked pending (see `mark_pending`) and active as of `record.accepted_at`."""
 
     async def withdraw_turn(
         self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None
@@ -121,6 +121,10 @@ class SessionBackend(Protocol):
     # -- sessions with waiting turns (for the sweeper) ----------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:
         """Note that the session has a turn waiting, as of `now` (before it is recorded)."""
+
+    async def active_sessions(self, since: float) -> int:
+        """Sessions with a turn accepted (with `mark_pending`) at or after `since`; older
+        activity is forgotten."""
 
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         """Sessions marked pending before `older_than`, with the time of their mark."""

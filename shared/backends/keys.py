@@ -12,13 +12,23 @@ from dataclasses import dataclass
 
 from shared.ids import is_session_id
 
-__all__ = ["KEY_PREFIX", "PENDING_SESSIONS", "RATE_LIMIT_PREFIX", "SessionKeys", "rate_limit_key"]
+__all__ = [
+    "ACTIVE_SESSIONS",
+    "KEY_PREFIX",
+    "PENDING_SESSIONS",
+    "RATE_LIMIT_PREFIX",
+    "SessionKeys",
+    "rate_limit_key",
+]
 
 KEY_PREFIX = "pocket_portals:session:"
 RATE_LIMIT_PREFIX = "pocket_portals:ratelimit:"
 # One sorted set of session ids with turns waiting, scored by when they were marked. Outside
 # any session's slot: it is only ever touched by single-key commands.
 PENDING_SESSIONS = "pocket_portals:pending"
+# Session ids scored by their latest accepted turn, for the active-sessions gauge; trimmed
+# to a window whenever it is counted.
+ACTIVE_SESSIONS = "pocket_portals:active"
 
 
 def rate_limit_key(client: str, window_number: int) -> str:

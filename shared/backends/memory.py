@@ -73,6 +73,7 @@ class InMemoryBackend:
         self._last_event = (0, 0)
         self._request_counts: dict[tuple[str, int], int] = {}
         self._pending: dict[str, float] = {}
+        self._active: dict[str, float] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -195,6 +196,8 @@ class InMemoryBackend:
         sid = record.session_id
         if mark_pending:
             await self.mark_pending(sid, record.accepted_at)
+            with self._lock:
+                self._active[sid] = max(self._active.get(sid, 0.0), record.accepted_at)
         with self._lock:
             session = self._require(sid)
             if idempotency is not None and idempotency.key in session.idempotency:
@@ -409,6 +412,11 @@ class InMemoryBackend:
     async def mark_pending(self, session_id: str, now: float) -> None:
         with self._lock:
             self._pending[session_id] = now
+
+    async def active_sessions(self, since: float) -> int:
+        with self._lock:
+            self._active = {s: t for s, t in self._active.items() if t >= since}
+            return len(self._active)
 
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         with self._lock:

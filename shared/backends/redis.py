@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
 from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
-from shared.backends.keys import PENDING_SESSIONS, SessionKeys, rate_limit_key
+from shared.backends.keys import ACTIVE_SESSIONS, PENDING_SESSIONS, SessionKeys, rate_limit_key
 from shared.backends.redis_documents import (
     dump_record,
     event_data,
@@ -171,11 +171,13 @@ class RedisBackend:
             # a pipeline costs a SCRIPT EXISTS round trip of its own.
             script = self._scripts[name]
             if isinstance(self.client, aioredis.RedisCluster):
-                # A cluster pipeline refuses EVALSHA: two round trips, mark first.
+                # A cluster pipeline refuses EVALSHA: the marks first, then the script.
                 await self.client.zadd(PENDING_SESSIONS, dict([pending_mark]))
+                await self.client.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
                 return await script(keys=keys, args=args)
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(PENDING_SESSIONS, dict([pending_mark]))
+            pipe.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
             pipe.evalsha(script.sha, len(keys), *keys, *args)
             try:
                 return (await pipe.execute())[-1]
@@ -456,6 +458,14 @@ class RedisBackend:
     async def mark_pending(self, session_id: str, now: float) -> None:
         async with self._guard():
             await self.client.zadd(PENDING_SESSIONS, {SessionKeys(session_id).session_id: now})
+
+    async def active_sessions(self, since: float) -> int:
+        async with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zremrangebyscore(ACTIVE_SESSIONS, "-inf", f"({since}")
+            pipe.zcard(ACTIVE_SESSIONS)
+            _, count = await pipe.execute()
+        return int(count)
 
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         async with self._guard():

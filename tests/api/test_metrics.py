@@ -54,5 +54,6 @@ def test_a_played_turn_is_counted_by_route_status_and_outcome(player: Player) ->
         grew("pocket_portals_http_requests_total", method="GET", route="unmatched", status="404")
         == 1
     )
+    assert value(after, "pocket_portals_active_sessions") >= 1
     assert turn["turn_id"] not in httpx.get(f"{base}/metrics", timeout=10).text
     assert player.session_id not in httpx.get(f"{base}/metrics", timeout=10).text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -376,3 +377,20 @@ async def test_accepting_can_mark_the_session_pending_in_the_same_step(harness: 
     assert (state.session_id, turn.accepted_at) in stale
     await backend.settle_pending(state.session_id, turn.accepted_at)
     assert state.session_id not in [sid for sid, _ in await backend.stale_pending(2e9, 1000)]
+
+
+async def test_sessions_count_as_active_after_a_turn_until_the_window_passes(
+    harness: Harness,
+) -> None:
+    backend = harness.backend
+    since = time.time()  # earlier tests on a shared server were active before this
+    states = [new_state(seed) for seed in range(2)]
+    turns = []
+    for state in states:
+        await backend.create(state, owner_hash="o")
+        for _ in range(2):  # a second turn of the same session is the same active session
+            turn = new_turn(state.session_id)
+            turns.append(turn)
+            await backend.accept_turn(turn, max_pending=8, idempotency=None, mark_pending=True)
+    assert await backend.active_sessions(since) == 2
+    assert await backend.active_sessions(max(t.accepted_at for t in turns) + 1) == 0
