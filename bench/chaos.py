@@ -76,6 +76,8 @@ class Stack(ServiceStack):
                 "TURN_TIME_LIMIT": "15",
                 "REDIS_SOCKET_TIMEOUT": "2",
                 "HISTORY_LIMIT": "1000",
+                # Every accepted turn's record stays readable for the verification.
+                "TURN_RECORDS_KEPT": "1000",
                 "MAX_TURNS": "100000",
                 "MAX_PENDING_TURNS": "8",
             },
@@ -219,7 +221,11 @@ def verify(base_url: str, logs: list[SessionLog], report: Report, deadline: floa
                         params={"wait": 10},
                         headers=auth,
                     ).json()
-                    if turn.get("status") in ("completed", "failed") or time.monotonic() > deadline:
+                    finished = turn.get("status") in ("completed", "failed")
+                    # A pruned record (404) cannot become readable by waiting; the history
+                    # below still says whether the turn was applied.
+                    pruned = (turn.get("error") or {}).get("code") == "turn_not_found"
+                    if finished or pruned or time.monotonic() > deadline:
                         break
                 statuses[turn_id] = turn
             state = http.get(f"/sessions/{log.session_id}", headers=auth).json()
