@@ -299,10 +299,20 @@ class TurnPipeline:
         )
         await self.backend.commit_turn(state, done)
         TURNS_COMPLETED.inc()
-        if turn.started_at is not None and done.finished_at is not None:
-            TURN_PROCESSING_SECONDS.labels(step.narrator).observe(
-                max(0.0, done.finished_at - turn.started_at)
-            )
+        took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
+        TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
+        logger.info(
+            "turn %s completed in %.1f ms (version %d, %s narrator)",
+            turn.turn_id,
+            took * 1000,
+            result.state_version,
+            step.narrator,
+            extra={
+                "session_id": turn.session_id,
+                "turn_id": turn.turn_id,
+                "duration_ms": round(took * 1000, 1),
+            },
+        )
 
     async def _fail(self, turn: TurnRecord, code: str, message: str) -> None:
         failed = turn.model_copy(
@@ -314,3 +324,9 @@ class TurnPipeline:
         )
         if await self.backend.fail_turn(failed):
             TURNS_FAILED.labels(code).inc()
+            logger.warning(
+                "turn %s failed: %s",
+                turn.turn_id,
+                code,
+                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
+            )

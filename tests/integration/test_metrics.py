@@ -3,8 +3,10 @@ the sum (Prometheus multiprocess mode)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +38,9 @@ def test_a_worker_serves_its_pools_turn_metrics(
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left over from an earlier run")
-    worker_factory({"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)})
+    worker = worker_factory(
+        {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)}
+    )
     gateway = gateway_factory()
     player = Player(gateway.url)
     try:
@@ -57,5 +61,23 @@ def test_a_worker_serves_its_pools_turn_metrics(
         assert _total(text, "pocket_portals_turn_processing_seconds_count") == 3
         assert _total(text, "pocket_portals_turn_queue_wait_seconds_count") == 3
         assert player.session_id not in text
+
+        # The worker's log: JSON lines, one per completed turn with its ids and timing.
+        completed = [
+            line
+            for line in map(_json_or_none, worker.log().splitlines())
+            if line and line["message"].startswith("turn ") and "duration_ms" in line
+        ]
+        assert len(completed) == 3
+        assert all(line["session_id"] == player.session_id for line in completed)
+        assert all(line["duration_ms"] >= 0 and line["turn_id"] for line in completed)
     finally:
         player.close()
+
+
+def _json_or_none(text: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None  # Celery's banner and anything else not logged through logging
+    return parsed if isinstance(parsed, dict) else None
