@@ -113,15 +113,11 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def _check(session_id: str, token: str, owner: str | None) -> None:
+async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:
+    owner = await backend.owner_hash(session_id) if _TOKEN.fullmatch(token) else None
     # A wrong token looks exactly like a missing session: tokens cannot probe for sessions.
     if owner is None or not token_matches(token, owner):
         raise SessionNotFound(session_id)
-
-
-async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:
-    owner = await backend.owner_hash(session_id) if _TOKEN.fullmatch(token) else None
-    _check(session_id, token, owner)
     return session_id
 
 
@@ -139,8 +135,8 @@ async def _authorized_state(
 ) -> GameState:
     """The session's state, for its owner only; owner and state are read in one round trip."""
     token = bearer_token(credentials)
-    owner, state = await backend.owned_state(session_id)
-    _check(session_id, token, owner)
+    state = await backend.owned_state(session_id, lambda owner: token_matches(token, owner))
+    # A wrong token looks exactly like a missing session (nor is the state decoded for it).
     if state is None:
         raise SessionNotFound(session_id)
     return state

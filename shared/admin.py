@@ -18,11 +18,11 @@ import redis
 
 from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
 from shared.backends.keys import KEY_PREFIX, PENDING_SESSIONS, SessionKeys
-from shared.backends.redis import cluster_url
 from shared.backends.redis_scripts import IMPORT
 from shared.ids import is_session_id
 from shared.models import GameState
 from shared.models.migrations import migrate_state
+from shared.redis_urls import cluster_url
 
 __all__ = ["ImportOutcome", "SessionStore", "connect"]
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 from redis.exceptions import RedisError
 
 from shared.admin import SessionStore, connect
+from shared.errors import PortalsError
 from shared.ids import is_session_id
 from shared.settings import Settings, get_settings
 
@@ -85,7 +86,10 @@ def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int
     except RedisError as exc:
         sys.stderr.write(f"portals: the store did not answer: {type(exc).__name__}: {exc}\n")
         return UNAVAILABLE
-    except (ValueError, KeyError) as exc:
+    except KeyError as exc:
+        sys.stderr.write(f"portals: an input line lacks the field {exc}\n")
+        return UNAVAILABLE
+    except (ValueError, PortalsError) as exc:  # unreadable input; a state of a newer schema
         sys.stderr.write(f"portals: {exc}\n")
         return UNAVAILABLE
 

@@ -26,7 +26,7 @@ CORRELATION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_CONTEXT_FIELDS = ("session_id", "turn_id", "correlation_id", "duration_ms", "status_code")
+_CONTEXT_FIELDS = ("session_id", "turn_id", "correlation_id", "duration_ms")
 
 
 def redact(text: str) -> str:

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.redis_urls import cluster_url
 
 __all__ = ["BackendKind", "Environment", "Settings", "get_settings"]
 
@@ -179,7 +180,7 @@ class Settings(BaseSettings):
                 "TURN_RECORDS_KEPT must not exceed HISTORY_LIMIT: a completed turn's record "
                 "reads its narrative from the conversation history, so it cannot outlive it."
             )
-        if "+cluster://" in self.redis_url and not self.celery_broker_url:
+        if cluster_url(self.redis_url) is not None and not self.celery_broker_url:
             raise ConfigurationError(
                 "REDIS_URL names a Redis Cluster, which Celery cannot use as a broker: set "
                 "CELERY_BROKER_URL to a standalone (or Sentinel-managed) Redis."

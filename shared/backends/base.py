@@ -8,6 +8,7 @@ a turn visible, and it is a compare-and-set on `version`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,8 +47,12 @@ class SessionBackend(Protocol):
 
     async def owner_hash(self, session_id: str) -> str | None: ...
 
-    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
-        """The owner's token hash and the state, read together (both None if no session)."""
+    async def owned_state(
+        self, session_id: str, is_owner: Callable[[str], bool]
+    ) -> GameState | None:
+        """The state, read with the owner's token hash in one step, if `is_owner(hash)`; None
+        for a missing session and for anyone else (whose answer must not differ: the state
+        is not even decoded for them)."""
 
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(

@@ -177,12 +177,14 @@ class InMemoryBackend:
             session = self._live(session_id)
             return None if session is None else session.owner_hash
 
-    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
+    async def owned_state(
+        self, session_id: str, is_owner: Callable[[str], bool]
+    ) -> GameState | None:
         with self._lock:
             session = self._live(session_id)
-            if session is None:
-                return None, None
-            return session.owner_hash, session.state.model_copy(deep=True)
+            if session is None or not is_owner(session.owner_hash):
+                return None
+            return session.state.model_copy(deep=True)
 
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(
@@ -265,7 +267,7 @@ class InMemoryBackend:
         self, session_id: str, *, lease: tuple[str, float] | None = None
     ) -> TurnRecord | None:
         with self._lock:
-            if lease is not None and not await self.renew_lease(session_id, *lease):
+            if lease is not None and not self._renew(session_id, *lease):
                 raise LeaseLost(session_id, lease[0])
             session = self._live(session_id)
             while session is not None and session.inbox:
@@ -394,11 +396,14 @@ class InMemoryBackend:
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         with self._lock:
-            current = self._leases.get(session_id)
-            if current is None or current[0] != holder or current[1] <= self._clock():
-                return False
-            self._leases[session_id] = (holder, self._clock() + ttl)
-            return True
+            return self._renew(session_id, holder, ttl)
+
+    def _renew(self, session_id: str, holder: str, ttl: float) -> bool:
+        current = self._leases.get(session_id)
+        if current is None or current[0] != holder or current[1] <= self._clock():
+            return False
+        self._leases[session_id] = (holder, self._clock() + ttl)
+        return True
 
     async def release_lease(self, session_id: str, holder: str) -> int:
         with self._lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -40,9 +40,10 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
+from shared.redis_urls import cluster_url
 from shared.settings import Settings
 
-__all__ = ["Client", "RedisBackend", "cluster_url"]
+__all__ = ["Client", "RedisBackend"]
 
 
 # HEAD's answer when the lease it was to renew is not held (a record is JSON or packed).
@@ -63,14 +64,6 @@ _UNAVAILABLE_REPLIES = {
 
 # A standalone server (or a Sentinel-managed one, through its URL) or a Redis Cluster.
 Client = aioredis.Redis | aioredis.RedisCluster
-_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-
-
-def cluster_url(url: str) -> str | None:
-    """For a `redis+cluster://host:port` URL (any one node), the plain URL of that node."""
-    if url.startswith(_CLUSTER_SCHEMES):
-        return url.replace("+cluster", "", 1)
-    return None
 
 
 class RedisBackend:
@@ -221,11 +214,14 @@ class RedisBackend:
         async with self._guard():
             return bool(await self.client.exists(SessionKeys(session_id).state))
 
-    async def owned_state(self, session_id: str) -> tuple[str | None, GameState | None]:
+    async def owned_state(
+        self, session_id: str, is_owner: Callable[[str], bool]
+    ) -> GameState | None:
         async with self._guard():
             owner, raw = await self.client.hmget(SessionKeys(session_id).state, ["owner", "state"])
-        state = None if raw is None else state_from(raw)
-        return (owner if isinstance(owner, str) else None), state
+        if raw is None or not isinstance(owner, str) or not is_owner(owner):
+            return None
+        return state_from(raw)
 
     async def owner_hash(self, session_id: str) -> str | None:
         async with self._guard():

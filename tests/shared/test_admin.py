@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from shared.backends import RedisBackend
@@ -119,7 +120,7 @@ def test_export_then_import_keeps_versions_owners_and_ttls(
         shown = json.loads(run("sessions", "--redis-url", target, "show", line["session_id"]).out)
         assert shown["version"] == 2 and shown["state"] == line["state"]
         assert 0 < shown["ttl_seconds"] <= 600
-    client = __import__("redis").Redis.from_url(target, decode_responses=True)
+    client = redis.Redis.from_url(target, decode_responses=True)
     assert client.hget(SessionKeys(ids[0]).state, "owner") == "owner-0"
 
     # The target moves on; importing the older export again keeps the newer session.

@@ -112,6 +112,8 @@ async def test_a_state_from_a_newer_schema_is_refused_not_mangled(backend: Redis
         assert refused.value.session_id == state.session_id
         assert refused.value.found == SCHEMA_VERSION + 1
         with pytest.raises(SchemaTooNew):
-            await backend.owned_state(state.session_id)
+            await backend.owned_state(state.session_id, lambda owner: owner == "o")
+        # Someone else's token learns nothing, not even that the state is of a newer schema.
+        assert await backend.owned_state(state.session_id, lambda owner: False) is None
     finally:
         await backend.delete(state.session_id)
