@@ -257,7 +257,7 @@ def test_redis_restart_loses_no_accepted_turn(
 ) -> None:
     server = redis_server_factory(appendonly=True)
     env = {"REDIS_URL": server.url, "NARRATOR_DELAY": "0.5", "REDIS_SOCKET_TIMEOUT": "2"}
-    worker_factory(env)
+    worker = worker_factory(env)
     gateway = gateway_factory(env)
     player = Player(gateway.url)
     try:
@@ -276,6 +276,13 @@ def test_redis_restart_loses_no_accepted_turn(
         assert ready.status_code == 503
 
         server.start()
+        if worker.process is not None and worker.process.poll() is not None:
+            # Celery/kombu sometimes take the broker's disappearance as an unrecoverable
+            # error and the worker exits (AttributeError in kombu's Redis transport while it
+            # closes the lost channel; upstream, see the issue note). Its supervisor
+            # (docker-compose: restart: unless-stopped) starts it again; so does this test
+            # (the waits below cover its start-up).
+            worker.start()
         for turn_id in accepted:
             assert finish(player, turn_id, timeout=120)["status"] == "completed", turn_id
         assert history_ids(player) == accepted
