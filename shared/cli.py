@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from shared.admin_commands import add_admin_commands, run_admin
+from shared.ids import is_session_id
 
 __all__ = ["main"]
 
@@ -71,6 +72,20 @@ def play(url: str, seed: int | None) -> int:
             _show_choices(choices)
 
 
+def _session_ids_as_operands(argv: list[str]) -> list[str]:
+    """A session id may start with '-' (url-safe base64), which argparse would take for an
+    option: `sessions show|delete ID` get a `--` before such an id."""
+    argv = list(argv)
+    for n in range(len(argv) - 1):
+        if (
+            argv[n] in {"show", "delete"}
+            and argv[n + 1].startswith("-")
+            and is_session_id(argv[n + 1])
+        ):
+            return [*argv[: n + 1], "--", *argv[n + 1 :]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portals", description="Pocket Portals tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     play_cmd.add_argument("--url", default="http://127.0.0.1:8000")
     play_cmd.add_argument("--seed", type=int, default=None)
     add_admin_commands(commands)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_session_ids_as_operands(sys.argv[1:] if argv is None else argv))
     if args.command == "play":
         return play(args.url, args.seed)
     return run_admin(args)

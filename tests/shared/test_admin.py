@@ -182,3 +182,20 @@ def test_migrate_from_standalone_to_a_cluster(
         shown = run("sessions", "--redis-url", redis_cluster_url, "show", session_id)
         assert shown.code == 0 and json.loads(shown.out)["version"] == 1
         assert run("sessions", "--redis-url", redis_cluster_url, "delete", session_id).code == 0
+
+
+def test_an_id_that_starts_with_a_dash_is_an_id_not_an_option(
+    two_servers: tuple[str, str], run: Run
+) -> None:
+    url, _ = two_servers
+    [session_id] = make_sessions(url, 1)
+    keys = SessionKeys(session_id)
+    dashed = "-" + session_id[1:]
+    client = redis.Redis.from_url(url)
+    client.rename(keys.state, SessionKeys(dashed).state)
+    state = client.hget(SessionKeys(dashed).state, "state")
+    assert state is not None
+    shown = run("sessions", "--redis-url", url, "show", dashed)
+    # The stored state still names the old id; what matters is that the id reached the store.
+    assert shown.code == 0 and json.loads(shown.out)["session_id"] == dashed
+    assert run("sessions", "--redis-url", url, "delete", dashed).code == 0
