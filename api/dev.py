@@ -14,6 +14,7 @@ __all__ = ["main"]
 _HOW_TO_PLAY = """
 Pocket Portals dev server on http://{host}:{port}  (memory backend, eager Celery)
 
+Play in a browser:    http://{host}:{port}/
 Play in a terminal:   .venv/bin/portals play --url http://{host}:{port}
 Or with curl:
   curl -s -X POST http://{host}:{port}/sessions            # note session_id and player_token

@@ -103,6 +103,9 @@ class CeleryEnqueuer:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        from worker.application import close_celery_app
+
+        close_celery_app(self.app)
 
 
 class EagerEnqueuer:

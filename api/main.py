@@ -19,7 +19,7 @@ from api.enqueue import CeleryEnqueuer, EagerEnqueuer, Enqueuer
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics
-from api.routes import events, health, sessions, turns
+from api.routes import events, health, player, sessions, turns
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last added, outermost: every response, even a 413 or a 500, carries the id.
     app.add_middleware(CorrelationId)
     app.add_middleware(RequestMetrics)  # outermost: it sees the 500s made just inside
-    for module in (sessions, turns, events, health):
+    for module in (sessions, turns, events, health, player):
         app.include_router(module.router)
     return app
 

@@ -22,8 +22,10 @@ class ServiceStack:
         env: dict[str, str] | None = None,
         appendonly: bool = True,
         redis_url: str | None = None,
+        pool: str = "prefork",
     ) -> None:
         self.workdir = workdir
+        self.pool = pool
         self.redis: RedisServer | None = None
         if redis_url is None:
             self.redis = RedisServer(workdir / "redis", appendonly=appendonly).start()
@@ -55,6 +57,7 @@ class ServiceStack:
             self.workdir,
             name=f"worker{self.worker_count}",
             concurrency=self.concurrency,
+            pool=self.pool,
         )
         if args is not None:
             worker.args = args

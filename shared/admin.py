@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.sentinel
 
-from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
+from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import KEY_PREFIX, PENDING_SESSIONS, SessionKeys
 from shared.backends.redis_scripts import IMPORT
 from shared.ids import is_session_id
 from shared.models import GameState
 from shared.models.migrations import migrate_state
-from shared.redis_urls import cluster_url
+from shared.redis_urls import cluster_url, sentinel_target
 
 __all__ = ["ImportOutcome", "SessionStore", "connect"]
 
@@ -31,10 +32,27 @@ _STATE_PATTERN = KEY_PREFIX + "{*}"
 
 
 def connect(url: str) -> redis.Redis | redis.RedisCluster:
-    """A client for a standalone Redis, or for a cluster (`redis+cluster://any-node:port`)."""
+    """A client for a standalone Redis, a cluster (`redis+cluster://any-node:port`) or the
+    master of a Sentinel service (`redis+sentinel://s1:26379,s2:26379/service`)."""
     cluster = cluster_url(url)
     if cluster is not None:
         return redis.RedisCluster.from_url(cluster, socket_timeout=10, **CLIENT_OPTIONS)
+    sentinel = sentinel_target(url)
+    if sentinel is not None:
+        monitor = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            sentinel.sentinels, sentinel_kwargs={"socket_timeout": 10, **sentinel.sentinel_auth}
+        )
+        connection: dict[str, Any] = {
+            **CLIENT_OPTIONS,
+            **sentinel.master_auth,
+            "socket_timeout": 10,
+            "db": sentinel.db,
+            "ssl": sentinel.tls,
+        }
+        master: redis.Redis = monitor.master_for(  # type: ignore[no-untyped-call]
+            sentinel.service, **connection
+        )
+        return master
     client: redis.Redis = redis.Redis.from_url(url, socket_timeout=10, **CLIENT_OPTIONS)
     return client
 
@@ -46,9 +64,16 @@ class ImportOutcome:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis | redis.RedisCluster, *, default_ttl_ms: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        *,
+        default_ttl_ms: int,
+        codec: Codec | None = None,
+    ) -> None:
         self.client = client
         self.default_ttl_ms = default_ttl_ms
+        self.codec = codec or Codec()
         self._import = client.register_script(IMPORT)
 
     # -- listing ----------------------------------------------------------------------------
@@ -127,7 +152,7 @@ class SessionStore:
             keys=[SessionKeys(session_id).state],
             args=[
                 version,
-                pack(STATE, stored.model_dump_json()),
+                self.codec.pack(STATE, stored.model_dump_json()),
                 str(line["owner_hash"]),
                 ttl_ms,
                 "1" if overwrite else "0",

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import IO, Any
 
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from shared.admin import SessionStore, connect
+from shared.backends.codec import Codec
 from shared.errors import PortalsError
 from shared.ids import is_session_id
 from shared.settings import Settings, get_settings
@@ -86,6 +88,9 @@ def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int
     except RedisError as exc:
         sys.stderr.write(f"portals: the store did not answer: {type(exc).__name__}: {exc}\n")
         return UNAVAILABLE
+    except (OSError, KombuOperationalError) as exc:
+        sys.stderr.write(f"portals: the broker did not answer: {type(exc).__name__}: {exc}\n")
+        return UNAVAILABLE
     except KeyError as exc:
         sys.stderr.write(f"portals: an input line lacks the field {exc}\n")
         return UNAVAILABLE
@@ -94,10 +99,38 @@ def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int
         return UNAVAILABLE
 
 
+def _amqp_queue(settings: Settings) -> dict[str, Any]:
+    """RabbitMQ's own count of ready messages and consumers (a passive declare); how many
+    are delivered but unacknowledged only its management API knows."""
+    from worker.application import create_celery_app
+
+    app = create_celery_app(settings)
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=10)
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=settings.celery_queue, passive=True
+                )
+            except connection.channel_errors:
+                return {"waiting_tasks": 0, "consumers": 0, "unacknowledged_tasks": None}
+    finally:
+        app.close()  # it opened a connection, not kombu's producer pools
+    return {
+        "waiting_tasks": int(declared.message_count),
+        "consumers": int(declared.consumer_count),
+        "unacknowledged_tasks": None,
+    }
+
+
 def _store(url: str, settings: Settings) -> SessionStore:
     if url.startswith("memory"):
         raise ValueError("the memory backend lives inside one process: nothing to read here")
-    return SessionStore(connect(url), default_ttl_ms=settings.redis_session_ttl * 1000)
+    return SessionStore(
+        connect(url),
+        default_ttl_ms=settings.redis_session_ttl * 1000,
+        codec=Codec.from_settings(settings),
+    )
 
 
 def _print(document: Any) -> None:
@@ -185,16 +218,16 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _queue_stats(settings: Settings) -> int:
-    broker = connect(settings.broker_url)
     store = _store(settings.redis_url, settings)
     queue = settings.celery_queue
-    _print(
-        {
-            "queue": queue,
-            "waiting_tasks": int(broker.llen(queue)),
-            # kombu's Redis transport keeps delivered, unacknowledged tasks in this hash.
-            "unacknowledged_tasks": int(broker.hlen("unacked")),
-            "sessions_with_turns_waiting": store.sessions_waiting(),
-        }
-    )
+    stats: dict[str, Any] = {"queue": queue}
+    if settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        stats |= _amqp_queue(settings)
+    else:
+        broker = connect(settings.broker_url)
+        stats["waiting_tasks"] = int(broker.llen(queue))
+        # kombu's Redis transport keeps delivered, unacknowledged tasks in this hash.
+        stats["unacknowledged_tasks"] = int(broker.hlen("unacked"))
+    stats["sessions_with_turns_waiting"] = store.sessions_waiting()
+    _print(stats)
     return OK

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
-from shared.redis_urls import cluster_url
+from shared.redis_urls import cluster_url, sentinel_target
 
 __all__ = ["BackendKind", "Environment", "Settings", "get_settings"]
 
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Connections for waiting readers (each open SSE stream or long-poll holds one while it
     # waits): the number of such readers one process serves at once.
     redis_max_stream_connections: Annotated[int, Field(gt=0)] = 500
+    # How new states and turn records are stored: compressed with a preset dictionary by
+    # zlib or zstd, or "none"; values under the threshold (bytes) are stored as they are.
+    # Every format is always read, so this may change on a live store.
+    store_compression: Literal["zlib", "zstd", "none"] = "zlib"
+    store_compression_threshold: Annotated[int, Field(ge=0)] = 48
 
     celery_broker_url: str | None = None
     celery_task_always_eager: bool = False
@@ -62,6 +67,10 @@ class Settings(BaseSettings):
     # fresh task: task durations stay bounded however many turns keep arriving.
     drain_time_budget: Seconds = 30.0
     turn_time_limit: Seconds = 120.0
+    # Threads that run flow steps in one worker process: the most turns it keeps in flight.
+    # With the prefork pool each child runs one turn at a time; with `-P threads -c N` make
+    # it at least N (the default covers N up to 256).
+    worker_step_threads: Annotated[int, Field(ge=1, le=4096)] = 256
     # SIGTERM lets running turns finish for this long; the rest go back to the queue.
     worker_shutdown_timeout: Annotated[float, Field(ge=0)] = 30.0
 
@@ -180,6 +189,9 @@ class Settings(BaseSettings):
                 "TURN_RECORDS_KEPT must not exceed HISTORY_LIMIT: a completed turn's record "
                 "reads its narrative from the conversation history, so it cannot outlive it."
             )
+        # Refuse a malformed Sentinel URL now, not on the first turn.
+        sentinel_target(self.redis_url)
+        sentinel_target(self.broker_url)
         if cluster_url(self.redis_url) is not None and not self.celery_broker_url:
             raise ConfigurationError(
                 "REDIS_URL names a Redis Cluster, which Celery cannot use as a broker: set "

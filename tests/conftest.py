@@ -15,6 +15,7 @@ import redis
 from shared.settings import Settings
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.redis_cluster import LocalCluster
+from tests.support.redis_sentinel import LocalSentinel
 from tests.support.redis_server import RedisServer, redis_server_binary
 
 # Reserved for tests when TEST_REDIS_URL names a server the suite did not start.
@@ -30,6 +31,35 @@ def _answers(url: str) -> bool:
             client.close()
     except (redis.RedisError, ValueError):
         return False
+
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def _amqp_answers(url: str) -> bool:
+    import kombu
+
+    try:
+        with kombu.Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+        return True
+    except Exception:
+        return False
+
+
+def _delete_queue(url: str, queue: str) -> None:
+    import kombu
+
+    with kombu.Connection(url, connect_timeout=3) as connection:
+        connection.default_channel.queue_delete(queue=queue)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite golden files (docs/playthrough.md) from the current game",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +101,36 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A master, a replica and three Sentinels for the whole run (see tests/support); no
+    test fails this one over (those start their own with `sentinel_factory`)."""
+    if redis_server_binary() is None:
+        pytest.fail("The Sentinel tests start redis-server in Sentinel mode: install redis-server.")
+    deployment = LocalSentinel(tmp_path_factory.mktemp("sentinel")).start()
+    try:
+        yield deployment.url
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture
+def sentinel_factory(tmp_path: Path) -> Iterator[Callable[[], LocalSentinel]]:
+    """Sentinel deployments a test may fail over."""
+    deployments: list[LocalSentinel] = []
+
+    def make() -> LocalSentinel:
+        if redis_server_binary() is None:
+            pytest.fail("This test fails a Redis over: install redis-server.")
+        deployment = LocalSentinel(tmp_path / f"sentinel-{len(deployments)}")
+        deployments.append(deployment)
+        return deployment.start()
+
+    yield make
+    for deployment in deployments:
+        deployment.stop()
+
+
 @pytest.fixture
 def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     """Throwaway servers a test may stop, kill and restart."""
@@ -88,11 +148,34 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """A RabbitMQ for the whole run. The suite only declares (and then deletes) queues of its
+    own there; it never purges or deletes anything else."""
+    given = os.environ.get("TEST_AMQP_URL") or DEFAULT_AMQP_URL
+    if not _amqp_answers(given):
+        pytest.fail(
+            f"These tests need RabbitMQ and none answers at {given}. Install and start it "
+            "(Debian/Ubuntu: `sudo apt-get install rabbitmq-server`; ./scripts/test does so "
+            "where it can), or set TEST_AMQP_URL to a broker the suite may use."
+        )
+    return given
+
+
 @pytest.fixture
-def service_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+def broker(request: pytest.FixtureRequest) -> str:
+    """Which broker the service processes of a test use: Redis (the default) or RabbitMQ
+    (`@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)`)."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def service_env(
+    redis_url: str, tmp_path: Path, broker: str, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
     """Environment for service processes: a queue of this test's own, so workers of other
     tests (or other runs against a shared TEST_REDIS_URL) never take its tasks."""
-    return {
+    env = {
         "SESSION_BACKEND": "redis",
         "REDIS_URL": redis_url,
         "CELERY_QUEUE": f"pocket_portals.test.{uuid.uuid4().hex[:12]}",
@@ -103,6 +186,11 @@ def service_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "LEASE_TTL": "5",
         "PYTHONUNBUFFERED": "1",
     }
+    if broker == "amqp":
+        env["CELERY_BROKER_URL"] = request.getfixturevalue("amqp_url")
+    yield env
+    if broker == "amqp":
+        _delete_queue(env["CELERY_BROKER_URL"], env["CELERY_QUEUE"])
 
 
 @pytest.fixture

@@ -3,15 +3,18 @@ task name without importing CrewAI; workers load `worker.tasks` through `include
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
+import kombu.pools
 from celery import Celery
 from celery.signals import setup_logging
 
 from shared.logs import configure_logging
+from shared.redis_urls import kombu_sentinel, sentinel_target
 from shared.settings import Settings, get_settings
 
-__all__ = ["PROCESS_SESSION", "READY_MARK", "create_celery_app"]
+__all__ = ["PROCESS_SESSION", "READY_MARK", "close_celery_app", "create_celery_app"]
 
 PROCESS_SESSION = "pocket_portals.process_session"
 # Logged by each pool process once it can run a turn at full speed (tests wait for it).
@@ -19,8 +22,9 @@ READY_MARK = "pocket-portals-turns"
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    app = Celery("pocket_portals", broker=settings.broker_url, include=["worker.tasks"])
-    transport = {
+    broker_url, transport, use_ssl = _broker(settings.broker_url)
+    app = Celery("pocket_portals", broker=broker_url, include=["worker.tasks"])
+    transport |= {
         # An unacknowledged turn is handed to another worker after this long; it must exceed
         # the longest turn (the hard time limit), or a slow turn would run twice.
         "visibility_timeout": settings.celery_visibility_timeout,
@@ -62,10 +66,29 @@ def create_celery_app(settings: Settings) -> Celery:
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
+        broker_use_ssl=use_ssl,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
     return app
+
+
+def close_celery_app(app: Celery) -> None:
+    """Close the app and the broker connections its producers used. Those live in kombu's
+    process-wide pools, which `Celery.close` leaves open (an AMQP socket then lingers until
+    the process exits); `pools.reset` closes them and lets the next app open fresh ones."""
+    app.close()
+    kombu.pools.reset()  # type: ignore[no-untyped-call]
+
+
+def _broker(url: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """The broker URL, transport options and TLS options for Celery; a Sentinel URL (the
+    form REDIS_URL takes) becomes kombu's own `sentinel://` form."""
+    target = sentinel_target(url)
+    if target is None:
+        return url, {}, None
+    broker_url, options = kombu_sentinel(target)
+    return broker_url, options, {"ssl_cert_reqs": ssl.CERT_REQUIRED} if target.tls else None
 
 
 @setup_logging.connect  # type: ignore[untyped-decorator]

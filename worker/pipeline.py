@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
@@ -77,7 +80,11 @@ def run_flow_step(
     from shared.game.flow import run_turn_step
     from shared.game.narrator import Narrator, OfflineNarrator
 
-    offline = OfflineNarrator(delay=settings.narrator_delay, fail_on=settings.narrator_fail_on)
+    offline = OfflineNarrator(
+        delay=settings.narrator_delay,
+        fail_on=settings.narrator_fail_on,
+        jester_cooldown=settings.jester_cooldown,
+    )
     narrator: Narrator = offline
     if settings.narrator == "llm":
         from shared.game.llm.client import ChatClient
@@ -129,6 +136,12 @@ class TurnPipeline:
         self.settings = settings
         self.loop = loop
         self.step_runner = step_runner or run_flow_step
+        # Flow steps block (on an LLM for seconds): they run in threads of their own, as many
+        # as the process keeps turns in flight. The loop's default executor would cap them at
+        # a few per core, whatever the Celery pool's concurrency.
+        self._steps = ThreadPoolExecutor(
+            max_workers=settings.worker_step_threads, thread_name_prefix="turn-step"
+        )
 
     async def drain(self, session_id: str) -> DrainOutcome:
         holder = uuid.uuid4().hex
@@ -208,6 +221,16 @@ class TurnPipeline:
             if not await self._apply(session_id, holder, running, state):
                 return True
 
+    def close(self) -> None:
+        """Let the step threads go once they are idle (a running step still finishes)."""
+        self._steps.shutdown(wait=False)
+
+    def _in_step_thread(self, func: Callable[..., T], *args: object) -> Awaitable[T]:
+        # As asyncio.to_thread does: the step sees this task's context variables (the log
+        # correlation ids), in a thread of the step pool.
+        context = contextvars.copy_context()
+        return self.loop.run_in_executor(self._steps, functools.partial(context.run, func, *args))
+
     def _backoff(self, turn: TurnRecord) -> float:
         # Exponential, but short of the lease: a retry must not cost the session its lease.
         delay = self.settings.turn_retry_backoff * 2 ** (turn.attempts - 1)
@@ -228,7 +251,7 @@ class TurnPipeline:
             step = await self._with_heartbeat(
                 session_id,
                 holder,
-                asyncio.to_thread(
+                self._in_step_thread(
                     self.step_runner,
                     session_id,
                     running,
@@ -262,18 +285,26 @@ class TurnPipeline:
         return True
 
     async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
-        heartbeat = asyncio.create_task(self._heartbeat(session_id, holder))
+        stop = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(session_id, holder, stop))
         try:
             return await work
         finally:
+            # Cancelling alone is not enough: on Python 3.11 a cancellation that lands while
+            # a Redis call times out can be lost (asyncio.wait_for, gh-86296), and a
+            # heartbeat awaited after that would keep the turn open for ever. It sees `stop`
+            # at its next step, and is never waited on for longer than one Redis call.
+            stop.set()
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await asyncio.wait({heartbeat}, timeout=self.settings.redis_socket_timeout + 1)
 
-    async def _heartbeat(self, session_id: str, holder: str) -> None:
+    async def _heartbeat(self, session_id: str, holder: str, stop: asyncio.Event) -> None:
         interval = self.settings.lease_ttl / 3
-        while True:
-            await asyncio.sleep(interval)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
             with contextlib.suppress(PortalsError):
                 if not await self.backend.renew_lease(session_id, holder, self.settings.lease_ttl):
                     # Someone else may now run this turn too; the commit decides who wins.

@@ -63,6 +63,7 @@ class WorkerRuntime:
             raise
 
     def close(self) -> None:
+        self.pipeline.close()
         if self._thread is None:
             return
         try:

@@ -48,10 +48,21 @@ def _prepare_metrics(**_: Any) -> None:
 _sweeper: Sweeper | None = None
 
 
+def _forks(consumer: Any) -> bool:
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    pool_cls = getattr(getattr(consumer, "controller", None), "pool_cls", None)
+    return isinstance(pool_cls, type) and issubclass(pool_cls, PreforkPool)
+
+
 @worker_ready.connect  # type: ignore[untyped-decorator]
-def _start_sweeper(**_: Any) -> None:
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
     """In the main process, once the pool is up (its children have forked already)."""
     global _sweeper
+    if not _forks(sender):
+        # A thread pool runs turns in this very process, which never forks: warm it up here,
+        # as each prefork child does for itself.
+        _warm_up()
     settings = get_settings()
     runtime = WorkerRuntime(settings)
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import (
@@ -65,9 +65,20 @@ async def stream_events(
     credentials: BearerCredentials,
     token: QueryToken,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    resume_from: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            description="Where to resume when the Last-Event-ID header cannot be set (a page "
+            "opening a new EventSource after a reload); the header wins when both are given.",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     player_token = token if token and credentials is None else bearer_token(credentials)
     await check_owner(backend, session_id, player_token)
+    # EventSource sends the header itself when it reconnects; a fresh one (after a reload)
+    # can only say where it left off in the URL.
+    last_event_id = last_event_id if last_event_id is not None else resume_from
     if last_event_id is not None:
         last_event_id = last_event_id.strip()
         if not is_event_id(last_event_id):

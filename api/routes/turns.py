@@ -144,10 +144,9 @@ async def _withdraw(
 async def _wait_for_finish(
     backend: SessionBackend, session_id: str, turn_id: str, wait: float
 ) -> TurnOut:
-    # Take the stream position before reading the record, so a completion that lands in
-    # between is still seen as an event.
-    cursor = await backend.last_event_id(session_id)
-    record = await backend.get_turn(session_id, turn_id)
+    # The stream position is taken before the record is read, so a completion that lands
+    # in between is still seen as an event.
+    cursor, record = await backend.turn_after_cursor(session_id, turn_id)
     if record is None:
         raise TurnNotFound(session_id, turn_id)
     deadline = time.monotonic() + wait

@@ -115,6 +115,13 @@ class SessionBackend(Protocol):
 
     async def last_event_id(self, session_id: str) -> str: ...
 
+    async def turn_after_cursor(
+        self, session_id: str, turn_id: str
+    ) -> tuple[str, TurnRecord | None]:
+        """`last_event_id`, then `get_turn`, in that order (a long poll's start: a completion
+        landing in between is then still seen as an event), in one round trip."""
+        ...
+
     # -- processing lease ------------------------------------------------------------------
     async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

@@ -380,6 +380,11 @@ class InMemoryBackend:
                 if not waiters:
                     self._waiters.pop(session_id, None)
 
+    async def turn_after_cursor(
+        self, session_id: str, turn_id: str
+    ) -> tuple[str, TurnRecord | None]:
+        return await self.last_event_id(session_id), await self.get_turn(session_id, turn_id)
+
     async def last_event_id(self, session_id: str) -> str:
         with self._lock:
             session = self._live(session_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
 from shared.backends.base import IdempotencyClaim
-from shared.backends.codec import CLIENT_OPTIONS, STATE, pack, unpack
+from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import ACTIVE_SESSIONS, PENDING_SESSIONS, SessionKeys, rate_limit_key
 from shared.backends.redis_documents import (
     dump_record,
@@ -40,7 +40,7 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
-from shared.redis_urls import cluster_url
+from shared.redis_urls import cluster_url, sentinel_target
 from shared.settings import Settings
 
 __all__ = ["Client", "RedisBackend"]
@@ -76,8 +76,13 @@ class RedisBackend:
         turn_records_kept: int = 12,
         max_block: float = 4.0,
         stream_client: Client | None = None,
+        codec: Codec | None = None,
+        also_close: Sequence[aioredis.Redis] = (),
     ) -> None:
         self.client = client
+        # Clients that only serve the ones above (a Sentinel's connections to its monitors).
+        self._also_close = also_close
+        self.codec = codec or Codec()
         # Blocking reads (SSE, long-poll) hold a connection while they wait; they get a pool
         # of their own so that many open streams cannot starve turns of connections.
         self.stream_client = stream_client or client
@@ -92,34 +97,65 @@ class RedisBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> RedisBackend:
-        cluster = cluster_url(url or settings.redis_url)
+        url = url or settings.redis_url
+        options: dict[str, Any] = {
+            "session_ttl": settings.redis_session_ttl,
+            "events_maxlen": settings.events_maxlen,
+            "turn_records_kept": settings.turn_records_kept,
+            # A blocking XREAD must return before the socket timeout would cut it off.
+            "max_block": max(0.1, settings.redis_socket_timeout * 0.8),
+            "codec": Codec.from_settings(settings),
+        }
+        timeouts = {
+            "socket_timeout": settings.redis_socket_timeout,
+            "socket_connect_timeout": settings.redis_socket_timeout,
+        }
+        cluster = cluster_url(url)
         if cluster is not None:
             # Every key of a session carries its id as a hash tag, so each script and
             # pipeline of the backend stays in one slot; the client routes it there.
             client = aioredis.RedisCluster.from_url(
                 cluster,
                 **CLIENT_OPTIONS,
-                socket_timeout=settings.redis_socket_timeout,
-                socket_connect_timeout=settings.redis_socket_timeout,
+                **timeouts,
                 max_connections=settings.redis_max_connections
                 + settings.redis_max_stream_connections,
             )
+            return cls(client, **options)
+
+        sentinel = sentinel_target(url)
+        if sentinel is not None:
+            # The clients ask the Sentinels for the current master on each new connection
+            # and drop their connections when a failover demotes it (READONLY).
+            monitor = aioredis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                sentinel.sentinels, sentinel_kwargs={**timeouts, **sentinel.sentinel_auth}
+            )
+            connection: dict[str, Any] = {
+                **CLIENT_OPTIONS,
+                **timeouts,
+                **sentinel.master_auth,
+                "db": sentinel.db,
+                "ssl": sentinel.tls,
+            }
+
+            def master(size: int) -> aioredis.Redis:
+                client = monitor.master_for(sentinel.service, **connection, max_connections=size)
+                return cast(aioredis.Redis, client)
+
             return cls(
-                client,
-                session_ttl=settings.redis_session_ttl,
-                events_maxlen=settings.events_maxlen,
-                turn_records_kept=settings.turn_records_kept,
-                max_block=max(0.1, settings.redis_socket_timeout * 0.8),
+                master(settings.redis_max_connections),
+                stream_client=master(settings.redis_max_stream_connections),
+                also_close=monitor.sentinels,
+                **options,
             )
 
         def pool(size: int) -> aioredis.BlockingConnectionPool:
             # Blocking: when every connection is busy, a caller waits up to the socket
             # timeout for one instead of failing at once.
             return aioredis.BlockingConnectionPool.from_url(
-                url or settings.redis_url,
+                url,
                 **CLIENT_OPTIONS,
-                socket_timeout=settings.redis_socket_timeout,
-                socket_connect_timeout=settings.redis_socket_timeout,
+                **timeouts,
                 max_connections=size,
                 timeout=settings.redis_socket_timeout,
                 health_check_interval=30,
@@ -127,11 +163,8 @@ class RedisBackend:
 
         return cls(
             aioredis.Redis.from_pool(pool(settings.redis_max_connections)),
-            session_ttl=settings.redis_session_ttl,
-            events_maxlen=settings.events_maxlen,
-            turn_records_kept=settings.turn_records_kept,
-            max_block=max(0.1, settings.redis_socket_timeout * 0.8),
             stream_client=aioredis.Redis.from_pool(pool(settings.redis_max_stream_connections)),
+            **options,
         )
 
     @asynccontextmanager
@@ -184,7 +217,7 @@ class RedisBackend:
         created = await self._run(
             "CREATE",
             keys.expiring(),
-            [pack(STATE, stored.model_dump_json()), owner_hash, self.session_ttl],
+            [self.codec.pack(STATE, stored.model_dump_json()), owner_hash, self.session_ttl],
         )
         if not created:
             raise ValueError(f"session {state.session_id} already exists")
@@ -200,7 +233,7 @@ class RedisBackend:
         reply = await self._run(
             "UPDATE",
             keys.expiring(),
-            [state.version, pack(STATE, new_state.model_dump_json()), self.session_ttl],
+            [state.version, self.codec.pack(STATE, new_state.model_dump_json()), self.session_ttl],
         )
         self._check_cas(reply, state)
         return new_state
@@ -244,7 +277,7 @@ class RedisBackend:
             pending_mark=(record.session_id, record.accepted_at) if mark_pending else None,
             args=[
                 record.turn_id,
-                dump_record(record),
+                dump_record(record, self.codec),
                 max_pending,
                 self.session_ttl,
                 self.events_maxlen,
@@ -281,7 +314,7 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                dump_record(failed),
+                dump_record(failed, self.codec),
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(failed, error=error.model_dump()),
@@ -344,7 +377,7 @@ class RedisBackend:
             SessionKeys(session_id).expiring(),
             [
                 turn_id,
-                dump_record(running),
+                dump_record(running, self.codec),
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(running, attempt=running.attempts),
@@ -361,8 +394,8 @@ class RedisBackend:
             [
                 state.version,
                 record.turn_id,
-                pack(STATE, new_state.model_dump_json()),
-                dump_record(record, new_state),
+                self.codec.pack(STATE, new_state.model_dump_json()),
+                dump_record(record, self.codec, new_state),
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(record, result=result_document(record, new_state)),
@@ -378,7 +411,7 @@ class RedisBackend:
             SessionKeys(record.session_id).expiring(),
             [
                 record.turn_id,
-                dump_record(record),
+                dump_record(record, self.codec),
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(record, error=error),
@@ -425,6 +458,20 @@ class RedisBackend:
             for data in untold:
                 fill_narrative(data["result"], data["turn_id"], state)
         return events
+
+    async def turn_after_cursor(
+        self, session_id: str, turn_id: str
+    ) -> tuple[str, TurnRecord | None]:
+        keys = SessionKeys(session_id)
+        async with self._guard():
+            # One pipeline, run in order by the server: the cursor is taken first.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xrevrange(keys.events, count=1)
+            pipe.hget(keys.turns, turn_id)
+            pipe.hget(keys.state, "state")
+            entries, raw, state = await pipe.execute()
+        cursor = str(entries[0][0]) if entries else "0-0"
+        return cursor, None if raw is None else record_from(session_id, raw, state)
 
     async def last_event_id(self, session_id: str) -> str:
         async with self._guard():
@@ -490,3 +537,5 @@ class RedisBackend:
         await self.client.aclose()
         if self.stream_client is not self.client:
             await self.stream_client.aclose()
+        for client in self._also_close:
+            await client.aclose()

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from shared.backends.codec import RECORD, pack, unpack
+from shared.backends.codec import RECORD, Codec, unpack
 from shared.models import GameState, TurnRecord
 from shared.models.migrations import migrate_state
 
@@ -57,14 +57,14 @@ def result_document(record: TurnRecord, state: GameState | None) -> dict[str, An
     return document
 
 
-def dump_record(record: TurnRecord, state: GameState | None = None) -> bytes:
+def dump_record(record: TurnRecord, codec: Codec, state: GameState | None = None) -> bytes:
     # Only what the key does not already say, and no nulls: every optional field of a
     # record defaults to None.
     document = record.model_dump(mode="json", exclude={"session_id", "result"}, exclude_none=True)
     result = result_document(record, state)
     if result is not None:
         document["result"] = {k: v for k, v in result.items() if v is not None}
-    return pack(RECORD, json.dumps(document, separators=(",", ":")))
+    return codec.pack(RECORD, json.dumps(document, separators=(",", ":")))
 
 
 def narrative_elsewhere(document: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "BACKGROUNDS",
     "CLASSES",
     "ENEMIES",
     "QUESTS",
@@ -68,12 +69,25 @@ CLASSES: dict[str, ClassTemplate] = {
     ),
 }
 
+# The interview's offered backgrounds: the choice as shown, and the backstory it gives.
+BACKGROUNDS: dict[str, str] = {
+    "A deserter from a cruel lord's army": (
+        "You deserted a cruel lord's army and have been walking away from it ever since."
+    ),
+    "An apprentice who read a forbidden book": (
+        "You read the one book your master forbade, and it read you back."
+    ),
+    "An orphan raised by smugglers": (
+        "Smugglers raised you on the coast; you know every cove and owe every captain."
+    ),
+}
+
 RACES: dict[str, tuple[str, ...]] = {
-    "dwarf": ("dwarf", "dwarven"),
-    "elf": ("elf", "elven", "elvish"),
-    "halfling": ("halfling", "hobbit"),
-    "orc": ("orc", "half-orc"),
-    "human": ("human",),
+    "dwarf": ("dwarf", "dwarves", "dwarven", "dwarvish"),
+    "elf": ("elf", "elves", "elven", "elvish"),
+    "halfling": ("halfling", "halflings", "hobbit"),
+    "orc": ("orc", "orcs", "orcish", "half-orc"),
+    "human": ("human", "humans"),
 }
 
 
@@ -101,6 +115,9 @@ class QuestTemplate:
     description: str
     reward: str
     objectives: tuple[ObjectiveTemplate, ...]
+    # Classes this quest plays to (its checks lean on their best abilities): the notice
+    # board offers a hero at least one of these when it can.
+    suits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,14 +127,17 @@ class EnemyTemplate:
     armor: int
     attack_bonus: int
     damage: int
+    initiative: int = 0
 
 
 ENEMIES: dict[str, EnemyTemplate] = {
-    "bog wight": EnemyTemplate("bog wight", 14, 12, 3, 6),
-    "ember drake whelp": EnemyTemplate("ember drake whelp", 16, 13, 4, 6),
-    "lantern thief": EnemyTemplate("lantern thief", 12, 12, 3, 6),
-    "ash wolf": EnemyTemplate("ash wolf", 9, 11, 2, 4),
-    "barrow king": EnemyTemplate("barrow king", 20, 13, 4, 8),
+    "bog wight": EnemyTemplate("bog wight", 14, 12, 3, 6, initiative=0),
+    "ember drake whelp": EnemyTemplate("ember drake whelp", 16, 13, 4, 6, initiative=1),
+    "lantern thief": EnemyTemplate("lantern thief", 12, 12, 3, 6, initiative=3),
+    "ash wolf": EnemyTemplate("ash wolf", 9, 11, 2, 4, initiative=2),
+    "barrow king": EnemyTemplate("barrow king", 20, 13, 4, 8, initiative=0),
+    "thorn witch": EnemyTemplate("thorn witch", 15, 12, 4, 6, initiative=2),
+    "clockwork sentinel": EnemyTemplate("clockwork sentinel", 18, 14, 3, 8, initiative=-1),
 }
 
 _O = ObjectiveTemplate
@@ -151,6 +171,7 @@ QUESTS: dict[str, QuestTemplate] = {
                     11,
                 ),
             ),
+            suits=("fighter",),
         ),
         QuestTemplate(
             "ember-thief",
@@ -176,6 +197,7 @@ QUESTS: dict[str, QuestTemplate] = {
                 ),
                 _O("Defeat the ember drake whelp", _K.FIGHT, "a smoking cave", "ember drake whelp"),
             ),
+            suits=("fighter", "rogue"),
         ),
         QuestTemplate(
             "lost-lantern",
@@ -201,6 +223,7 @@ QUESTS: dict[str, QuestTemplate] = {
                 ),
                 _O("Defeat the lantern thief", _K.FIGHT, "the tide cavern", "lantern thief"),
             ),
+            suits=("rogue",),
         ),
         QuestTemplate(
             "barrow-king",
@@ -226,6 +249,66 @@ QUESTS: dict[str, QuestTemplate] = {
                 ),
                 _O("Defeat the barrow king", _K.FIGHT, "the barrow's throne room", "barrow king"),
             ),
+            suits=("wizard", "fighter"),
+        ),
+        QuestTemplate(
+            "thorn-crown",
+            "The Thorn Crown",
+            "Brambles swallow the road to Hollowmere overnight, and children dream of a "
+            "woman made of thorns.",
+            "a seed that grows into any tree you name",
+            (
+                _O(
+                    "Ask the woodcutter's daughter about her dreams",
+                    _K.TALK,
+                    "a woodcutter's cottage",
+                    "little Wren",
+                    "wisdom",
+                    11,
+                ),
+                _O(
+                    "Find the heart of the bramble maze",
+                    _K.EXPLORE,
+                    "the bramble maze",
+                    "a clearing ringed by black roses",
+                    "dexterity",
+                    12,
+                ),
+                _O("Defeat the thorn witch", _K.FIGHT, "the heart of the maze", "thorn witch"),
+            ),
+            suits=("rogue", "wizard"),
+        ),
+        QuestTemplate(
+            "silent-vault",
+            "The Silent Vault",
+            "The dwarf-built vault under Stonemarch has stopped answering its keepers, and its "
+            "doors are grinding open by themselves.",
+            "a dwarven rune that never dulls a blade",
+            (
+                _O(
+                    "Persuade the vault-warden to let you in",
+                    _K.TALK,
+                    "the gate of Stonemarch",
+                    "Warden Orsik",
+                    "charisma",
+                    12,
+                ),
+                _O(
+                    "Decipher the runes of the inner door",
+                    _K.EXPLORE,
+                    "the rune hall",
+                    "the key rune",
+                    "intelligence",
+                    13,
+                ),
+                _O(
+                    "Defeat the clockwork sentinel",
+                    _K.FIGHT,
+                    "the vault's heart",
+                    "clockwork sentinel",
+                ),
+            ),
+            suits=("fighter", "wizard"),
         ),
     )
 }

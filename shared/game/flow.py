@@ -4,7 +4,8 @@
                     ├─ resolve_quest_choice ┤
                     ├─ resolve_exploration ─┼─▶ narrate
                     ├─ resolve_combat ──────┤
-                    └─ resolve_dialogue ────┘
+                    ├─ resolve_dialogue ────┤
+                    └─ resolve_epilogue ────┘
 
 The state comes from the session backend through `SessionFlowPersistence`; the flow never
 writes it back. `run_turn_step` returns the state after the turn for the worker to commit.
@@ -129,6 +130,10 @@ class GameSessionFlow(Flow[GameState]):
     def resolve_dialogue(self) -> str:
         return self._resolve(Route.CONVERSE)
 
+    @listen(Route.EPILOGUE.value)
+    def resolve_epilogue(self) -> str:
+        return self._resolve(Route.EPILOGUE)
+
     @listen(
         or_(
             resolve_character,
@@ -136,6 +141,7 @@ class GameSessionFlow(Flow[GameState]):
             resolve_exploration,
             resolve_combat,
             resolve_dialogue,
+            resolve_epilogue,
         )
     )
     def narrate(self) -> str:

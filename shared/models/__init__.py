@@ -4,6 +4,7 @@ from shared.models.events import EventName, SessionEvent
 from shared.models.state import (
     SCHEMA_VERSION,
     AdventurePhase,
+    CharacterDraft,
     CharacterSheet,
     CombatState,
     GamePhase,
@@ -17,6 +18,7 @@ from shared.models.views import GameStateView, state_view
 __all__ = [
     "SCHEMA_VERSION",
     "AdventurePhase",
+    "CharacterDraft",
     "CharacterSheet",
     "CombatState",
     "EventName",

@@ -20,9 +20,16 @@ __all__ = ["MIGRATIONS", "Document", "migrate_state"]
 
 Document = dict[str, Any]
 
-# MIGRATIONS[n] turns a version-n document into a version-(n+1) one. Version 1 is the first
-# schema the service ever stored, so there is nothing to migrate yet.
-MIGRATIONS: Mapping[int, Callable[[Document], Document]] = {}
+
+def _v1_to_v2(document: Document) -> Document:
+    # Version 2 added the creation interview and the epilogue phase. A version-1 state was
+    # either made in one turn or is still before its first; its finished adventures told
+    # their ending on the closing turn itself, so they stay finished.
+    return {**document, "character_draft": None}
+
+
+# MIGRATIONS[n] turns a version-n document into a version-(n+1) one.
+MIGRATIONS: Mapping[int, Callable[[Document], Document]] = {1: _v1_to_v2}
 
 
 def migrate_state(

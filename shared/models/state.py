@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "SCHEMA_VERSION",
     "AdventurePhase",
+    "CharacterDraft",
     "CharacterSheet",
     "CombatState",
     "GamePhase",
@@ -18,7 +19,10 @@ __all__ = [
     "Quest",
 ]
 
-SCHEMA_VERSION = 1
+# 2: the creation interview (`character_draft`) and the epilogue phase. Version-1 states
+# read as they are; the number rises so that code that knows only version 1 refuses states
+# it would misread (see migrations).
+SCHEMA_VERSION = 2
 
 
 class GamePhase(StrEnum):
@@ -27,6 +31,9 @@ class GamePhase(StrEnum):
     EXPLORATION = "exploration"
     COMBAT = "combat"
     DIALOGUE = "dialogue"
+    # The story has closed (the end of its turns, a quest finished late, or the hero's
+    # death); the next turn is the epilogue, after which the session takes no more turns.
+    EPILOGUE = "epilogue"
 
 
 class AdventurePhase(StrEnum):
@@ -45,6 +52,17 @@ class HistoryEntry(_Model):
     turn_id: str
     action: str
     narrative: str
+
+
+class CharacterDraft(_Model):
+    """The innkeeper's interview so far: the answers given (None: still to ask)."""
+
+    turns: int = Field(default=0, ge=0, le=5)
+    description: str = ""
+    name: str | None = None
+    race: str | None = None
+    character_class: str | None = None
+    backstory: str | None = None
 
 
 class CharacterSheet(_Model):
@@ -110,6 +128,7 @@ class GameState(_Model):
     current_choices: list[str] = Field(default_factory=list)
     character_description: str = ""
     character_sheet: CharacterSheet | None = None
+    character_draft: CharacterDraft | None = None
     health_current: int = Field(default=20, ge=0)
     health_max: int = Field(default=20, gt=0)
     phase: GamePhase = GamePhase.CHARACTER_CREATION

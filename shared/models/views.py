@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from shared.models.state import (
     AdventurePhase,
+    CharacterDraft,
     CharacterSheet,
     CombatState,
     GamePhase,
@@ -28,6 +29,7 @@ class GameStateView(BaseModel):
     max_turns: int
     character_description: str
     character_sheet: CharacterSheet | None
+    character_draft: CharacterDraft | None
     active_quest: Quest | None
     quest_options: list[Quest]
     completed_quests: list[Quest]

@@ -75,3 +75,28 @@ def test_stream_ends_when_the_session_is_deleted(player: Player) -> None:
         threading.Thread(target=delete_once_connected).start()
         body = "".join(response.iter_text())
     assert "turn." not in body
+
+
+def test_a_new_event_source_resumes_from_the_url(player: Player) -> None:
+    # A reloaded page: token and position in the URL, as EventSource allows.
+    first = player.play({"choice_index": 1})
+    second = player.play({"action": "Look around"})
+    url = f"{player.base_url}/sessions/{player.session_id}/events?token={player.token}"
+    from tests.support.sse import read_events
+
+    everything = read_events(
+        f"{url}&last_event_id=0", headers={}, until=finished(second["turn_id"])
+    )
+    assert [e.data["turn_id"] for e in everything] == [first["turn_id"], second["turn_id"]]
+    after_first = read_events(
+        f"{url}&last_event_id={everything[0].id}", headers={}, until=finished(second["turn_id"])
+    )
+    assert [e.data["turn_id"] for e in after_first] == [second["turn_id"]]
+    # The header, sent by EventSource's own reconnection, wins over the URL.
+    by_header = read_events(
+        f"{url}&last_event_id=0",
+        headers={"Last-Event-ID": everything[0].id},
+        until=finished(second["turn_id"]),
+    )
+    assert [e.data["turn_id"] for e in by_header] == [second["turn_id"]]
+    assert httpx.get(f"{url}&last_event_id=yesterday", timeout=10).status_code == 422

@@ -52,7 +52,7 @@ def test_poll_without_wait_answers_at_once(player: Player) -> None:
         {"action": "bell\x07"},
         {"action": 5},
         {"choice_index": 0},
-        {"choice_index": 4},
+        {"choice_index": 5},  # the first turn offers four choices
         {"choice_index": "1"},
         {"choice_index": 1.0},
         {"choice_index": True},
@@ -132,8 +132,17 @@ def test_a_finished_adventure_accepts_no_more_turns(
 ) -> None:
     player = Player(gateway_url_factory(max_turns=5), seed=1)
     try:
-        for _ in range(5):
+        state = player.state()["state"]
+        for _ in range(40):  # the hero, 5 story turns, a last fight at most
+            if state["phase"] == "epilogue":
+                break
             player.play({"choice_index": 1})
+            state = player.state()["state"]
+        assert state["phase"] == "epilogue" and not state["adventure_completed"]
+        assert state["current_choices"] == ["Hear how the tale ends"]
+        epilogue = player.play({"choice_index": 1})
+        assert "Epilogue:" in epilogue["result"]["narrative"]
+        assert epilogue["result"]["choices"] == []
         assert player.state()["state"]["adventure_completed"] is True
         refused = player.submit({"action": "one more"})
         assert refused.status_code == 409

@@ -7,7 +7,9 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `flaky`: every other request fails with HTTP 500, the others answer like `story`;
 - `down`: HTTP 503 every time;
 - `garbage`: a reply without the structure, or without any narrative;
-- `stall`: never answers within a client's timeout.
+- `stall`: never answers within a client's timeout;
+- `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
+  model does; `max_in_flight` records how many requests were waiting at once.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 """
@@ -39,6 +41,17 @@ class FakeLLM:
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     @property
     def base_url(self) -> str:
@@ -64,6 +77,10 @@ def _reply_text(model: str, messages: list[dict[str, Any]]) -> str:
         return "The dice favour the bold this time."
     if "Jester" in system:
         return "Another fine mess, hero."
+    if "innkeeper" in system:
+        return "Mind the marsh road, love, and pay before you leave."
+    if "Chronicler" in system:
+        return "So it was written: the hero came home."
     if model == "garbage":
         return "### 1. only choices and no story" if "epilogue" not in str(messages) else "{}"
     choices = "\n".join(f"{n}. Carefully: {o}" for n, o in enumerate(_options(messages), 1))
@@ -103,6 +120,12 @@ class _Handler(BaseHTTPRequestHandler):
         if model == "stall":
             time.sleep(30)
             return
+        if model.startswith("wait-"):
+            fake.enter()
+            try:
+                time.sleep(float(model.removeprefix("wait-")))
+            finally:
+                fake.leave()
         text, finish, completion_tokens = _cut(
             _reply_text(model, body["messages"]), body.get("max_tokens")
         )
@@ -164,6 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Hundreds of turns may call at once (a thread-pool worker); the default backlog is 5.
+    request_queue_size = 1024
 
     def __init__(self, fake: FakeLLM) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

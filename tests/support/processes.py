@@ -84,9 +84,16 @@ class ManagedProcess:
 
 class CeleryWorker(ManagedProcess):
     def __init__(
-        self, env: dict[str, str], logdir: Path, *, name: str = "worker", concurrency: int = 2
+        self,
+        env: dict[str, str],
+        logdir: Path,
+        *,
+        name: str = "worker",
+        concurrency: int = 2,
+        pool: str = "prefork",
     ) -> None:
         self.concurrency = concurrency
+        self.pool = pool
         args = [
             sys.executable,
             "-m",
@@ -96,7 +103,7 @@ class CeleryWorker(ManagedProcess):
             "worker",
             "--loglevel=INFO",
             "-P",
-            "prefork",
+            pool,
             "-c",
             str(concurrency),
             "-n",
@@ -109,9 +116,11 @@ class CeleryWorker(ManagedProcess):
 
     def wait_ready(self, timeout: float = 90) -> None:
         def ready() -> bool:
-            # Every pool process has imported the game and opened its runtime.
+            # Every pool process (a thread pool: the worker itself) has imported the game and
+            # opened its runtime.
             self.check_alive()
-            return self.log().count(f"{READY_MARK}: pool process ready") >= self.concurrency
+            processes = self.concurrency if self.pool == "prefork" else 1
+            return self.log().count(f"{READY_MARK}: pool process ready") >= processes
 
         wait_until(ready, timeout=timeout, what=f"celery worker {self.name}", interval=0.1)
 

@@ -1,14 +1,17 @@
 """`LLMNarrator`: the original game's agents on an LLM, behind the `Narrator` interface.
 
-Per turn, after the rules have decided what happened:
+Per turn, after the rules have decided what happened, the agents `rules.agents.agents_for`
+routes to speak, each as an `LLMVoice` (the `Voice` interface of the offline voices):
 
 - the **Game Keeper** (when dice were rolled or a fight is on) states the mechanical outcome
   in a sentence;
+- the **Innkeeper** (the creation interview, quests on offer) asks or hooks in a line;
 - **The Jester** (now and then: seeded dice, and a cooldown of `JESTER_COOLDOWN` turns) adds a
   quip;
-- the **Narrator** (always) tells the turn, seeing the game state, what happened, and the
-  others' words, then rewords the rules' choices. Its reply is streamed to the player as it
-  is generated.
+- the **Chronicler** (the epilogue turn) recalls the adventure's moments;
+- the **Narrator** (always, last) tells the turn, seeing the game state, what happened, and
+  the others' words, then rewords the rules' choices. Its reply is streamed to the player as
+  it is generated.
 
 The narrator's reply is structured (`narrative`, `###`, numbered choices). Choices that do not
 match the rules' in number and shape are dropped for the rules' own words; an empty narrative
@@ -19,6 +22,7 @@ the offline narrator tells the turn (the result says so), or the turn fails.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from shared.errors import NarratorUnavailable
 from shared.game.dice import Dice
@@ -26,10 +30,13 @@ from shared.game.llm.client import ChatClient
 from shared.game.llm.streaming import NarrativeSplitter
 from shared.game.narrator import Narration, NarrationStream, OfflineNarrator
 from shared.game.rules import Outcome
+from shared.game.rules.agents import Agent, agents_for
+from shared.game.rules.interview import next_question, question_text
+from shared.game.voices import Scene
 from shared.models import GamePhase, GameState, TokenUsage
 from shared.settings import Settings
 
-__all__ = ["LLMNarrator", "parse_choices"]
+__all__ = ["LLMNarrator", "LLMVoice", "parse_choices"]
 
 _CHOICE_LINE = re.compile(r"^\s*(\d+)[.)]\s*(.+?)\s*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -52,6 +59,15 @@ JESTER_ROLE = (
     "You are The Jester, a cheeky voice that pokes fun at the hero. One short witty line, "
     "no more than 20 words."
 )
+INNKEEPER_ROLE = (
+    "You are Marta, the innkeeper of the crossroads inn, who knows every rumour. In one or two "
+    "sentences of speech, ask the question given, or make one of the quests on offer sound "
+    "irresistible. Never invent quests."
+)
+CHRONICLER_ROLE = (
+    "You are the Chronicler, who writes down the deeds of heroes. In three or four sentences, "
+    "write how this adventure ended, drawing only on the moments listed."
+)
 
 
 def parse_choices(tail: str | None, expected: int) -> list[str] | None:
@@ -69,6 +85,60 @@ def parse_choices(tail: str | None, expected: int) -> list[str] | None:
         and all(0 < len(c) <= MAX_CHOICE_LENGTH and not _CONTROL.search(c) for c in choices)
     )
     return choices if well_formed else None
+
+
+def _keeper_prompt(scene: Scene) -> str:
+    return "Rolls: " + "; ".join(scene.outcome.checks or scene.outcome.facts)
+
+
+def _jester_prompt(scene: Scene) -> str:
+    return f"The hero tried: {scene.action}. What happened: {' '.join(scene.outcome.facts)}"
+
+
+def _innkeeper_prompt(scene: Scene) -> str:
+    state = scene.state
+    draft = state.character_draft
+    if state.phase is GamePhase.CHARACTER_CREATION:
+        question = next_question(draft) if draft is not None else None
+        return (
+            f"Ask the newcomer: {question_text(question)}"
+            if question
+            else "Greet the newcomer and ask who they are."
+        )
+    quests = "; ".join(f"{q.title}: {q.description}" for q in state.quest_options)
+    return f"Quests on the notice board: {quests or 'none today'}."
+
+
+def _chronicler_prompt(scene: Scene) -> str:
+    state = scene.state
+    moments = "; ".join(state.adventure_moments) or "a short, quiet road"
+    fate = "fell in battle" if state.health_current == 0 else "lived to tell it"
+    return f"{_context(state)} The hero {fate}. Moments: {moments}."
+
+
+class LLMVoice:
+    """One agent on the LLM, on the offline voices' interface: a system role, a prompt made
+    from the scene, and a share of the turn's token budget."""
+
+    def __init__(
+        self, turn: _Turn, role: str, prompt: Callable[[Scene], str], share: float
+    ) -> None:
+        self.turn = turn
+        self.role = role
+        self.prompt = prompt
+        self.share = share
+
+    def speak(self, scene: Scene) -> str:
+        return self.turn.ask(self.role, self.prompt(scene), self.share)
+
+
+# Agent: (role, prompt, share of the turn's budget, how the Narrator is told about it).
+_SUPPORTING: dict[Agent, tuple[str, Callable[[Scene], str], float, str]] = {
+    Agent.KEEPER: (KEEPER_ROLE, _keeper_prompt, 0.15, "The Game Keeper says"),
+    Agent.INNKEEPER: (INNKEEPER_ROLE, _innkeeper_prompt, 0.15, "The innkeeper says"),
+    Agent.JESTER: (JESTER_ROLE, _jester_prompt, 0.1, "The Jester quips"),
+    Agent.CHRONICLER: (CHRONICLER_ROLE, _chronicler_prompt, 0.35, "The Chronicler records"),
+}
 
 
 def _context(state: GameState) -> str:
@@ -148,35 +218,27 @@ class LLMNarrator:
         self.stream = stream
         self.fallback = fallback or OfflineNarrator()
 
-    def _jester_due(self, state: GameState, dice: Dice) -> bool:
-        cooled = state.adventure_turn - state.jester_last_turn >= self.settings.jester_cooldown
-        return cooled and dice.roll(3) == 1
-
     def narrate(self, state: GameState, action: str, outcome: Outcome, dice: Dice) -> Narration:
         turn = _Turn(self.client, self.stream, self.settings.llm_max_tokens)
+        # Chosen once: an offline fallback tells the turn with the same agents.
+        crew = agents_for(state, outcome, dice, cooldown=self.settings.jester_cooldown)
+        scene = Scene(state, action, outcome, dice)
         try:
-            return self._narrate(turn, state, action, outcome, dice)
+            return self._narrate(turn, scene, crew)
         except NarratorUnavailable:
             if self.settings.llm_fallback == "fail":
                 raise
-            return self._fall_back(turn, state, action, outcome, dice)
+            return self._fall_back(turn, scene, crew)
 
-    def _narrate(
-        self, turn: _Turn, state: GameState, action: str, outcome: Outcome, dice: Dice
-    ) -> Narration:
+    def _narrate(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
+        state, action, outcome, dice = scene.state, scene.action, scene.outcome, scene.dice
         happened = " ".join(outcome.facts)
         notes = []
-        if outcome.checks or state.phase is GamePhase.COMBAT:
-            keeper = turn.ask(
-                KEEPER_ROLE, "Rolls: " + "; ".join(outcome.checks or [happened]), 0.15
-            )
-            notes.append(f"The Game Keeper says: {keeper}")
-        jester_spoke = self._jester_due(state, dice)
-        if jester_spoke:
-            quip = turn.ask(
-                JESTER_ROLE, f"The hero tried: {action}. What happened: {happened}", 0.1
-            )
-            notes.append(f"The Jester quips: {quip}")
+        for agent in crew:
+            if agent is Agent.NARRATOR:
+                continue
+            role, asks, share, label = _SUPPORTING[agent]
+            notes.append(f"{label}: {LLMVoice(turn, role, asks, share).speak(scene)}")
         canonical = state.current_choices
         options = "\n".join(f"{n}. {c}" for n, c in enumerate(canonical, start=1))
         prompt = "\n".join(
@@ -185,24 +247,35 @@ class LLMNarrator:
                 f"The player's action: {action}",
                 f"What the rules decided: {happened}",
                 *notes,
-                "The story ends with this turn: write its epilogue."
+                "The story ends with this turn: write its epilogue from the Chronicler's record."
                 if state.adventure_completed
                 else f"The player's options now:\n{options}",
             ]
         )
         narrative, tail = turn.tell(prompt)
         if not narrative:  # garbage or silence: the offline words, streamed as one piece
-            narrative = self.fallback.narrate(state, action, outcome, dice).narrative
+            narrative = self.fallback.narrate(state, action, outcome, dice, crew).narrative
             self.stream.delta(narrative)
         reworded = None if state.phase in _LITERAL_PHASES else parse_choices(tail, len(canonical))
         return Narration(
-            narrative, choices=reworded, source="llm", usage=turn.usage, jester_spoke=jester_spoke
+            narrative,
+            choices=reworded,
+            source="llm",
+            usage=turn.usage,
+            jester_spoke=Agent.JESTER in crew,
+            agents=tuple(agent.value for agent in crew),
         )
 
-    def _fall_back(
-        self, turn: _Turn, state: GameState, action: str, outcome: Outcome, dice: Dice
-    ) -> Narration:
+    def _fall_back(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
         self.stream.restart("offline_fallback")
-        narration = self.fallback.narrate(state, action, outcome, dice)
+        narration = self.fallback.narrate(
+            scene.state, scene.action, scene.outcome, scene.dice, crew
+        )
         self.stream.delta(narration.narrative)
-        return Narration(narration.narrative, source="offline_fallback", usage=turn.usage)
+        return Narration(
+            narration.narrative,
+            source="offline_fallback",
+            usage=turn.usage,
+            jester_spoke=narration.jester_spoke,
+            agents=narration.agents,
+        )

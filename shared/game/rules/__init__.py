@@ -7,12 +7,14 @@ for the state's route, then `conclude_turn`; `resolve_turn` runs all three.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 
 from shared.game.dice import Dice
 from shared.game.rules.character import create_character
 from shared.game.rules.choices import choices_for
 from shared.game.rules.combat import combat_round
+from shared.game.rules.ending import close_if_due, tell_epilogue
 from shared.game.rules.exploration import converse, explore
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.pacing import adventure_phase_for
@@ -40,6 +42,7 @@ class Route(StrEnum):
     EXPLORE = "explore"
     FIGHT = "fight"
     CONVERSE = "converse"
+    EPILOGUE = "epilogue"
 
 
 RESOLVERS: dict[Route, Callable[[GameState, str, Dice], Resolution]] = {
@@ -48,6 +51,7 @@ RESOLVERS: dict[Route, Callable[[GameState, str, Dice], Resolution]] = {
     Route.EXPLORE: explore,
     Route.FIGHT: combat_round,
     Route.CONVERSE: converse,
+    Route.EPILOGUE: tell_epilogue,
 }
 
 _ROUTE_BY_PHASE = {
@@ -56,6 +60,7 @@ _ROUTE_BY_PHASE = {
     GamePhase.EXPLORATION: Route.EXPLORE,
     GamePhase.COMBAT: Route.FIGHT,
     GamePhase.DIALOGUE: Route.CONVERSE,
+    GamePhase.EPILOGUE: Route.EPILOGUE,
 }
 
 
@@ -64,6 +69,10 @@ def route_for(state: GameState) -> Route:
 
 
 def begin_turn(state: GameState) -> GameState:
+    """Advance the story's clock: every turn of the adventure proper counts, the interview
+    before it and the epilogue after it do not."""
+    if state.phase in (GamePhase.CHARACTER_CREATION, GamePhase.EPILOGUE):
+        return state
     turn = state.adventure_turn + 1
     return state.model_copy(
         update={
@@ -74,15 +83,15 @@ def begin_turn(state: GameState) -> GameState:
 
 
 def conclude_turn(resolution: Resolution) -> Resolution:
-    """Record the turn's moment, close the story at `max_turns`, and offer the next choices."""
+    """Record the turn's moment, close the story when its turns are up, and offer the next
+    choices."""
     state, outcome = resolution.state, resolution.outcome
     moments = state.adventure_moments
     if outcome.moment:
         moments = [*moments, outcome.moment][-MAX_MOMENTS:]
-    completed = state.adventure_completed or state.adventure_turn >= state.max_turns
-    state = state.model_copy(
-        update={"adventure_moments": moments, "adventure_completed": completed}
-    )
+    state, closing = close_if_due(state.model_copy(update={"adventure_moments": moments}))
+    if closing:
+        outcome = replace(outcome, facts=[*outcome.facts, *closing])
     state = state.model_copy(update={"current_choices": choices_for(state)})
     return Resolution(state, outcome)
 

@@ -1,45 +1,20 @@
-"""Character creation: a description (or a quick pick) becomes a `CharacterSheet`."""
+"""Character creation: the interview's answers (or a quick pick) become a `CharacterSheet`
+with rolled abilities, and the notice board offers quests for that hero."""
 
 from __future__ import annotations
 
-import re
-
-from shared.game.content import CLASSES, RACES, ClassTemplate
-from shared.game.dice import Dice, modifier
-from shared.game.rules.intents import matches_choice, words
+from shared.game.content import CLASSES, ClassTemplate
+from shared.game.dice import Dice
+from shared.game.rules.intents import matches_choice
+from shared.game.rules.interview import QUICK_PICKS, answer, next_question
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.quests import draw_quest_options
-from shared.models import CharacterSheet, GamePhase, GameState
+from shared.game.rules.stats import hit_points
+from shared.models import CharacterDraft, CharacterSheet, GamePhase, GameState
 
-__all__ = ["QUICK_PICKS", "create_character", "creation_choices", "player_armor"]
+__all__ = ["create_character"]
 
-QUICK_PICKS: dict[str, tuple[str, str, str]] = {
-    "Play Brannoc, a dwarf fighter": ("Brannoc", "dwarf", "fighter"),
-    "Play Elowen, an elf wizard": ("Elowen", "elf", "wizard"),
-    "Play Pip, a halfling rogue": ("Pip", "halfling", "rogue"),
-}
-_NAMES = ["Ash", "Bryn", "Corin", "Dara", "Edric", "Fen", "Gwen", "Hale", "Isolde", "Jory"]
-_NAME_PATTERN = re.compile(
-    r"(?i:my name is|i am|i'm|called|named|call me)\s+([A-Z][A-Za-z'-]{1,20})"
-)
-
-
-def creation_choices() -> list[str]:
-    return list(QUICK_PICKS)
-
-
-def _class_for(text: str) -> ClassTemplate:
-    return next(
-        (c for c in CLASSES.values() if any(k in text for k in c.keywords)), CLASSES["fighter"]
-    )
-
-
-def _race_for(text: str) -> str:
-    return next((race for race, keys in RACES.items() if any(k in text for k in keys)), "human")
-
-
-def player_armor(sheet: CharacterSheet) -> int:
-    return 10 + modifier(sheet.dexterity) + CLASSES[sheet.character_class].armor_bonus
+_ABILITIES = ("strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma")
 
 
 def _roll_sheet(
@@ -62,48 +37,73 @@ def _roll_sheet(
     )
 
 
-def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
-    pick = matches_choice(action, creation_choices())
-    if pick is not None:
-        name, race, class_name = QUICK_PICKS[pick]
-        template = CLASSES[class_name]
-        backstory = f"{name} left home with little more than a {template.weapon} and a vow."
-    else:
-        text = words(action)
-        found = _NAME_PATTERN.search(action.strip())
-        name = found.group(1) if found else dice.choice(_NAMES)
-        race, template = _race_for(text), _class_for(text)
-        backstory = action.strip()
-    sheet = _roll_sheet(name, race, template, backstory, dice)
-    health = max(6, template.base_health + modifier(sheet.constitution))
-    options = draw_quest_options(state, dice)
+def _interview_turn(state: GameState, draft: CharacterDraft, decided: list[str]) -> Resolution:
+    known = [
+        f"{label} {value}"
+        for label, value in (
+            ("name:", draft.name),
+            ("people:", draft.race),
+            ("craft:", draft.character_class),
+        )
+        if value
+    ]
+    facts = [f"The innkeeper writes in the ledger: {'; '.join(known)}."] if known else []
     new_state = state.model_copy(
         update={
-            "character_description": action.strip(),
+            "character_draft": draft,
+            "character_description": draft.description or state.character_description,
+        }
+    )
+    return Resolution(new_state, Outcome("interview", [*facts, *decided]))
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
+    pick = matches_choice(action, list(QUICK_PICKS))
+    if pick is not None:
+        name, race, class_name = QUICK_PICKS[pick]
+        weapon = CLASSES[class_name].weapon
+        draft = CharacterDraft(
+            description=pick,
+            name=name,
+            race=race,
+            character_class=class_name,
+            backstory=f"{name} left home with little more than a {weapon} and a vow.",
+        )
+        decided: list[str] = []
+    else:
+        draft, decided = answer(state.character_draft, action, dice, seed=state.seed)
+        if next_question(draft) is not None:
+            return _interview_turn(state, draft, decided)
+    assert draft.name and draft.race and draft.character_class and draft.backstory is not None
+    sheet = _roll_sheet(
+        draft.name, draft.race, CLASSES[draft.character_class], draft.backstory, dice
+    )
+    health = hit_points(sheet)
+    hero = f"{sheet.name}, {_article(sheet.race)} {sheet.race} {sheet.character_class}"
+    created = state.model_copy(
+        update={
+            # What the player said of their hero: their own description, the pick, or the
+            # interview's answers.
+            "character_description": draft.description or f"{hero}. {sheet.backstory}",
             "character_sheet": sheet,
+            "character_draft": None,
             "health_max": health,
             "health_current": health,
             "phase": GamePhase.QUEST_SELECTION,
-            "quest_options": options,
         }
     )
-    stats = ", ".join(
-        f"{ability[:3].upper()} {getattr(sheet, ability)}"
-        for ability in (
-            "strength",
-            "dexterity",
-            "constitution",
-            "intelligence",
-            "wisdom",
-            "charisma",
-        )
-    )
+    created = created.model_copy(update={"quest_options": draw_quest_options(created, dice)})
+    stats = ", ".join(f"{ability[:3].upper()} {getattr(sheet, ability)}" for ability in _ABILITIES)
     facts = [
-        f"You are {sheet.name}, a {sheet.race} {sheet.character_class} "
-        f"carrying {', '.join(sheet.equipment)}.",
+        *decided,
+        f"You are {hero} carrying {', '.join(sheet.equipment)}.",
         f"Your abilities: {stats}. Health {health}.",
         "At the crossroads inn, three pleas for help are pinned to the notice board.",
     ]
     return Resolution(
-        new_state, Outcome("character_created", facts, moment="set out from the crossroads inn")
+        created, Outcome("character_created", facts, moment="set out from the crossroads inn")
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shared.game.content import ObjectiveKind
-from shared.game.rules.character import creation_choices
+from shared.game.rules.ending import EPILOGUE_CHOICE
+from shared.game.rules.interview import interview_choices
 from shared.game.rules.quests import current_objective, quest_choices
 from shared.models import GamePhase, GameState
 
@@ -25,8 +26,10 @@ def _exploration_choices(state: GameState) -> list[str]:
 def choices_for(state: GameState) -> list[str]:
     if state.adventure_completed:
         return []
+    if state.phase is GamePhase.EPILOGUE:
+        return [EPILOGUE_CHOICE]
     if state.phase is GamePhase.CHARACTER_CREATION:
-        return creation_choices()
+        return interview_choices(state)
     if state.phase is GamePhase.QUEST_SELECTION:
         return quest_choices(state.quest_options)
     if state.phase is GamePhase.COMBAT and state.combat_state is not None:

@@ -1,130 +1,204 @@
-"""Combat: a fight is rounds of d20 rolls until someone falls, flees, or the foe gives up."""
+"""Combat: initiative, then rounds of d20 rolls until someone falls, flees, or the foe gives
+up. Foes come from templates scaled to the hero's level."""
 
 from __future__ import annotations
 
-from shared.game.content import CLASSES, ENEMIES
+from dataclasses import dataclass, field
+
+from shared.game.content import CLASSES, ENEMIES, EnemyTemplate
 from shared.game.dice import Dice, modifier
-from shared.game.rules.character import player_armor
 from shared.game.rules.intents import Intent, intent_of
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.quests import complete_objective
+from shared.game.rules.stats import player_armor
 from shared.models import CharacterSheet, CombatState, GamePhase, GameState
 
-__all__ = ["MAX_ROUNDS", "combat_round", "start_combat"]
+__all__ = ["MAX_ROUNDS", "combat_round", "scaled_enemy", "start_combat"]
 
 # A foe that has not fallen by then breaks off: every fight ends.
 MAX_ROUNDS = 12
+FLEE_DIFFICULTY = 10
+
+
+def scaled_enemy(template: EnemyTemplate, level: int) -> CombatState:
+    """The foe as this hero meets it: tougher and surer of hand as the hero grows."""
+    health = template.health + 4 * (level - 1)
+    return CombatState(
+        enemy_name=template.name,
+        enemy_health=health,
+        enemy_health_max=health,
+        enemy_armor=template.armor + (level - 1) // 3,
+        enemy_attack_bonus=template.attack_bonus + (level - 1) // 2,
+        enemy_damage=template.damage,
+    )
 
 
 def start_combat(
-    state: GameState, enemy_name: str, *, objective: str | None, player_first: bool
-) -> GameState:
-    enemy = ENEMIES[enemy_name]
-    combat = CombatState(
-        enemy_name=enemy.name,
-        enemy_health=enemy.health,
-        enemy_health_max=enemy.health,
-        enemy_armor=enemy.armor,
-        enemy_attack_bonus=enemy.attack_bonus,
-        enemy_damage=enemy.damage,
-        player_first=player_first,
-        objective=objective,
+    state: GameState,
+    enemy_name: str,
+    dice: Dice,
+    *,
+    lead: str,
+    objective: str | None,
+    surprise: bool | None = None,
+    kind: str = "combat_started",
+    checks: list[str] | None = None,
+) -> tuple[GameState, Outcome]:
+    """The state with a fight begun, and how it began (what `lead` says, then who acts
+    first; the initiative roll as a check). `surprise`: True when the hero strikes unseen,
+    False when ambushed; otherwise initiative is rolled (d20 + dexterity modifier against the
+    foe's d20 + its initiative)."""
+    sheet = state.character_sheet
+    assert sheet is not None
+    template = ENEMIES[enemy_name]
+    combat = scaled_enemy(template, sheet.level)
+    opening = _Round(rolls=list(checks or []), entries=list(checks or []))
+    opening.tell(lead)
+    if surprise is None:
+        yours, theirs = dice.d20() + modifier(sheet.dexterity), dice.d20() + template.initiative
+        player_first = yours >= theirs
+        opening.roll(f"Initiative: you {yours}, the {template.name} {theirs}")
+        opening.tell("You act first." if player_first else f"The {template.name} acts first.")
+    else:
+        player_first = surprise
+        opening.tell(
+            f"You have the jump on the {template.name}."
+            if surprise
+            else f"The {template.name} has the jump on you."
+        )
+    combat = combat.model_copy(
+        update={"player_first": player_first, "objective": objective, "log": opening.entries}
     )
-    return state.model_copy(update={"phase": GamePhase.COMBAT, "combat_state": combat})
+    fighting = state.model_copy(update={"phase": GamePhase.COMBAT, "combat_state": combat})
+    return fighting, opening.outcome(kind)
+
+
+@dataclass
+class _Round:
+    """What a round told (story), rolled (rolls), and both in order (the combat log)."""
+
+    story: list[str] = field(default_factory=list)
+    rolls: list[str] = field(default_factory=list)
+    entries: list[str] = field(default_factory=list)
+
+    def tell(self, line: str) -> None:
+        self.story.append(line)
+        self.entries.append(line)
+
+    def roll(self, line: str) -> None:
+        self.rolls.append(line)
+        self.entries.append(line)
+
+    def outcome(self, kind: str, last: str | None = None, moment: str | None = None) -> Outcome:
+        story = [*self.story, last] if last else self.story
+        return Outcome(kind, story, moment=moment, checks=self.rolls)
 
 
 def _player_attack(
-    sheet: CharacterSheet, combat: CombatState, dice: Dice, log: list[str]
+    sheet: CharacterSheet, combat: CombatState, dice: Dice, log: _Round
 ) -> CombatState:
     template = CLASSES[sheet.character_class]
     bonus = modifier(getattr(sheet, template.attack_stat)) + 2
     check = dice.check(bonus, combat.enemy_armor)
-    log.append(check.describe(f"Your {template.weapon}"))
+    log.roll(check.describe(f"Your {template.weapon}"))
     if not check.success:
-        log.append(f"You miss the {combat.enemy_name}.")
+        log.tell(f"You miss the {combat.enemy_name}.")
         return combat
     dice_count = 2 if check.roll == 20 else 1
     damage = max(
         1,
         dice.roll(template.damage_die, dice_count) + modifier(getattr(sheet, template.attack_stat)),
     )
-    log.append(f"You hit the {combat.enemy_name} for {damage} damage.")
+    log.tell(f"You hit the {combat.enemy_name} for {damage} damage.")
     return combat.model_copy(update={"enemy_health": max(0, combat.enemy_health - damage)})
 
 
 def _enemy_attack(
-    state: GameState, combat: CombatState, dice: Dice, *, defending: bool, log: list[str]
+    state: GameState, combat: CombatState, dice: Dice, *, defending: bool, log: _Round
 ) -> int:
     assert state.character_sheet is not None
     armor = player_armor(state.character_sheet) + (4 if defending else 0)
     check = dice.check(combat.enemy_attack_bonus, armor)
-    log.append(check.describe(f"The {combat.enemy_name}'s attack"))
+    log.roll(check.describe(f"The {combat.enemy_name}'s attack"))
     if not check.success:
-        log.append(f"The {combat.enemy_name} misses you.")
+        log.tell(f"The {combat.enemy_name} misses you.")
         return state.health_current
     damage = dice.roll(combat.enemy_damage)
-    log.append(f"The {combat.enemy_name} wounds you for {damage} damage.")
+    log.tell(f"The {combat.enemy_name} wounds you for {damage} damage.")
     return max(0, state.health_current - damage)
 
 
-def _end_combat(state: GameState, log: list[str], dice: Dice) -> Resolution:
+def _end_combat(state: GameState, log: _Round, dice: Dice) -> Resolution:
     combat = state.combat_state
     assert combat is not None
     won = state.model_copy(update={"combat_state": None, "phase": GamePhase.EXPLORATION})
     moment = f"defeated the {combat.enemy_name}"
-    facts = [*log, f"The {combat.enemy_name} falls!"]
+    log.tell(f"The {combat.enemy_name} falls!")
     if combat.objective is not None:
         won, more, quest_moment = complete_objective(won, dice)
-        facts += more
+        log.story.extend(more)
         moment = quest_moment or moment
-    return Resolution(won, Outcome("combat_won", facts, moment=moment, checks=log))
+    return Resolution(won, log.outcome("combat_won", moment=moment))
+
+
+def _fallen(state: GameState, combat: CombatState, log: _Round) -> Resolution:
+    # The story closes on the hero's death: the next turn is the epilogue.
+    fallen = state.model_copy(
+        update={"health_current": 0, "combat_state": None, "phase": GamePhase.EPILOGUE}
+    )
+    return Resolution(
+        fallen,
+        log.outcome(
+            "defeated",
+            f"You fall before the {combat.enemy_name}.",
+            moment=f"fell in battle against the {combat.enemy_name}",
+        ),
+    )
 
 
 def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
     combat, sheet = state.combat_state, state.character_sheet
     assert combat is not None and sheet is not None
     intent = intent_of(action)
-    log: list[str] = []
+    defending = intent is Intent.DEFEND
+    log = _Round()
+    if defending:
+        log.tell("You raise your guard and wait for an opening.")
+    # A foe that won the initiative strikes before the hero's first move.
+    enemy_first = combat.round == 1 and not combat.player_first
+    if enemy_first:
+        health = _enemy_attack(state, combat, dice, defending=defending, log=log)
+        if health == 0:
+            return _fallen(state, combat, log)
+        state = state.model_copy(update={"health_current": health})
     if intent is Intent.FLEE:
-        check = dice.check(modifier(sheet.dexterity), 12)
-        log.append(check.describe("Escape (dexterity)"))
+        check = dice.check(modifier(sheet.dexterity), FLEE_DIFFICULTY)
+        log.roll(check.describe("Escape (dexterity)"))
         if check.success:
             fled = state.model_copy(update={"combat_state": None, "phase": GamePhase.EXPLORATION})
-            return Resolution(
-                fled, Outcome("fled", [*log, f"You escape the {combat.enemy_name}."], checks=log)
-            )
-    elif intent is not Intent.DEFEND:
+            return Resolution(fled, log.outcome("fled", f"You escape the {combat.enemy_name}."))
+        log.tell(f"The {combat.enemy_name} cuts off your escape.")
+    elif not defending:
         combat = _player_attack(sheet, combat, dice, log)
     if combat.enemy_health == 0:
         return _end_combat(state.model_copy(update={"combat_state": combat}), log, dice)
-    health = _enemy_attack(state, combat, dice, defending=intent is Intent.DEFEND, log=log)
-    if intent is Intent.DEFEND:
-        log.insert(0, "You raise your guard and wait for an opening.")
-    if health == 0:
-        fallen = state.model_copy(
-            update={"health_current": 0, "combat_state": None, "adventure_completed": True}
-        )
-        return Resolution(
-            fallen,
-            Outcome(
-                "defeated",
-                [*log, f"You fall before the {combat.enemy_name}."],
-                moment=f"fell in battle against the {combat.enemy_name}",
-                checks=log,
-            ),
-        )
-    combat = combat.model_copy(update={"round": combat.round + 1, "log": [*combat.log, *log][-12:]})
+    health = state.health_current
+    if not enemy_first:
+        health = _enemy_attack(state, combat, dice, defending=defending, log=log)
+        if health == 0:
+            return _fallen(state, combat, log)
+    combat = combat.model_copy(
+        update={"round": combat.round + 1, "log": [*combat.log, *log.entries][-12:]}
+    )
     if combat.round > MAX_ROUNDS:
         broke_off = state.model_copy(
             update={"health_current": health, "combat_state": None, "phase": GamePhase.EXPLORATION}
         )
         return Resolution(
             broke_off,
-            Outcome(
-                "enemy_fled",
-                [*log, f"Bloodied, the {combat.enemy_name} breaks off and vanishes."],
-                checks=log,
+            log.outcome(
+                "enemy_fled", f"Bloodied, the {combat.enemy_name} breaks off and vanishes."
             ),
         )
     fighting = state.model_copy(update={"health_current": health, "combat_state": combat})
-    return Resolution(fighting, Outcome("combat_round", log, checks=log))
+    return Resolution(fighting, log.outcome("combat_round"))

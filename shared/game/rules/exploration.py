@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.game.content import ROAMING_ENEMY, ObjectiveKind, ObjectiveTemplate
 from shared.game.dice import Dice, modifier
 from shared.game.rules.combat import start_combat
-from shared.game.rules.intents import Intent, intent_of
+from shared.game.rules.intents import Intent, as_clause, intent_of
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.quests import complete_objective, current_objective
 from shared.models import CharacterSheet, GamePhase, GameState
@@ -41,9 +41,17 @@ def _search(
     if check.success:
         return _succeed(state, dice, [f"You find {objective.subject}."], checks)
     if careful:
-        ambushed = start_combat(state, ROAMING_ENEMY, objective=None, player_first=False)
         return Resolution(
-            ambushed, Outcome("ambushed", ["An ash wolf lunges from the shadows!"], checks=checks)
+            *start_combat(
+                state,
+                ROAMING_ENEMY,
+                dice,
+                lead="An ash wolf lunges from the shadows!",
+                objective=None,
+                surprise=False,
+                kind="ambushed",
+                checks=checks,
+            )
         )
     hurt = dice.roll(4)
     hazard = state.model_copy(update={"health_current": max(1, state.health_current - hurt)})
@@ -66,21 +74,26 @@ def _approach(
 ) -> Resolution:
     if intent is Intent.SNEAK:
         check = dice.check(modifier(sheet.dexterity), 12)
-        fight = start_combat(
-            state, objective.subject, objective=objective.text, player_first=check.success
-        )
-        verdict = "unseen, and strike first" if check.success else "but it hears you coming"
+        verdict = "unseen" if check.success else "but it hears you coming"
         return Resolution(
-            fight,
-            Outcome(
-                "combat_started",
-                [f"You creep up on the {objective.subject}, {verdict}."],
+            *start_combat(
+                state,
+                objective.subject,
+                dice,
+                lead=f"You creep up on the {objective.subject}, {verdict}.",
+                objective=objective.text,
+                surprise=check.success,
                 checks=[check.describe("Stealth (dexterity)")],
-            ),
+            )
         )
-    fight = start_combat(state, objective.subject, objective=objective.text, player_first=True)
     return Resolution(
-        fight, Outcome("combat_started", [f"You confront the {objective.subject}. Steel is drawn."])
+        *start_combat(
+            state,
+            objective.subject,
+            dice,
+            lead=f"You confront the {objective.subject}. Steel is drawn.",
+            objective=objective.text,
+        )
     )
 
 
@@ -114,13 +127,20 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
     ):
         return _search(state, sheet, objective, dice, careful=intent is Intent.CAREFUL)
     if intent is Intent.ATTACK:
-        fight = start_combat(state, ROAMING_ENEMY, objective=None, player_first=True)
         return Resolution(
-            fight, Outcome("combat_started", ["Your noise draws an ash wolf out of hiding."])
+            *start_combat(
+                state,
+                ROAMING_ENEMY,
+                dice,
+                lead="Your noise draws an ash wolf out of hiding.",
+                objective=None,
+            )
         )
     return Resolution(
         state,
-        Outcome("looked", [f"You take in {state.location}. Your task: {objective.text.lower()}."]),
+        Outcome(
+            "looked", [f"You take in {state.location}. Your task: {as_clause(objective.text)}."]
+        ),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-__all__ = ["Intent", "intent_of", "matches_choice", "words"]
+__all__ = ["Intent", "as_clause", "has_word", "intent_of", "matches_choice", "words"]
 
 
 class Intent(StrEnum):
@@ -66,14 +66,28 @@ _KEYWORDS: list[tuple[Intent, tuple[str, ...]]] = [
 ]
 
 
+def as_clause(text: str) -> str:
+    """A capitalised task ("Ask old Maren…") to follow a colon: first letter lowered only, so
+    names keep their capitals."""
+    return text[:1].lower() + text[1:]
+
+
 def words(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
+    # Curly apostrophes (as phones type them) read as straight ones.
+    return re.sub(r"\s+", " ", text.strip().lower().replace("\u2019", "'"))
+
+
+def has_word(text: str, key: str, *, whole: bool = False) -> bool:
+    """Whether `text` (from `words`) has a word starting with `key` (`whole`: that is `key`),
+    so "elf" is not found in "herself" nor "king" in "looking"."""
+    end = r"\b" if whole else ""
+    return re.search(r"\b" + re.escape(key) + end, text) is not None
 
 
 def intent_of(action: str) -> Intent:
     text = words(action)
     for intent, keys in _KEYWORDS:
-        if any(re.search(rf"\b{re.escape(k)}", text) for k in keys):
+        if any(has_word(text, k) for k in keys):
             return intent
     return Intent.OTHER
 

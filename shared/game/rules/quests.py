@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from shared.game.content import QUESTS, ObjectiveTemplate, QuestTemplate
 from shared.game.dice import Dice
-from shared.game.rules.intents import matches_choice, words
+from shared.game.rules.intents import as_clause, has_word, matches_choice, words
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.pacing import quest_can_end_adventure
+from shared.game.rules.stats import MAX_LEVEL, hit_points
 from shared.models import GamePhase, GameState, Quest
 
 __all__ = [
@@ -31,10 +32,29 @@ def _to_quest(template: QuestTemplate) -> Quest:
 
 
 def draw_quest_options(state: GameState, dice: Dice) -> list[Quest]:
+    """Up to three quests not yet done, drawn for this hero: one that suits their class
+    first when there is one, the rest at random."""
     done = {q.quest_id for q in state.completed_quests}
     available = sorted(q for q in QUESTS if q not in done)
-    picked = dice.sample(available, min(3, len(available)))
+    craft = state.character_sheet.character_class if state.character_sheet else None
+    suited = [q for q in available if craft in QUESTS[q].suits]
+    picked = dice.sample(suited, 1) if suited else []
+    rest = [q for q in available if q not in picked]
+    picked += dice.sample(rest, min(3 - len(picked), len(rest)))
     return [_to_quest(QUESTS[quest_id]) for quest_id in picked]
+
+
+def _level_up(state: GameState) -> tuple[GameState, list[str]]:
+    sheet = state.character_sheet
+    if sheet is None or sheet.level >= MAX_LEVEL:
+        return state, []
+    sheet = sheet.model_copy(update={"level": sheet.level + 1})
+    health = hit_points(sheet)
+    # A night at the inn between quests: back to full health.
+    levelled = state.model_copy(
+        update={"character_sheet": sheet, "health_max": health, "health_current": health}
+    )
+    return levelled, [f"You reach level {sheet.level}; your health rises to {health}."]
 
 
 def quest_choices(options: list[Quest]) -> list[str]:
@@ -56,7 +76,7 @@ def _quest_named(action: str, options: list[Quest]) -> Quest | None:
     text = words(action)
     for quest in options:
         key_words = [w for w in words(quest.title).split() if w not in {"the", "of", "a"}]
-        if any(w in text for w in key_words):
+        if any(has_word(text, w) for w in key_words):
             return quest
     return None
 
@@ -78,7 +98,7 @@ def accept_quest(state: GameState, action: str, dice: Dice) -> Resolution:
     )
     facts = [
         f"You take up the quest: {quest.title}. {quest.description}",
-        f"Your first task: {first.text.lower()}. The road leads you to {first.location}.",
+        f"Your first task: {as_clause(first.text)}. The road leads you to {first.location}.",
     ]
     return Resolution(
         new_state, Outcome("quest_accepted", facts, moment=f"took up the quest '{quest.title}'")
@@ -106,12 +126,13 @@ def complete_objective(state: GameState, dice: Dice) -> tuple[GameState, list[st
             }
         )
         facts = [
-            f"Done: {objective.text.lower()}.",
-            f"Next: {following.text.lower()}, at {following.location}.",
+            f"Done: {as_clause(objective.text)}.",
+            f"Next: {as_clause(following.text)}, at {following.location}.",
         ]
         return new_state, facts, None
     completed = [*state.completed_quests, quest]
-    facts = [f"Quest complete: {quest.title}! You earn {quest.reward}."]
+    state, grown = _level_up(state)
+    facts = [f"Quest complete: {quest.title}! You earn {quest.reward}.", *grown]
     ends = quest_can_end_adventure(state.adventure_turn, state.max_turns) or len(completed) == len(
         QUESTS
     )
@@ -123,8 +144,8 @@ def complete_objective(state: GameState, dice: Dice) -> tuple[GameState, list[st
         "location": "the crossroads inn",
     }
     if ends:
-        update["adventure_completed"] = True
-        update["phase"] = GamePhase.EXPLORATION
+        update["phase"] = GamePhase.EPILOGUE
+        facts.append("Your tale has found its ending; all that is left is to tell it.")
     else:
         options = draw_quest_options(state.model_copy(update={"completed_quests": completed}), dice)
         update["quest_options"] = options

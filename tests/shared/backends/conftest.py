@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
-from shared.backends.codec import CLIENT_OPTIONS
+from shared.backends.codec import CLIENT_OPTIONS, Codec, Compression
 from shared.game.rules.choices import choices_for
 from shared.ids import new_session_id, new_turn_id
 from shared.models import GameState, TurnRecord
@@ -36,7 +36,22 @@ class Harness:
     ttl: int
 
 
-@pytest.fixture(params=["memory", "fakeredis", "redis", "cluster"])
+# The Redis kinds also cover the three storage formats (STORE_COMPRESSION): how values are
+# packed must never change what the contract sees.
+_URL_FIXTURES = {
+    "redis": "redis_url",
+    "cluster": "redis_cluster_url",
+    "sentinel": "redis_sentinel_url",
+}
+_COMPRESSION = {
+    "fakeredis": Compression.ZSTD,
+    "redis": Compression.ZLIB,
+    "cluster": Compression.NONE,
+    "sentinel": Compression.ZSTD,
+}
+
+
+@pytest.fixture(params=["memory", "fakeredis", "redis", "cluster", "sentinel"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     ttl = 2
     if request.param == "memory":
@@ -55,11 +70,10 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
             session_ttl=ttl,
             turn_records_kept=16,
             max_block=2,
+            codec=Codec(_COMPRESSION["fakeredis"]),
         )
     else:
-        url = request.getfixturevalue(
-            "redis_cluster_url" if request.param == "cluster" else "redis_url"
-        )
+        url = request.getfixturevalue(_URL_FIXTURES[request.param])
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             redis_url=url,
@@ -67,6 +81,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
             redis_session_ttl=ttl,
             turn_records_kept=16,
             redis_socket_timeout=2.5,
+            store_compression=_COMPRESSION[request.param].value,
         )
         backend = RedisBackend.from_settings(settings)
 

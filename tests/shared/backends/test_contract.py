@@ -197,6 +197,20 @@ async def test_events_resume_after_an_id_and_wake_a_waiting_reader(harness: Harn
         await backend.append_event(new_state().session_id, "x", {})
 
 
+async def test_a_turn_is_read_with_the_stream_position_before_it(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(state.session_id)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    cursor, record = await backend.turn_after_cursor(state.session_id, turn.turn_id)
+    assert cursor == await backend.last_event_id(state.session_id) != "0-0"  # turn.queued
+    assert record is not None and record.turn_id == turn.turn_id
+    assert record.status is TurnStatus.QUEUED
+    missing = await backend.turn_after_cursor(state.session_id, new_turn(state.session_id).turn_id)
+    assert missing == (cursor, None)
+
+
 async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()

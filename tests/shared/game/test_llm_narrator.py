@@ -15,7 +15,7 @@ from shared.game.dice import Dice
 from shared.game.llm.client import ChatClient
 from shared.game.llm.narrator import LLMNarrator, parse_choices
 from shared.game.rules import choices_for, resolve_turn
-from shared.models import GameState
+from shared.models import GamePhase, GameState
 from shared.settings import Settings
 from tests.support.fake_llm import FakeLLM, fake_llm
 
@@ -136,6 +136,22 @@ def test_down_falls_back_to_offline_and_says_so(server: FakeLLM, tmp_path: Path)
     assert recorder.text_since_last_restart() == narration.narrative
 
 
+def test_the_fallback_tells_the_turn_with_the_agents_chosen_for_it(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    state, action = exploring_state()
+    cfg = settings(server, tmp_path, llm_model="openai/down", llm_retries=0, jester_cooldown=1)
+    spoke = set()
+    for turn in range(40):  # some turns with the Jester, some without
+        current = state.model_copy(update={"adventure_turn": turn, "version": turn})
+        _, narration = narrate(cfg, Recorder(), current, action)
+        assert narration.source == "offline_fallback" and narration.agents[-1] == "narrator"
+        assert narration.jester_spoke == ("jester" in narration.agents)
+        assert narration.jester_spoke == ("The Jester pipes up" in narration.narrative)
+        spoke.add(narration.jester_spoke)
+    assert spoke == {True, False}
+
+
 def test_down_with_fail_policy_raises_a_readable_error(server: FakeLLM, tmp_path: Path) -> None:
     state, action = exploring_state()
     cfg = settings(server, tmp_path, llm_model="openai/down", llm_fallback="fail", llm_retries=0)
@@ -172,24 +188,35 @@ def test_parse_choices_accepts_only_the_expected_shape() -> None:
     assert parse_choices(None, 2) is None
 
 
-def test_the_jester_speaks_now_and_then_with_a_seeded_cooldown(
-    server: FakeLLM, tmp_path: Path
-) -> None:
-    cfg = settings(server, tmp_path, jester_cooldown=3)
-    narrator = LLMNarrator(ChatClient(cfg), cfg, Recorder())
-    state, _ = exploring_state()
+def system_roles(requests: list[dict[str, Any]]) -> list[str]:
+    return [r["messages"][0]["content"].split(",")[0] for r in requests]
 
-    def turns_the_jester_speaks() -> list[int]:
-        spoke: list[int] = []
-        for turn in range(3, 40):
-            last = spoke[-1] if spoke else -1000
-            current = state.model_copy(update={"adventure_turn": turn, "jester_last_turn": last})
-            if narrator._jester_due(current, Dice(current.seed, turn)):
-                spoke.append(turn)
-        return spoke
 
-    spoke = turns_the_jester_speaks()
-    assert spoke, "the jester never spoke"
-    assert all(b - a >= 3 for a, b in zip(spoke, spoke[1:], strict=False))
-    assert len(spoke) < 37 // 3 + 1  # now and then, not whenever allowed
-    assert turns_the_jester_speaks() == spoke  # seeded: the same game, the same jokes
+def test_each_routed_agent_is_asked_on_the_llm(server: FakeLLM, tmp_path: Path) -> None:
+    cfg = settings(server, tmp_path, jester_cooldown=1000)
+    # The notice board: the innkeeper pitches, the narrator tells.
+    state = GameState(session_id="n" * 24, seed=2)
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    before = len(server.requests)
+    _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
+    assert narration.agents == ("innkeeper", "narrator")
+    assert system_roles(server.requests[before:]) == [
+        "You are Marta",
+        "You are the Narrator of Pocket Portals",
+    ]
+    # The epilogue: the chronicler records, the narrator tells the ending from it.
+    ending, _ = exploring_state()
+    ending = ending.model_copy(
+        update={"phase": GamePhase.EPILOGUE, "adventure_moments": ["took up the quest"]}
+    )
+    ending = ending.model_copy(update={"current_choices": choices_for(ending)})
+    before = len(server.requests)
+    after, narration = narrate(cfg, Recorder(), ending, "Hear how the tale ends")
+    assert after.adventure_completed and narration.agents == ("chronicler", "narrator")
+    asked = server.requests[before:]
+    assert system_roles(asked) == [
+        "You are the Chronicler",
+        "You are the Narrator of Pocket Portals",
+    ]
+    assert "took up the quest" in asked[0]["messages"][1]["content"]
+    assert "The Chronicler records:" in asked[1]["messages"][1]["content"]

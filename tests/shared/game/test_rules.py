@@ -6,10 +6,12 @@ import random
 
 import pytest
 
+from shared.game.content import ENEMIES, QUESTS
 from shared.game.dice import Dice, modifier
 from shared.game.rules import begin_turn, choices_for, resolve_turn
-from shared.game.rules.combat import MAX_ROUNDS, combat_round, start_combat
+from shared.game.rules.combat import MAX_ROUNDS, combat_round, scaled_enemy, start_combat
 from shared.game.rules.intents import Intent, intent_of
+from shared.game.rules.interview import CREATE_OWN, MAX_INTERVIEW_TURNS, ROLL_REST
 from shared.game.rules.pacing import adventure_phase_for
 from shared.models import AdventurePhase, GamePhase, GameState
 
@@ -67,7 +69,7 @@ def test_quest_accepted_by_words_not_only_by_choice() -> None:
 @pytest.mark.parametrize("seed", range(30))
 def test_combat_always_ends_and_health_stays_in_bounds(seed: int) -> None:
     state = play(fresh(seed), "Play Brannoc, a dwarf fighter")
-    state = start_combat(state, "barrow king", objective=None, player_first=True)
+    state, _ = start_combat(state, "barrow king", Dice(seed, 99), lead="", objective=None)
     for version in range(MAX_ROUNDS + 1):
         action = random.Random(seed * 100 + version).choice(["Attack", "Defend", "Flee"])
         state = combat_round(state, action, Dice(seed, version)).state
@@ -82,7 +84,10 @@ def test_pacing_is_monotonic_and_reaches_the_end() -> None:
     order = list(AdventurePhase)
     assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases)
     assert phases[0] is AdventurePhase.SETUP and phases[-1] is AdventurePhase.DENOUEMENT
-    assert begin_turn(fresh()).adventure_turn == 1
+    # The interview before the story does not count towards it.
+    assert begin_turn(fresh()).adventure_turn == 0
+    created = play(fresh(), "Play Pip, a halfling rogue")
+    assert begin_turn(created).adventure_turn == 1
 
 
 def test_intents_of_common_words() -> None:
@@ -104,8 +109,9 @@ def playthrough(seed: int, max_turns: int = 40) -> list[tuple[str, str]]:
         log.append((action, resolved.outcome.kind))
         state = resolved.state.model_copy(update={"version": state.version + 1})
         assert 0 <= state.health_current <= state.health_max
-        assert len(log) <= max_turns
-    assert state.current_choices == []
+        # The interview, the story's turns, a last fight, and the epilogue.
+        assert len(log) <= MAX_INTERVIEW_TURNS + max_turns + MAX_ROUNDS + 1
+    assert state.current_choices == [] and log[-1][1] == "epilogue"
     return log
 
 
@@ -127,3 +133,118 @@ def test_a_quest_can_be_finished() -> None:
             state = play(state, chooser.choice(state.current_choices))
         finished += bool(state.completed_quests)
     assert finished > 0
+
+
+def test_the_interview_asks_what_is_missing_and_ends_within_five_turns() -> None:
+    state = play(fresh(3), CREATE_OWN)
+    assert state.phase is GamePhase.CHARACTER_CREATION and state.character_draft is not None
+    assert state.current_choices[-1] == ROLL_REST and len(state.current_choices) == 4
+    state = play(state, "I'm Kestrel, an elf")  # answers two questions at once
+    assert state.character_draft is not None
+    assert (state.character_draft.name, state.character_draft.race) == ("Kestrel", "elf")
+    state = play(state, "Wizard")
+    state = play(state, "An apprentice who read a forbidden book")
+    sheet = state.character_sheet
+    assert sheet is not None and state.character_draft is None
+    assert (sheet.name, sheet.race, sheet.character_class) == ("Kestrel", "elf", "wizard")
+    assert "master forbade" in sheet.backstory
+    assert all(3 <= getattr(sheet, a) <= 18 for a in ("strength", "wisdom", "charisma"))
+    assert state.phase is GamePhase.QUEST_SELECTION and len(state.quest_options) == 3
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_unreadable_answers_are_rolled_and_the_interview_still_ends(seed: int) -> None:
+    state = play(fresh(seed), "???")
+    for _ in range(MAX_INTERVIEW_TURNS - 1):
+        if state.character_sheet is not None:
+            break
+        state = play(state, "hmm")
+    assert state.character_sheet is not None
+    assert state.phase is GamePhase.QUEST_SELECTION
+
+
+def test_roll_the_rest_finishes_the_hero_at_once() -> None:
+    state = play(play(fresh(5), CREATE_OWN), ROLL_REST)
+    assert state.character_sheet is not None and state.phase is GamePhase.QUEST_SELECTION
+
+
+def test_quests_on_offer_suit_the_hero() -> None:
+    for seed in range(20):
+        state = play(fresh(seed), "Play Pip, a halfling rogue")
+        assert any("rogue" in QUESTS[q.quest_id].suits for q in state.quest_options)
+
+
+def test_foes_grow_with_the_hero() -> None:
+    wolf = ENEMIES["ash wolf"]
+    first, fifth = scaled_enemy(wolf, 1), scaled_enemy(wolf, 5)
+    assert first.enemy_health == wolf.health
+    assert fifth.enemy_health > first.enemy_health
+    assert fifth.enemy_attack_bonus > first.enemy_attack_bonus
+
+
+def test_a_completed_quest_levels_the_hero_up_and_offers_new_quests() -> None:
+    for seed in range(40):
+        state, chooser = fresh(seed), random.Random(seed)
+        while not state.adventure_completed and not state.completed_quests:
+            state = play(state, chooser.choice(state.current_choices))
+        if state.completed_quests and state.phase is GamePhase.QUEST_SELECTION:
+            assert state.character_sheet is not None and state.character_sheet.level == 2
+            assert state.health_current == state.health_max
+            done = {q.quest_id for q in state.completed_quests}
+            assert state.quest_options and not done & {q.quest_id for q in state.quest_options}
+            return
+    pytest.fail("no seed finished a quest early")
+
+
+def test_death_closes_the_story_and_the_epilogue_ends_it() -> None:
+    state = play(fresh(1), "Play Elowen, an elf wizard")
+    state = state.model_copy(update={"health_current": 1})
+    state, _ = start_combat(state, "barrow king", Dice(1, 50), lead="", objective=None)
+    version = 0
+    while state.phase is GamePhase.COMBAT:
+        version += 1
+        state = combat_round(state, "Defend", Dice(1, 100 + version)).state
+    if state.health_current > 0:
+        pytest.skip("the hero survived this fight")
+    assert state.phase is GamePhase.EPILOGUE and not state.adventure_completed
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    assert state.current_choices == ["Hear how the tale ends"]
+    ended = resolve_turn(state, "anything", Dice(1, 999))
+    assert ended.outcome.kind == "epilogue" and ended.state.adventure_completed
+    assert ended.state.current_choices == []
+
+
+def test_the_story_closes_at_max_turns_with_an_epilogue_turn() -> None:
+    state = play(fresh(2, max_turns=5), "Play Brannoc, a dwarf fighter")
+    while state.phase is not GamePhase.EPILOGUE:
+        assert state.adventure_turn <= 5 + MAX_ROUNDS
+        state = play(state, "Rest for a moment" if state.combat_state is None else "Flee")
+    assert not state.adventure_completed
+    ended = play(state, "Look around")
+    assert ended.adventure_completed and ended.adventure_moments == state.adventure_moments
+
+
+@pytest.mark.parametrize(
+    ("said", "name", "race"),
+    [
+        ("My name is Zoë, a human thief who works by herself", "Zoë", "human"),
+        ("I’m Torva, a dwarven knight", "Torva", "dwarf"),
+        ("Call me McAllister, an elvish scholar", "McAllister", "elf"),
+        ("I am a half-orc barbarian named Grusk", "Grusk", "orc"),
+    ],
+)
+def test_descriptions_are_read_word_by_word_in_any_script(said: str, name: str, race: str) -> None:
+    state = play(fresh(), said)
+    hero = state.character_sheet or state.character_draft
+    assert hero is not None and (hero.name, hero.race) == (name, race)
+
+
+def test_a_quest_is_not_taken_by_part_of_a_word() -> None:
+    state = play(fresh(), "Play Pip, a halfling rogue")
+    assert play(state, "I'm still looking at the board").active_quest is None
+
+
+def test_roll_the_rest_on_the_first_turn_makes_a_whole_hero() -> None:
+    state = play(fresh(4), ROLL_REST)
+    assert state.character_sheet is not None and state.phase is GamePhase.QUEST_SELECTION
+    assert state.character_description.startswith(state.character_sheet.name)

@@ -50,3 +50,18 @@ def test_a_newer_document_is_refused_with_both_versions() -> None:
 def test_a_missing_step_is_a_bug_not_a_guess() -> None:
     with pytest.raises(ValueError, match="no migration from state schema 1 to 2"):
         migrate_state({"schema_version": 1}, current=2, migrations={})
+
+
+def test_a_version_1_state_reads_as_version_2() -> None:
+    # As the service stored it before the interview and the epilogue phase existed.
+    stored = current_document()
+    del stored["character_draft"]
+    stored |= {"schema_version": 1, "phase": "exploration", "adventure_turn": 7}
+    state = GameState.model_validate(migrate_state(stored))
+    assert state.schema_version == SCHEMA_VERSION == 2
+    assert state.character_draft is None and state.adventure_turn == 7
+
+
+def test_a_version_2_state_is_refused_by_code_that_knows_only_version_1() -> None:
+    with pytest.raises(SchemaTooNew):
+        migrate_state(current_document(), current=1)

@@ -1,0 +1,458 @@
+// The Pocket Portals player page: a client of the public HTTP API (docs/api.md) and nothing
+// else. The session id and token live in this browser's localStorage; the story streams over
+// EventSource and resumes where it left off after a network drop or a reload.
+"use strict";
+
+const STORE = "pocket-portals:adventure";
+const MAX_RETRIES = 8;
+
+const $ = (id) => document.getElementById(id);
+const saved = () => JSON.parse(localStorage.getItem(STORE) || "null");
+const save = (adventure) => localStorage.setItem(STORE, JSON.stringify(adventure));
+
+let adventure = null; // {sessionId, token, lastEventId, pending: {turnId, action} | null}
+let source = null; // the EventSource
+let reconnectTimer = null;
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function call(method, path, { body, idempotencyKey } = {}) {
+  const headers = { Accept: "application/json" };
+  if (adventure) headers.Authorization = `Bearer ${adventure.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network", "The connection dropped.", 2);
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error || {};
+    const retryAfter = Number(response.headers.get("Retry-After") || "0");
+    throw new ApiError(response.status, error.code, error.message || response.statusText, retryAfter);
+  }
+  return data;
+}
+
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+// Busy (429), briefly unavailable (503) or offline: say so politely and try again after
+// Retry-After. Anything else is for the caller.
+async function patiently(request) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await request();
+      clearNotice("request");
+      return result;
+    } catch (error) {
+      const passing = error.status === 429 || error.status === 503 || error.status === 0;
+      if (!passing || attempt >= MAX_RETRIES) throw error;
+      const wait = Math.min(Math.max(error.retryAfter || 1, 1), 60);
+      notice(politely(error, wait), "request");
+      await sleep(wait);
+    }
+  }
+}
+
+function politely(error, wait) {
+  const when = `Trying again in ${wait} second${wait === 1 ? "" : "s"}…`;
+  if (error.status === 429) return `Easy there, the story needs a moment to catch up. ${when}`;
+  if (error.status === 0) return `The connection dropped. ${when}`;
+  return `The storytellers are busy right now. ${when}`;
+}
+
+// Each notice belongs to whoever raised it, so the stream reconnecting does not wipe a
+// "busy, trying again" notice that a request is still waiting out, nor the other way round.
+let noticeOwner = null;
+
+function notice(text, owner = "request") {
+  const element = $("notice");
+  element.textContent = text;
+  element.hidden = !text;
+  noticeOwner = text ? owner : null;
+}
+
+function clearNotice(owner) {
+  if (noticeOwner === owner) notice("");
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering (text only: never HTML from the server)
+
+function paragraphs(container, text) {
+  container.replaceChildren(
+    ...text.split(/\n{2,}/).filter(Boolean).map((part) => {
+      const p = document.createElement("p");
+      p.textContent = part;
+      return p;
+    }),
+  );
+}
+
+function storyItem(turnId, action) {
+  let item = document.querySelector(`#story li[data-turn="${CSS.escape(turnId)}"]`);
+  if (item) return item;
+  item = document.createElement("li");
+  item.dataset.turn = turnId;
+  const said = document.createElement("p");
+  said.className = "said";
+  said.textContent = action;
+  const told = document.createElement("div");
+  told.className = "told";
+  item.append(said, told);
+  $("story").append(item);
+  return item;
+}
+
+function tell(turnId, action, narrative, { pending = false } = {}) {
+  const item = storyItem(turnId, action);
+  // A turn's end may arrive on the stream before the answer to its POST: what the player
+  // said is filled in when it is known.
+  if (action) item.querySelector(".said").textContent = action;
+  item.classList.toggle("pending", pending);
+  const told = item.querySelector(".told");
+  told.dataset.raw = narrative;
+  paragraphs(told, narrative);
+  item.scrollIntoView({ block: "end", behavior: "smooth" });
+}
+
+function renderChoices(choices, completed) {
+  const box = $("choices");
+  box.replaceChildren(
+    ...choices.map((choice, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "choice";
+      button.dataset.index = String(index + 1);
+      button.textContent = `${index + 1}. ${choice}`;
+      button.addEventListener("click", () => play({ choice_index: index + 1 }, choice));
+      return button;
+    }),
+  );
+  $("action-form").hidden = completed;
+  if (completed) {
+    const end = document.createElement("p");
+    end.className = "the-end";
+    end.textContent = "The End. Start a new adventure whenever you like.";
+    box.append(end);
+  }
+}
+
+function renderPanel(state) {
+  const sheet = state.character_sheet;
+  $("panel").hidden = false;
+  $("hero-name").textContent = sheet ? sheet.name : "Your hero";
+  $("hero-line").textContent = sheet
+    ? `Level ${sheet.level} ${sheet.race} ${sheet.character_class}. ${sheet.backstory}`
+    : "Not yet known: the innkeeper is asking.";
+  $("health").max = state.health_max;
+  $("health").value = state.health_current;
+  $("health-text").textContent = `${state.health_current} / ${state.health_max}`;
+  const stats = ["strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma"];
+  $("stats").replaceChildren(
+    ...(sheet
+      ? stats.flatMap((name) => {
+          const term = document.createElement("dt");
+          term.textContent = name.slice(0, 3).toUpperCase();
+          const value = document.createElement("dd");
+          value.textContent = String(sheet[name]);
+          return [term, value];
+        })
+      : []),
+  );
+  $("equipment").textContent = sheet ? `Carrying: ${sheet.equipment.join(", ")}` : "";
+  renderQuest(state);
+  renderCombat(state.combat_state);
+  $("progress").textContent =
+    `Turn ${state.adventure_turn} of ${state.max_turns}, ${state.adventure_phase}` +
+    (state.completed_quests.length ? `. Quests done: ${state.completed_quests.length}` : "");
+}
+
+function renderQuest(state) {
+  const box = $("quest");
+  const quest = state.active_quest;
+  if (!quest) {
+    const p = document.createElement("p");
+    p.textContent = state.quest_options.length
+      ? `${state.quest_options.length} quests on offer at the inn.`
+      : "None yet.";
+    box.replaceChildren(p);
+    return;
+  }
+  const title = document.createElement("p");
+  title.className = "quest-title";
+  title.textContent = quest.title;
+  const list = document.createElement("ul");
+  list.append(
+    ...quest.objectives.map((objective) => {
+      const item = document.createElement("li");
+      item.textContent = objective;
+      if (quest.completed_objectives.includes(objective)) item.className = "done";
+      return item;
+    }),
+  );
+  box.replaceChildren(title, list);
+}
+
+function renderCombat(combat) {
+  $("combat").hidden = !combat;
+  if (!combat) return;
+  $("foe").textContent =
+    `${combat.enemy_name}: ${combat.enemy_health} / ${combat.enemy_health_max} health, round ${combat.round}`;
+  $("combat-log").replaceChildren(
+    ...combat.log.slice(-6).map((line) => {
+      const item = document.createElement("li");
+      item.textContent = line;
+      return item;
+    }),
+  );
+}
+
+function setWorking(working) {
+  $("working").hidden = !working;
+  for (const button of document.querySelectorAll("#choices button, #action-form button")) {
+    button.disabled = working;
+  }
+}
+
+function show(playing) {
+  $("start").hidden = playing;
+  $("play").hidden = !playing;
+  $("forget").hidden = !playing;
+  if (!playing) $("panel").hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The adventure
+
+async function refresh() {
+  const view = await patiently(() => call("GET", `/sessions/${adventure.sessionId}`));
+  const state = view.state;
+  for (const entry of state.conversation_history) {
+    if (adventure.pending && adventure.pending.turnId === entry.turn_id) continue;
+    tell(entry.turn_id, entry.action, entry.narrative);
+  }
+  renderPanel(state);
+  if (!adventure.pending) renderChoices(state.current_choices, state.adventure_completed);
+  return state;
+}
+
+async function begin() {
+  forgetLocally();
+  const created = await patiently(() => call("POST", "/sessions", { body: {} }));
+  adventure = {
+    sessionId: created.session_id,
+    token: created.player_token,
+    lastEventId: null,
+    pending: null,
+  };
+  save(adventure);
+  $("story").replaceChildren();
+  show(true);
+  connect();
+  renderPanel(created.state);
+  renderChoices(created.state.current_choices, false);
+  $("choices").querySelector("button")?.focus();
+}
+
+async function play(body, shownAs) {
+  if (!adventure || adventure.pending) return;
+  const key = crypto.randomUUID(); // the same key on every retry: one turn, however often sent
+  setWorking(true);
+  try {
+    const accepted = await patiently(() =>
+      call("POST", `/sessions/${adventure.sessionId}/turns`, { body, idempotencyKey: key }),
+    );
+    adventure.pending = { turnId: accepted.turn_id, action: shownAs };
+    save(adventure);
+    tell(accepted.turn_id, shownAs, "", { pending: true });
+    watch(accepted.turn_id);
+  } catch (error) {
+    setWorking(false);
+    if (error.code === "adventure_completed") {
+      notice("This adventure has ended. Start a new one whenever you like.");
+      await refresh();
+    } else if (error.status === 404 || error.status === 401) {
+      lost();
+    } else {
+      notice(`That did not work: ${error.message}`);
+    }
+  }
+}
+
+function finish(turnId, result, error) {
+  if (!adventure || !adventure.pending || adventure.pending.turnId !== turnId) {
+    if (result) tell(turnId, storyItem(turnId, "").querySelector(".said").textContent, result.narrative);
+    return;
+  }
+  const action = adventure.pending.action;
+  adventure.pending = null;
+  save(adventure);
+  setWorking(false);
+  if (error) {
+    tell(turnId, action, "");
+    storyItem(turnId, action).classList.add("failed");
+    notice(`That turn could not be told (${error.code}). Try again.`);
+  } else {
+    tell(turnId, action, result.narrative);
+    renderChoices(result.choices, result.choices.length === 0);
+  }
+  refresh().catch(() => undefined);
+  $("choices").querySelector("button")?.focus();
+}
+
+// A second route to a turn's end, next to the stream: a long poll, so a turn in flight
+// during a reload or a dropped connection is never left hanging.
+async function watch(turnId) {
+  while (adventure && adventure.pending && adventure.pending.turnId === turnId) {
+    let turn;
+    try {
+      turn = await call("GET", `/sessions/${adventure.sessionId}/turns/${turnId}?wait=25`);
+    } catch (error) {
+      if (error.status === 404 || error.status === 401) return;
+      await sleep(Math.max(error.retryAfter || 2, 1));
+      continue;
+    }
+    if (turn.status === "completed") return finish(turnId, turn.result, null);
+    if (turn.status === "failed") return finish(turnId, null, turn.error);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The event stream
+
+function connect() {
+  if (source) source.close();
+  clearTimeout(reconnectTimer);
+  const params = new URLSearchParams({ token: adventure.token });
+  params.set("last_event_id", adventure.lastEventId || "0");
+  source = new EventSource(`/sessions/${adventure.sessionId}/events?${params}`);
+  source.onopen = () => clearNotice("stream");
+  source.onerror = () => {
+    // EventSource reconnects by itself (sending Last-Event-ID) unless the server refused;
+    // then start a new one from where we were.
+    if (source.readyState === EventSource.CLOSED) {
+      notice("Lost the connection to the story. Reconnecting…", "stream");
+      reconnectTimer = setTimeout(() => adventure && connect(), 2000);
+    } else {
+      notice("Lost the connection to the story. Reconnecting…", "stream");
+    }
+  };
+  const handle = (name, onEvent) =>
+    source.addEventListener(name, (event) => {
+      adventure.lastEventId = event.lastEventId;
+      save(adventure);
+      onEvent(JSON.parse(event.data));
+    });
+  handle("turn.queued", () => undefined);
+  handle("turn.started", () => undefined);
+  handle("narration.delta", (data) => {
+    if (!adventure.pending || adventure.pending.turnId !== data.turn_id) return;
+    const told = storyItem(data.turn_id, adventure.pending.action).querySelector(".told");
+    tell(data.turn_id, adventure.pending.action, (told.dataset.raw || "") + data.text, {
+      pending: true,
+    });
+  });
+  handle("turn.restarted", (data) => {
+    if (adventure.pending && adventure.pending.turnId === data.turn_id) {
+      tell(data.turn_id, adventure.pending.action, "", { pending: true });
+    }
+  });
+  handle("turn.completed", (data) => finish(data.turn_id, data.result, null));
+  handle("turn.failed", (data) => finish(data.turn_id, null, data.error));
+}
+
+// ---------------------------------------------------------------------------------------
+// Start, resume, forget
+
+function forgetLocally() {
+  if (source) source.close();
+  source = null;
+  adventure = null;
+  localStorage.removeItem(STORE);
+}
+
+function lost() {
+  forgetLocally();
+  show(false);
+  notice("That adventure is no longer here (it ended long ago or was forgotten).");
+}
+
+async function forget() {
+  if (!adventure || !confirm("Forget this adventure for good?")) return;
+  try {
+    await call("DELETE", `/sessions/${adventure.sessionId}`);
+  } catch (error) {
+    if (error.status !== 404) {
+      notice(`Could not forget it: ${error.message}`);
+      return;
+    }
+  }
+  forgetLocally();
+  $("story").replaceChildren();
+  show(false);
+  $("begin").focus();
+}
+
+async function resume() {
+  adventure = saved();
+  if (!adventure) return show(false);
+  show(true);
+  try {
+    await refresh();
+  } catch (error) {
+    if (error.status === 404 || error.status === 401) return lost();
+    notice(`Could not load the adventure: ${error.message}`);
+    return;
+  }
+  if (adventure.pending) {
+    tell(adventure.pending.turnId, adventure.pending.action, "", { pending: true });
+    setWorking(true);
+    watch(adventure.pending.turnId);
+  }
+  connect();
+}
+
+function onKey(event) {
+  const typing = event.target instanceof HTMLInputElement;
+  if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+  const button = document.querySelector(`#choices button[data-index="${event.key}"]`);
+  if (button && !button.disabled) {
+    event.preventDefault();
+    button.click();
+  }
+}
+
+function init() {
+  $("new-adventure").addEventListener("click", () => begin().catch((e) => notice(e.message)));
+  $("begin").addEventListener("click", () => begin().catch((e) => notice(e.message)));
+  $("forget").addEventListener("click", () => forget());
+  $("action-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("action").value.trim();
+    if (!text) return;
+    $("action").value = "";
+    play({ action: text }, text);
+  });
+  document.addEventListener("keydown", onKey);
+  resume();
+}
+
+init();

@@ -1,0 +1,37 @@
+"""How the story closes: at the end of its turns, on a quest finished late enough, or on the
+hero's death the phase becomes `EPILOGUE`; the next turn, whatever the player says, is the
+epilogue (the Chronicler tells it from the adventure's moments) and ends the adventure."""
+
+from __future__ import annotations
+
+from shared.game.dice import Dice
+from shared.game.rules.agents import EPILOGUE_OUTCOME
+from shared.game.rules.outcome import Outcome, Resolution
+from shared.models import GamePhase, GameState
+
+__all__ = ["EPILOGUE_CHOICE", "close_if_due", "tell_epilogue"]
+
+EPILOGUE_CHOICE = "Hear how the tale ends"
+
+
+def close_if_due(state: GameState) -> tuple[GameState, list[str]]:
+    """At `max_turns` the story closes, but not in the middle of a fight (fights end within
+    MAX_ROUNDS) nor during the interview (no story has begun)."""
+    due = (
+        state.adventure_turn >= state.max_turns
+        and state.phase not in (GamePhase.EPILOGUE, GamePhase.CHARACTER_CREATION)
+        and state.combat_state is None
+        and not state.adventure_completed
+    )
+    if not due:
+        return state, []
+    closed = state.model_copy(update={"phase": GamePhase.EPILOGUE, "npc_name": None})
+    return closed, ["The road has run its course; the tale is ready to be told."]
+
+
+def tell_epilogue(state: GameState, action: str, dice: Dice) -> Resolution:
+    del action, dice  # the ending is the adventure's, whatever the player says now
+    ended = state.model_copy(update={"adventure_completed": True})
+    name = state.character_sheet.name if state.character_sheet else "the wanderer"
+    facts = [f"By the fire at the crossroads inn, the tale of {name} is told."]
+    return Resolution(ended, Outcome(EPILOGUE_OUTCOME, facts))

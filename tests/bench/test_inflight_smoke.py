@@ -1,0 +1,29 @@
+"""A smoke run of the in-flight benchmark with tiny counts, so the command cannot rot. It
+asserts nothing about speed, only that both pools are measured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.processes import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(600)
+def test_inflight_smoke_run_measures_both_pools() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.inflight", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    table = result.stdout
+    for measure in ("prefork pool -c 2", "threads pool -c 8", "memory per turn in flight"):
+        assert measure in table, table
+    assert "Redis commands per turn" in table

@@ -1,0 +1,310 @@
+"""The player page end to end, in headless Chromium (the system's, driven by Playwright)
+against a real gateway, a real Celery worker and the LLM narrator on the tests' local
+OpenAI-compatible server, which streams its words slowly enough to catch a turn mid-way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
+
+from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.processes import CeleryWorker, Gateway
+
+pytestmark = pytest.mark.integration
+
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "player-page.png"
+# Records the text of the turn being told every time the page changes it: what the player
+# saw streaming in.
+WATCH_STREAM = """() => {
+  window.streamed = [];
+  new MutationObserver(() => {
+    const told = document.querySelector("#story li.pending .told");
+    if (told && told.dataset.raw) window.streamed.push(told.dataset.raw);
+  }).observe(document.getElementById("story"), {subtree: true, childList: true, attributes: true});
+}"""
+# Counts the story stream's openings, from a listener registered before the page's own.
+COUNT_STREAM_OPENINGS = """(() => {
+  const Native = window.EventSource;
+  window.streamOpenings = 0;
+  window.EventSource = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("open", () => { window.streamOpenings += 1; });
+    }
+  };
+})();"""
+
+
+def chromium_binary() -> str | None:
+    named = os.environ.get("CHROMIUM")
+    if named:
+        return named
+    return next(
+        (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))),
+        None,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail(
+            "The player page tests drive the system's Chromium: install it (Debian/Ubuntu: "
+            "`sudo apt-get install chromium`; ./scripts/test does so where it can)."
+        )
+    # Chromium's sandbox cannot run as root (containers, CI).
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=binary, args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    with fake_llm() as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    llm: FakeLLM,
+) -> Gateway:
+    env = {
+        "NARRATOR": "llm",
+        "LLM_MODEL": "openai/slow",  # a word every 0.15 s: turns take seconds
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_API_KEY": "sk-local-test",
+        "LLM_RETRIES": "0",
+    }
+    worker_factory(env)
+    return gateway_factory(env)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("console", lambda message: errors.append(message.text) if _fault(message) else None)
+    yield opened
+    context.close()
+    # A script error or a CSP refusal ("Refused to load…") shows up here.
+    assert not errors, errors
+
+
+def _fault(message: ConsoleMessage) -> bool:
+    # Failed requests are the drills of these tests (a dropped gateway, an injected 503).
+    return message.type == "error" and not message.text.startswith("Failed to load resource")
+
+
+def adventure(page: Page) -> dict[str, Any]:
+    stored = page.evaluate("() => JSON.parse(localStorage.getItem('pocket-portals:adventure'))")
+    assert stored, "the page keeps no adventure"
+    return dict(stored)
+
+
+def turn_result(gateway: Gateway, page: Page, turn_id: str) -> dict[str, Any]:
+    stored = adventure(page)
+    response = httpx.get(
+        f"{gateway.url}/sessions/{stored['sessionId']}/turns/{turn_id}",
+        headers={"Authorization": f"Bearer {stored['token']}"},
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["status"] == "completed"
+    return dict(response.json()["result"])
+
+
+def wait_told(page: Page, count: int) -> str:
+    """Wait until the story holds `count` finished turns; the newest one's turn id."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#story li:not(.pending)').length >= n"
+        " && !document.querySelector('#story li.pending')",
+        arg=count,
+        timeout=90_000,
+    )
+    return str(page.locator("#story li").nth(count - 1).get_attribute("data-turn"))
+
+
+def told_text(page: Page, turn_id: str) -> str:
+    return page.evaluate(
+        "id => document.querySelector(`#story li[data-turn='${id}'] .told`).dataset.raw",
+        turn_id,
+    )
+
+
+def test_three_turns_by_button_and_by_typing_stream_the_whole_story(
+    gateway: Gateway, page: Page, request: pytest.FixtureRequest
+) -> None:
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.evaluate(WATCH_STREAM)
+
+    page.get_by_role("button", name="1. Play Brannoc, a dwarf fighter").click()
+    first = wait_told(page, 1)
+    assert page.locator("#hero-name").inner_text() == "Brannoc"
+
+    page.locator("#choices button").first.click()  # a quest, by its button
+    second = wait_told(page, 2)
+    assert page.locator("#quest .quest-title").inner_text()
+
+    page.get_by_label("Or say what you do").fill("Look around")
+    page.keyboard.press("Enter")
+    third = wait_told(page, 3)
+
+    for turn_id in (first, second, third):
+        narrative = turn_result(gateway, page, turn_id)["narrative"]
+        assert told_text(page, turn_id) == narrative
+    # What streamed in for the last turn, delta by delta, ended as its whole narrative.
+    streamed = page.evaluate("() => window.streamed")
+    last = turn_result(gateway, page, third)["narrative"]
+    assert len({text for text in streamed if last.startswith(text)}) > 3  # it grew in pieces
+    assert max(streamed, key=len) == last
+    assert page.locator("#story li").count() == 3
+    assert page.locator("#choices button").count() >= 1
+
+
+def test_the_offline_story_reads_in_the_page(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    page: Page,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    worker_factory()
+    gateway = gateway_factory()
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.get_by_role("button", name="4. Create my own hero").click()
+    wait_told(page, 1)
+    page.get_by_label("Or say what you do").fill("I'm Kestrel, an elf rogue")
+    page.keyboard.press("Enter")
+    wait_told(page, 2)
+    page.get_by_role("button", name="1. A deserter from a cruel lord's army").click()
+    wait_told(page, 3)
+    assert page.locator("#hero-name").inner_text() == "Kestrel"
+    page.locator("#choices button").first.click()
+    fourth = wait_told(page, 4)
+    # Each turn shows what the player said, even one whose end came before its POST's answer.
+    assert all(said.strip() for said in page.locator("#story .said").all_inner_texts())
+    # The narrator's and the other agents' words, each a paragraph of its own.
+    paragraphs = page.locator(f"#story li[data-turn='{fourth}'] .told p")
+    assert paragraphs.count() >= 1
+    assert told_text(page, fourth) == turn_result(gateway, page, fourth)["narrative"]
+    # README's picture of the page (./scripts/test --update-golden rewrites it).
+    target = SCREENSHOT if request.config.getoption("--update-golden") else tmp_path / "page.png"
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+
+
+def test_a_reload_mid_turn_loses_nothing(gateway: Gateway, page: Page) -> None:
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.get_by_role("button", name="3. Play Pip, a halfling rogue").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#story li.pending .told')?.dataset.raw || '').length > 0",
+        timeout=60_000,
+    )
+    page.reload()
+    turn_id = wait_told(page, 1)
+    assert told_text(page, turn_id) == turn_result(gateway, page, turn_id)["narrative"]
+    assert page.locator("#story li").count() == 1  # told once, not twice
+    assert page.locator("#hero-name").inner_text() == "Pip"
+
+
+def test_a_dropped_connection_is_resumed(gateway: Gateway, page: Page) -> None:
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.get_by_role("button", name="2. Play Elowen, an elf wizard").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#story li.pending .told')?.dataset.raw || '').length > 0",
+        timeout=60_000,
+    )
+    # The gateway goes away mid-turn (the worker goes on telling it) and comes back.
+    gateway.stop()
+    gateway.start()
+    gateway.wait_ready()
+    turn_id = wait_told(page, 1)
+    assert told_text(page, turn_id) == turn_result(gateway, page, turn_id)["narrative"]
+    page.wait_for_function("() => document.getElementById('notice').hidden", timeout=30_000)
+
+
+def test_busy_answers_are_waited_out_politely(gateway: Gateway, page: Page) -> None:
+    refused: list[str] = []
+    held_streams: list[Route] = []
+
+    def busy_once(route: Route) -> None:
+        if route.request.method == "POST" and not refused:
+            refused.append(route.request.headers.get("idempotency-key", ""))
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "5", "Content-Type": "application/json"},
+                body='{"error": {"code": "overloaded", "message": "Busy."}}',
+            )
+            # The story stream opens only now, while the page waits out Retry-After: its
+            # opening must not wipe the notice (it did once, on a busy machine).
+            for stream in held_streams:
+                stream.continue_()
+            return
+        route.continue_()
+
+    def stream_after_refusal(route: Route) -> None:
+        if refused:
+            route.continue_()
+        else:
+            held_streams.append(route)
+
+    page.route("**/sessions/*/turns", busy_once)
+    page.route("**/sessions/*/events?*", stream_after_refusal)
+    page.add_init_script(COUNT_STREAM_OPENINGS)
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.get_by_role("button", name="3. Play Pip, a halfling rogue").click()
+    # Both open listeners run in one dispatch, so the page has handled the opening by now.
+    page.wait_for_function("() => window.streamOpenings >= 1", timeout=20_000)
+    notice = page.locator("#notice")
+    assert "busy" in notice.text_content(), notice.text_content()
+    wait_told(page, 1)
+    assert refused and refused[0]  # the retry carried an Idempotency-Key
+
+
+def test_keyboard_only_on_a_phone_sized_screen_and_forget(
+    browser: Browser, gateway: Gateway
+) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(gateway.url)
+        page.keyboard.press("Tab")  # the skip link
+        page.keyboard.press("Tab")  # New adventure
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#choices button")
+        page.keyboard.press("1")  # the first choice, by its number
+        wait_told(page, 1)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        session_id = adventure(page)["sessionId"]
+        token = adventure(page)["token"]
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Forget this adventure").click()
+        page.get_by_role("button", name="Begin a new adventure").wait_for()
+        assert page.evaluate("() => localStorage.getItem('pocket-portals:adventure')") is None
+        gone = httpx.get(
+            f"{gateway.url}/sessions/{session_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert gone.status_code == 404
+    finally:
+        context.close()
