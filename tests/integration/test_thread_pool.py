@@ -1,13 +1,20 @@
 """One worker process with a thread pool keeps a hundred LLM turns in flight at once: the
-tests' OpenAI-compatible server answers each call after 2 s, and counts how many calls are
-waiting together. Three hundred players act at once, so that on a busy 2-core machine (the
-CPU a turn needs besides the LLM spreads the turns out) well over a hundred still overlap."""
+tests' OpenAI-compatible server answers each call after 2 s. Three hundred players act at
+once; the worker's own log of each turn's start and end shows how many ran together, and
+the server counts how many calls waited together.
+
+The second figure depends on spare CPU: each turn also spends about 85 ms of CPU, so on a
+busy 2-core machine the calls of 300 turns spread out (88 waited at once in one full-suite
+run, 100+ alone). Its bound is set far above what a pool that serialised turns would give
+(1, or 2 for the prefork baseline), not at the hundred that the turns in flight must reach."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import httpx
 import pytest
@@ -59,9 +66,11 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
             turn for turn in finished if turn["status"] != "completed"
         ][:3]
         assert all(turn["result"]["narrator"] == "llm" for turn in finished)
-        # Every one of them waited on the LLM at the same time as most of the others, in
-        # one worker process.
-        assert slow_llm.max_in_flight >= 100, slow_llm.max_in_flight
+        # In one worker process, a hundred and more turns ran at the same time, and their
+        # LLM calls really waited together (not one after another behind a lock).
+        running_at_once = most_turns_running_at_once(worker.log())
+        assert running_at_once >= 100, running_at_once
+        assert slow_llm.max_in_flight >= 40, slow_llm.max_in_flight
         # One process: the worker's own (a thread pool forks no children).
         assert set(re.findall(r"started in pid (\d+)", worker.log())) == {str(worker.pid)}
     finally:
@@ -75,3 +84,23 @@ def play_one(player: Player) -> dict[str, object]:
         if turn["status"] in ("completed", "failed"):
             return turn
     return turn
+
+
+def most_turns_running_at_once(log: str) -> int:
+    """The largest number of turns between start and end at one moment, from the worker's
+    'turn … completed in N ms' lines (logged at the end, with the turn's duration)."""
+    edges: list[tuple[float, int]] = []
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if "duration_ms" not in entry or " completed in " not in entry["message"]:
+            continue
+        end = datetime.fromisoformat(entry["time"]).timestamp()
+        edges += [(end - entry["duration_ms"] / 1000, 1), (end, -1)]
+    assert len(edges) == 2 * SESSIONS, f"{len(edges) // 2} turns logged, not {SESSIONS}"
+    running = most = 0
+    for _moment, change in sorted(edges):  # an end sorts before a start at the same moment
+        running += change
+        most = max(most, running)
+    return most
