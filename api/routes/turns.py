@@ -11,7 +11,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from api.deps import AuthorizedSession, AuthorizedState, Backend, Queue, SettingsDep, TurnIdParam
+from api.deps import (
+    AuthorizedState,
+    Backend,
+    BearerCredentials,
+    Queue,
+    SessionIdParam,
+    SettingsDep,
+    TurnIdParam,
+    bearer_token,
+)
 from api.openapi import AUTHORIZED, errors
 from api.ratelimit import rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
@@ -23,7 +32,7 @@ from shared.errors import (
     Overloaded,
     TurnNotFound,
 )
-from shared.ids import new_turn_id
+from shared.ids import new_turn_id, token_matches
 from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
     EventName,
@@ -142,11 +151,13 @@ async def _withdraw(
 
 
 async def _wait_for_finish(
-    backend: SessionBackend, session_id: str, turn_id: str, wait: float
+    backend: SessionBackend, session_id: str, turn_id: str, token: str, wait: float
 ) -> TurnOut:
     # The stream position is taken before the record is read, so a completion that lands
-    # in between is still seen as an event.
-    cursor, record = await backend.turn_after_cursor(session_id, turn_id)
+    # in between is still seen as an event; the owner check rides in the same round trip.
+    cursor, record = await backend.turn_after_cursor(
+        session_id, turn_id, lambda owner: token_matches(token, owner)
+    )
     if record is None:
         raise TurnNotFound(session_id, turn_id)
     deadline = time.monotonic() + wait
@@ -181,12 +192,16 @@ def _finished(turn_id: str, event: SessionEvent) -> TurnOut:
 
 @router.get("/{turn_id}", response_model=TurnOut)
 async def get_turn(
-    session_id: AuthorizedSession,
+    session_id: SessionIdParam,
     turn_id: TurnIdParam,
+    credentials: BearerCredentials,
     backend: Backend,
     settings: SettingsDep,
     wait: Annotated[
         float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")
     ] = 0,
 ) -> TurnOut:
-    return await _wait_for_finish(backend, session_id, turn_id, min(wait, settings.long_poll_max))
+    token = bearer_token(credentials)
+    return await _wait_for_finish(
+        backend, session_id, turn_id, token, min(wait, settings.long_poll_max)
+    )

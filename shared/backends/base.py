@@ -116,10 +116,12 @@ class SessionBackend(Protocol):
     async def last_event_id(self, session_id: str) -> str: ...
 
     async def turn_after_cursor(
-        self, session_id: str, turn_id: str
+        self, session_id: str, turn_id: str, is_owner: Callable[[str], bool]
     ) -> tuple[str, TurnRecord | None]:
         """`last_event_id`, then `get_turn`, in that order (a long poll's start: a completion
-        landing in between is then still seen as an event), in one round trip."""
+        landing in between is then still seen as an event), with the owner check, in one
+        round trip. `SessionNotFound` for a missing session and, alike, for anyone for whom
+        `is_owner(hash)` is false (nothing of the session is decoded for them)."""
         ...
 
     # -- processing lease ------------------------------------------------------------------

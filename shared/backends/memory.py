@@ -381,8 +381,12 @@ class InMemoryBackend:
                     self._waiters.pop(session_id, None)
 
     async def turn_after_cursor(
-        self, session_id: str, turn_id: str
+        self, session_id: str, turn_id: str, is_owner: Callable[[str], bool]
     ) -> tuple[str, TurnRecord | None]:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None or not is_owner(session.owner_hash):
+                raise SessionNotFound(session_id)
         return await self.last_event_id(session_id), await self.get_turn(session_id, turn_id)
 
     async def last_event_id(self, session_id: str) -> str:

@@ -460,7 +460,7 @@ class RedisBackend:
         return events
 
     async def turn_after_cursor(
-        self, session_id: str, turn_id: str
+        self, session_id: str, turn_id: str, is_owner: Callable[[str], bool]
     ) -> tuple[str, TurnRecord | None]:
         keys = SessionKeys(session_id)
         async with self._guard():
@@ -468,8 +468,10 @@ class RedisBackend:
             pipe = self.client.pipeline(transaction=False)
             pipe.xrevrange(keys.events, count=1)
             pipe.hget(keys.turns, turn_id)
-            pipe.hget(keys.state, "state")
-            entries, raw, state = await pipe.execute()
+            pipe.hmget(keys.state, ["owner", "state"])
+            entries, raw, (owner, state) = await pipe.execute()
+        if not isinstance(owner, str) or not is_owner(owner):
+            raise SessionNotFound(session_id)
         cursor = str(entries[0][0]) if entries else "0-0"
         return cursor, None if raw is None else record_from(session_id, raw, state)
 

@@ -203,12 +203,19 @@ async def test_a_turn_is_read_with_the_stream_position_before_it(harness: Harnes
     await backend.create(state, owner_hash="o")
     turn = new_turn(state.session_id)
     await backend.accept_turn(turn, max_pending=8, idempotency=None)
-    cursor, record = await backend.turn_after_cursor(state.session_id, turn.turn_id)
+    owner = "o".__eq__
+    cursor, record = await backend.turn_after_cursor(state.session_id, turn.turn_id, owner)
     assert cursor == await backend.last_event_id(state.session_id) != "0-0"  # turn.queued
     assert record is not None and record.turn_id == turn.turn_id
     assert record.status is TurnStatus.QUEUED
-    missing = await backend.turn_after_cursor(state.session_id, new_turn(state.session_id).turn_id)
+    other_turn = new_turn(state.session_id).turn_id
+    missing = await backend.turn_after_cursor(state.session_id, other_turn, owner)
     assert missing == (cursor, None)
+    # Anyone but the owner, and any missing session, get the same answer.
+    with pytest.raises(SessionNotFound):
+        await backend.turn_after_cursor(state.session_id, turn.turn_id, "x".__eq__)
+    with pytest.raises(SessionNotFound):
+        await backend.turn_after_cursor(new_state().session_id, turn.turn_id, owner)
 
 
 async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
