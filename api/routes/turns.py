@@ -36,6 +36,7 @@ from shared.ids import new_turn_id, token_matches
 from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
     EventName,
+    GameState,
     SessionEvent,
     TurnError,
     TurnRecord,
@@ -88,23 +89,19 @@ async def submit_turn(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
     claim = _claim(idempotency_key, body)
-    if await queue.depth() >= settings.max_queue_depth:
-        raise Overloaded(retry_after=5)
     session_id = state.session_id
-    if state.adventure_completed:
-        raise AdventureCompleted(session_id)
-    action = body.action
-    if body.choice_index is not None:
-        if body.choice_index > len(state.current_choices):
-            raise InvalidRequest(
-                f"choice_index must be between 1 and {len(state.current_choices)}.",
-                field="choice_index",
-            )
-        # The choice as the player saw it: turns queued before this one may change the list.
-        # (Reworded by an LLM narrator, it is applied in the rules' own words.)
-        meanings = state.choice_actions or state.current_choices
-        action = meanings[body.choice_index - 1]
-    assert action is not None
+    try:
+        if await queue.depth() >= settings.max_queue_depth:
+            raise Overloaded(retry_after=5)
+        action = _action(state, body)
+    except (Overloaded, AdventureCompleted, InvalidRequest):
+        # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
+        # be refused: the epilogue it led to, or its choices, may have changed since.
+        earlier = await backend.idempotent_turn(session_id, claim) if claim else None
+        if earlier is None:
+            raise
+        TURNS_DEDUPLICATED.inc()
+        return _accepted(session_id, earlier)
     record = TurnRecord(
         turn_id=new_turn_id(),
         session_id=session_id,
@@ -125,6 +122,24 @@ async def submit_turn(
             stored = await _withdraw(backend, stored, claim)
     (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()
     return _accepted(session_id, stored)
+
+
+def _action(state: GameState, body: TurnRequest) -> str:
+    """What the worker will apply: the player's words, or the text of the choice they saw."""
+    if state.adventure_completed:
+        raise AdventureCompleted(state.session_id)
+    if body.choice_index is None:
+        assert body.action is not None
+        return body.action
+    if body.choice_index > len(state.current_choices):
+        raise InvalidRequest(
+            f"choice_index must be between 1 and {len(state.current_choices)}.",
+            field="choice_index",
+        )
+    # The choice as the player saw it: turns queued before this one may change the list.
+    # (Reworded by an LLM narrator, it is applied in the rules' own words.)
+    meanings = state.choice_actions or state.current_choices
+    return meanings[body.choice_index - 1]
 
 
 async def _withdraw(

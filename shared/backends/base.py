@@ -70,6 +70,13 @@ class SessionBackend(Protocol):
         `TooManyPendingTurns`, `IdempotencyKeyReused`. With `mark_pending`, the session is
         first marked pending (see `mark_pending`) and active as of `record.accepted_at`."""
 
+    async def idempotent_turn(
+        self, session_id: str, idempotency: IdempotencyClaim
+    ) -> TurnRecord | None:
+        """The turn accepted earlier under this idempotency key (with this body), or None if
+        the key is new. Raises `IdempotencyKeyReused` when the key came with another body. A
+        retry is answered from here even when the session would now refuse a new turn."""
+
     async def withdraw_turn(
         self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None
     ) -> bool:

@@ -202,16 +202,10 @@ class InMemoryBackend:
                 self._active[sid] = max(self._active.get(sid, 0.0), record.accepted_at)
         with self._lock:
             session = self._require(sid)
-            if idempotency is not None and idempotency.key in session.idempotency:
-                turn_id, fingerprint = session.idempotency[idempotency.key]
-                if fingerprint != idempotency.fingerprint:
-                    raise IdempotencyKeyReused(sid, idempotency.key)
-                earlier = session.turns.get(turn_id)
+            if idempotency is not None:
+                earlier = self._earlier_turn(session, idempotency)
                 if earlier is not None:
-                    return earlier.model_copy()
-                return record.model_copy(
-                    update={"turn_id": turn_id, "status": TurnStatus.COMPLETED}
-                )
+                    return earlier
             if len(session.inbox) >= max_pending:
                 raise TooManyPendingTurns(sid, max_pending)
             session.turns[record.turn_id] = record.model_copy()
@@ -231,6 +225,32 @@ class InMemoryBackend:
             self._emit(sid, session, "turn.queued", {"turn_id": record.turn_id})
             self._touch(session)
             return record
+
+    async def idempotent_turn(
+        self, session_id: str, idempotency: IdempotencyClaim
+    ) -> TurnRecord | None:
+        with self._lock:
+            session = self._require(session_id)
+            return self._earlier_turn(session, idempotency)
+
+    @staticmethod
+    def _earlier_turn(session: _Session, idempotency: IdempotencyClaim) -> TurnRecord | None:
+        if idempotency.key not in session.idempotency:
+            return None
+        turn_id, fingerprint = session.idempotency[idempotency.key]
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(session.state.session_id, idempotency.key)
+        earlier = session.turns.get(turn_id)
+        if earlier is not None:
+            return earlier.model_copy()
+        # Its record was pruned long ago: it certainly finished.
+        return TurnRecord(
+            turn_id=turn_id,
+            session_id=session.state.session_id,
+            action="",
+            accepted_at=0.0,
+            status=TurnStatus.COMPLETED,
+        )
 
     async def withdraw_turn(
         self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None

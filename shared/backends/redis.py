@@ -296,11 +296,36 @@ class RedisBackend:
             assert idempotency is not None
             raise IdempotencyKeyReused(record.session_id, idempotency.key)
         if outcome == "duplicate":
-            if reply[2]:
-                return await self._load_record(record.session_id, reply[2])
-            # The earlier turn's record was pruned long ago; it certainly finished.
-            return record.model_copy(update={"turn_id": reply[1], "status": TurnStatus.COMPLETED})
+            return await self._earlier_turn(record.session_id, reply[1], reply[2])
         return record
+
+    async def idempotent_turn(
+        self, session_id: str, idempotency: IdempotencyClaim
+    ) -> TurnRecord | None:
+        keys = SessionKeys(session_id)
+        async with self._guard():
+            previous = await self.client.hget(keys.idempotency, idempotency.key)
+            if not isinstance(previous, str):
+                if not await self.client.exists(keys.state):
+                    raise SessionNotFound(session_id)
+                return None
+            turn_id, _, fingerprint = previous.partition("\n")
+            if fingerprint != idempotency.fingerprint:
+                raise IdempotencyKeyReused(session_id, idempotency.key)
+            raw = await self.client.hget(keys.turns, turn_id)
+        return await self._earlier_turn(session_id, turn_id, raw if isinstance(raw, str) else "")
+
+    async def _earlier_turn(self, session_id: str, turn_id: str, raw: str) -> TurnRecord:
+        if raw:
+            return await self._load_record(session_id, raw)
+        # The earlier turn's record was pruned long ago: it certainly finished.
+        return TurnRecord(
+            turn_id=turn_id,
+            session_id=session_id,
+            action="",
+            accepted_at=0.0,
+            status=TurnStatus.COMPLETED,
+        )
 
     async def withdraw_turn(
         self, session_id: str, turn_id: str, error: TurnError, *, idempotency_key: str | None = None

@@ -140,12 +140,23 @@ def test_a_finished_adventure_accepts_no_more_turns(
             state = player.state()["state"]
         assert state["phase"] == "epilogue" and not state["adventure_completed"]
         assert state["current_choices"] == ["Hear how the tale ends"]
-        epilogue = player.play({"choice_index": 1})
+        sent = player.submit({"choice_index": 1}, **{"Idempotency-Key": "the-last-turn"})
+        assert sent.status_code == 202, sent.text
+        epilogue = player.turn(sent.json()["turn_id"], wait=30)
+        assert epilogue["status"] == "completed", epilogue
         assert "Epilogue:" in epilogue["result"]["narrative"]
         assert epilogue["result"]["choices"] == []
         assert player.state()["state"]["adventure_completed"] is True
         refused = player.submit({"action": "one more"})
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "adventure_completed"
+        # A client that never saw the epilogue's 202 retries it: it gets that turn back.
+        retried = player.submit({"choice_index": 1}, **{"Idempotency-Key": "the-last-turn"})
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["turn_id"] == sent.json()["turn_id"]
+        assert retried.json()["status"] == "completed"
+        reused = player.submit({"action": "other"}, **{"Idempotency-Key": "the-last-turn"})
+        assert reused.status_code == 422
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
     finally:
         player.close()

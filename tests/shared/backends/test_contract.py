@@ -87,6 +87,22 @@ async def test_idempotency_key_returns_the_first_turn(harness: Harness) -> None:
         )
 
 
+async def test_idempotent_turn_finds_the_earlier_turn_without_accepting(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    claim = IdempotencyClaim(key="retry-2", fingerprint="body-a")
+    assert await backend.idempotent_turn(state.session_id, claim) is None
+    first = await backend.accept_turn(new_turn(state.session_id), max_pending=8, idempotency=claim)
+    found = await backend.idempotent_turn(state.session_id, claim)
+    assert found is not None and found.turn_id == first.turn_id
+    assert await backend.pending_count(state.session_id) == 1
+    with pytest.raises(IdempotencyKeyReused):
+        await backend.idempotent_turn(state.session_id, IdempotencyClaim("retry-2", "body-b"))
+    with pytest.raises(SessionNotFound):
+        await backend.idempotent_turn(new_state().session_id, claim)
+
+
 async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
