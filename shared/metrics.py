@@ -51,12 +51,13 @@ TURNS_DEDUPLICATED = Counter(
 ACTIVE_SESSIONS = Gauge(
     "pocket_portals_active_sessions",
     "Sessions with a turn accepted within ACTIVE_SESSION_WINDOW seconds (all gateways).",
-    multiprocess_mode="max",
+    # Each gateway process samples the same shared figure: the newest sample is the truth.
+    multiprocess_mode="mostrecent",
 )
 QUEUE_DEPTH = Gauge(
     "pocket_portals_queue_depth",
     "Tasks waiting in the broker queue (what to scale workers on), sampled at most once a second.",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 
 # -- workers ---------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ TURNS_RETRIED = Counter(
 )
 TURN_QUEUE_WAIT_SECONDS = Histogram(
     "pocket_portals_turn_queue_wait_seconds",
-    "Time from a turn's acceptance to the start of its (first or later) attempt.",
+    "Time from a turn's acceptance to the start of its first attempt.",
     buckets=_TURN_BUCKETS,
 )
 TURN_PROCESSING_SECONDS = Histogram(

@@ -1,16 +1,18 @@
-"""Worker metrics: Prometheus multiprocess mode over a Celery prefork pool.
+"""Worker metrics: Prometheus multiprocess mode over a Celery pool.
 
-Every pool process counts into files under `PROMETHEUS_MULTIPROC_DIR` (prometheus-client
-picks the mode up from that variable when it is first imported, so it must be in the
-worker's environment from the start, as docker-compose.yml sets it). The worker's main
-process empties the directory before the pool starts (counts of a previous run would
-otherwise be added in) and serves the sum of its pool on `WORKER_METRICS_PORT`. Give each
-worker replica a directory of its own.
+Every pool process (with `-P threads`, the worker itself) counts into files under
+`PROMETHEUS_MULTIPROC_DIR`. prometheus-client picks the mode up from that variable when it is
+first imported, so it must be in the worker's environment from the start, as
+docker-compose.yml sets it. The worker's main process empties the directory of other
+processes' files before the pool starts (counts of a previous run would otherwise be added
+in) and serves the sum of its pool on `WORKER_METRICS_PORT`. Give each worker replica a
+directory of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -29,8 +31,12 @@ def prepare_metrics_dir(settings: Settings) -> Path | None:
     if directory is None or not settings.worker_metrics_port:
         return None
     directory.mkdir(parents=True, exist_ok=True)
+    # This process's own files stay: its metrics opened them on import, and a thread-pool
+    # worker counts its turns into them (deleted, they would be written but never read).
+    own = f"_{os.getpid()}.db"
     for stale in directory.glob("*.db"):
-        stale.unlink()
+        if not stale.name.endswith(own):
+            stale.unlink()
     return directory
 
 

@@ -1,5 +1,5 @@
-"""Worker metrics over a real prefork pool: every pool process counts, the main process serves
-the sum (Prometheus multiprocess mode)."""
+"""Worker metrics over a real pool: every pool process (a thread pool: the worker itself)
+counts, the main process serves the sum (Prometheus multiprocess mode)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,20 @@ def _total(text: str, name: str) -> float:
     )
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_a_worker_serves_its_pools_turn_metrics(
     worker_factory: Callable[..., CeleryWorker],
     gateway_factory: Callable[..., Gateway],
     tmp_path: Path,
+    pool: str,
 ) -> None:
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left over from an earlier run")
     worker = worker_factory(
-        {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)}
+        {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)},
+        pool=pool,
     )
     gateway = gateway_factory()
     player = Player(gateway.url)
