@@ -149,7 +149,7 @@ class SessionStore:
         ttl_ms = int(line.get("ttl_ms") or self.default_ttl_ms)
         stored = state.model_copy(update={"version": version})
         reply = self._import(
-            keys=[SessionKeys(session_id).state],
+            keys=SessionKeys(session_id).all(),
             args=[
                 version,
                 self.codec.pack(STATE, stored.model_dump_json()),

@@ -251,15 +251,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return redis.call('LLEN', KEYS[2])
 """
 
-# An exported session written back (portals sessions import / migrate). KEYS[1]: the state
-# hash. ARGV: version, packed state, owner hash, ttl_ms, overwrite ('1' or '0'). The same or a
-# newer version already stored is kept unless told to overwrite.
+# An exported session written back (portals sessions import / migrate). KEYS: every key of
+# the session, the state hash first. ARGV: version, packed state, owner hash, ttl_ms, overwrite
+# ('1' or '0'). The same or a newer version already stored is kept unless told to overwrite.
+# What the replaced copy had in flight (inbox, turn records, events, lease) belongs to a
+# history the imported state does not share: it goes too, or a worker would apply its queued
+# turns to the imported state.
 IMPORT = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current and ARGV[5] ~= '1' and tonumber(current) >= tonumber(ARGV[1]) then
   return {'kept', current}
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'state', ARGV[2], 'owner', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {'written', ARGV[1]}

@@ -21,7 +21,7 @@ from shared.backends.codec import CLIENT_OPTIONS
 from shared.backends.keys import SessionKeys
 from shared.cli import main
 from shared.settings import Settings
-from tests.shared.backends.conftest import new_state
+from tests.shared.backends.conftest import new_state, new_turn
 from tests.support.redis_server import RedisServer
 
 
@@ -128,8 +128,29 @@ def test_export_then_import_keeps_versions_owners_and_ttls(
     asyncio.run(_bump(target, ids[0]))
     again = run("sessions", "--redis-url", target, "import", stdin=dump.read_text())
     assert again.code == 3 and json.loads(again.out) == {"written": 0, "kept_newer": 3}
+    asyncio.run(_queue_turn(target, ids[0]))
     forced = run("sessions", "--redis-url", target, "import", "--overwrite", stdin=dump.read_text())
     assert forced.code == 0 and json.loads(forced.out) == {"written": 3, "kept_newer": 0}
+    # The replaced copy's queued turn, its records and its events went with it: no worker
+    # applies them to the imported state.
+    keys = SessionKeys(ids[0])
+    assert client.exists(keys.inbox, keys.turns, keys.turn_log, keys.events) == 0
+    assert asyncio.run(_head_turn(target, ids[0])) is None
+
+
+async def _queue_turn(url: str, session_id: str) -> None:
+    backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
+    await backend.accept_turn(new_turn(session_id), max_pending=8, idempotency=None)
+    assert await backend.pending_count(session_id) == 1
+    await backend.close()
+
+
+async def _head_turn(url: str, session_id: str) -> object:
+    backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
+    try:
+        return await backend.head_turn(session_id)
+    finally:
+        await backend.close()
 
 
 async def _bump(url: str, session_id: str) -> None:
