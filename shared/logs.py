@@ -17,7 +17,14 @@ from typing import Any
 
 from shared.settings import Settings
 
-__all__ = ["CORRELATION_ID", "JsonFormatter", "RedactTokens", "configure_logging", "redact"]
+__all__ = [
+    "CORRELATION_ID",
+    "JsonFormatter",
+    "RedactTokens",
+    "TextFormatter",
+    "configure_logging",
+    "redact",
+]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 # The correlation id of the request being handled (set by the gateway's middleware).
@@ -68,11 +75,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for a terminal; tracebacks are blanked of tokens too."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+
 def configure_logging(settings: Settings) -> None:
     """Root handler on stderr in the configured format; uvicorn's and Celery's loggers go
     through it too, so every line of a process has the same shape."""
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if settings.log_format == "json" else TextFormatter()
     )
     root = logging.getLogger()
     if not root.handlers:

@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from shared.logs import CORRELATION_ID, JsonFormatter, RedactTokens, configure_logging
+from shared.logs import (
+    CORRELATION_ID,
+    JsonFormatter,
+    RedactTokens,
+    TextFormatter,
+    configure_logging,
+)
 from shared.settings import Settings
 
 
@@ -53,6 +59,8 @@ def test_tokens_are_blanked_in_messages_and_tracebacks() -> None:
         failing.exc_info = sys.exc_info()
     line = emit(failing)
     assert secret not in json.dumps(line) and "Bearer [redacted]" in str(line["exc_info"])
+    text = TextFormatter().format(failing)
+    assert secret not in text and "Bearer [redacted]" in text
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
