@@ -76,6 +76,10 @@ class LocalSentinel:
         return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
 
     def _sentinels_agree(self) -> bool:
+        for n, process in enumerate(self._sentinels):
+            if process.poll() is not None:
+                log = self.workdir / f"sentinel{n}" / "sentinel.log"
+                raise RuntimeError(f"a Sentinel exited; see {log}")
         for port in self.sentinel_ports:
             client = self._sentinel(port)
             try:
