@@ -10,9 +10,21 @@ const $ = (id) => document.getElementById(id);
 const saved = () => JSON.parse(localStorage.getItem(STORE) || "null");
 const save = (adventure) => localStorage.setItem(STORE, JSON.stringify(adventure));
 
-let adventure = null; // {sessionId, token, lastEventId, pending: {turnId, action} | null}
+// {sessionId, token, lastEventId, pending: {turnId, action, cursor} | null}; `cursor` is the
+// last event id seen before the turn was sent, where a reload picks its narration up again.
+let adventure = null;
 let source = null; // the EventSource
 let reconnectTimer = null;
+let reconnectDelay = 1;
+// Narration of a turn whose POST has not been answered yet (the stream can be faster).
+const early = new Map();
+
+// crypto.randomUUID exists only on HTTPS and localhost; a phone on http://<lan-address>
+// has getRandomValues alone.
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 // ---------------------------------------------------------------------------------------
 // HTTP
@@ -243,7 +255,9 @@ function show(playing) {
 // The adventure
 
 async function refresh() {
-  const view = await patiently(() => call("GET", `/sessions/${adventure.sessionId}`));
+  const sessionId = adventure.sessionId;
+  const view = await patiently(() => call("GET", `/sessions/${sessionId}`));
+  if (!adventure || adventure.sessionId !== sessionId) return view.state; // began anew since
   const state = view.state;
   for (const entry of state.conversation_history) {
     if (adventure.pending && adventure.pending.turnId === entry.turn_id) continue;
@@ -255,6 +269,12 @@ async function refresh() {
 }
 
 async function begin() {
+  if (adventure) {
+    // Starting over lets go of this adventure for good: delete it rather than strand it.
+    if (!confirm("Start a new adventure? This one will be forgotten.")) return;
+    const old = adventure;
+    call("DELETE", `/sessions/${old.sessionId}`).catch(() => undefined);
+  }
   forgetLocally();
   const created = await patiently(() => call("POST", "/sessions", { body: {} }));
   adventure = {
@@ -274,15 +294,26 @@ async function begin() {
 
 async function play(body, shownAs) {
   if (!adventure || adventure.pending) return;
-  const key = crypto.randomUUID(); // the same key on every retry: one turn, however often sent
+  const key = newKey(); // the same key on every retry: one turn, however often sent
+  const cursor = adventure.lastEventId;
+  const sessionId = adventure.sessionId;
   setWorking(true);
   try {
     const accepted = await patiently(() =>
-      call("POST", `/sessions/${adventure.sessionId}/turns`, { body, idempotencyKey: key }),
+      call("POST", `/sessions/${sessionId}/turns`, { body, idempotencyKey: key }),
     );
-    adventure.pending = { turnId: accepted.turn_id, action: shownAs };
+    if (!adventure || adventure.sessionId !== sessionId) return;
+    if (accepted.status === "completed" || accepted.status === "failed") {
+      // A retry of a turn that was told already (its first answer never arrived).
+      setWorking(false);
+      await refresh();
+      focusChoice();
+      return;
+    }
+    adventure.pending = { turnId: accepted.turn_id, action: shownAs, cursor };
     save(adventure);
-    tell(accepted.turn_id, shownAs, "", { pending: true });
+    tell(accepted.turn_id, shownAs, early.get(accepted.turn_id) || "", { pending: true });
+    early.clear();
     watch(accepted.turn_id);
   } catch (error) {
     setWorking(false);
@@ -297,9 +328,29 @@ async function play(body, shownAs) {
   }
 }
 
+function focusChoice() {
+  // Only when nothing else has the focus: never pull it out of the action box.
+  if (document.activeElement && document.activeElement !== document.body) return;
+  $("choices").querySelector("button")?.focus();
+}
+
+let refreshTimer = null;
+
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => adventure && refresh().catch(() => undefined), 200);
+}
+
 function finish(turnId, result, error) {
-  if (!adventure || !adventure.pending || adventure.pending.turnId !== turnId) {
-    if (result) tell(turnId, storyItem(turnId, "").querySelector(".said").textContent, result.narrative);
+  if (!adventure) return;
+  if (!adventure.pending || adventure.pending.turnId !== turnId) {
+    // A turn this page did not send or no longer waits for (its POST's answer was lost in a
+    // reload): show it, and bring the choices up to date.
+    early.delete(turnId);
+    if (result && !adventure.pending) {
+      tell(turnId, storyItem(turnId, "").querySelector(".said").textContent, result.narrative);
+      refreshSoon();
+    }
     return;
   }
   const action = adventure.pending.action;
@@ -314,14 +365,18 @@ function finish(turnId, result, error) {
     tell(turnId, action, result.narrative);
     renderChoices(result.choices, result.choices.length === 0);
   }
-  refresh().catch(() => undefined);
-  $("choices").querySelector("button")?.focus();
+  // The refresh redraws the choices, so the focus goes to them once it is done.
+  focusChoice();
+  refresh()
+    .catch(() => undefined)
+    .then(focusChoice);
 }
 
 // A second route to a turn's end, next to the stream: a long poll, so a turn in flight
 // during a reload or a dropped connection is never left hanging.
 async function watch(turnId) {
-  while (adventure && adventure.pending && adventure.pending.turnId === turnId) {
+  const waiting = () => adventure && adventure.pending && adventure.pending.turnId === turnId;
+  while (waiting()) {
     let turn;
     try {
       turn = await call("GET", `/sessions/${adventure.sessionId}/turns/${turnId}?wait=25`);
@@ -330,6 +385,8 @@ async function watch(turnId) {
       await sleep(Math.max(error.retryAfter || 2, 1));
       continue;
     }
+    // The player may have started another adventure while this poll was out.
+    if (!waiting()) return;
     if (turn.status === "completed") return finish(turnId, turn.result, null);
     if (turn.status === "failed") return finish(turnId, null, turn.error);
   }
@@ -338,25 +395,27 @@ async function watch(turnId) {
 // ---------------------------------------------------------------------------------------
 // The event stream
 
-function connect() {
+function connect(from = adventure.lastEventId) {
   if (source) source.close();
   clearTimeout(reconnectTimer);
   const params = new URLSearchParams({ token: adventure.token });
-  params.set("last_event_id", adventure.lastEventId || "0");
-  source = new EventSource(`/sessions/${adventure.sessionId}/events?${params}`);
-  source.onopen = () => clearNotice("stream");
-  source.onerror = () => {
-    // EventSource reconnects by itself (sending Last-Event-ID) unless the server refused;
-    // then start a new one from where we were.
-    if (source.readyState === EventSource.CLOSED) {
-      notice("Lost the connection to the story. Reconnecting…", "stream");
-      reconnectTimer = setTimeout(() => adventure && connect(), 2000);
-    } else {
-      notice("Lost the connection to the story. Reconnecting…", "stream");
-    }
+  params.set("last_event_id", from || "0");
+  const opened = new EventSource(`/sessions/${adventure.sessionId}/events?${params}`);
+  source = opened;
+  opened.onopen = () => {
+    reconnectDelay = 1;
+    clearNotice("stream");
+  };
+  opened.onerror = () => {
+    if (source !== opened) return;
+    notice("Lost the connection to the story. Reconnecting…", "stream");
+    // EventSource reconnects by itself (sending Last-Event-ID) unless the server refused
+    // (a 404 for a session that is gone, a 503, a 429): then find out which, and try again
+    // later, waiting longer each time.
+    if (opened.readyState === EventSource.CLOSED) reconnectLater();
   };
   const handle = (name, onEvent) =>
-    source.addEventListener(name, (event) => {
+    opened.addEventListener(name, (event) => {
       adventure.lastEventId = event.lastEventId;
       save(adventure);
       onEvent(JSON.parse(event.data));
@@ -364,7 +423,11 @@ function connect() {
   handle("turn.queued", () => undefined);
   handle("turn.started", () => undefined);
   handle("narration.delta", (data) => {
-    if (!adventure.pending || adventure.pending.turnId !== data.turn_id) return;
+    if (!adventure.pending) {
+      early.set(data.turn_id, (early.get(data.turn_id) || "") + data.text);
+      return;
+    }
+    if (adventure.pending.turnId !== data.turn_id) return;
     const told = storyItem(data.turn_id, adventure.pending.action).querySelector(".told");
     tell(data.turn_id, adventure.pending.action, (told.dataset.raw || "") + data.text, {
       pending: true,
@@ -379,12 +442,30 @@ function connect() {
   handle("turn.failed", (data) => finish(data.turn_id, null, data.error));
 }
 
+async function reconnectLater() {
+  const sessionId = adventure.sessionId;
+  try {
+    await call("GET", `/sessions/${sessionId}`);
+  } catch (error) {
+    if (error.status === 404 || error.status === 401) {
+      if (adventure && adventure.sessionId === sessionId) lost();
+      return;
+    }
+    if (error.retryAfter) reconnectDelay = Math.max(reconnectDelay, error.retryAfter);
+  }
+  const wait = reconnectDelay;
+  reconnectDelay = Math.min(reconnectDelay * 2, 30);
+  reconnectTimer = setTimeout(() => adventure && adventure.sessionId === sessionId && connect(), wait * 1000);
+}
+
 // ---------------------------------------------------------------------------------------
 // Start, resume, forget
 
 function forgetLocally() {
   if (source) source.close();
   source = null;
+  clearTimeout(reconnectTimer);
+  early.clear();
   adventure = null;
   localStorage.removeItem(STORE);
 }
@@ -423,11 +504,15 @@ async function resume() {
     return;
   }
   if (adventure.pending) {
+    // The stream picks up from before the turn was sent, so its narration is told again
+    // from the first word (a turn in flight keeps all its events).
     tell(adventure.pending.turnId, adventure.pending.action, "", { pending: true });
     setWorking(true);
     watch(adventure.pending.turnId);
+    connect(adventure.pending.cursor);
+  } else {
+    connect();
   }
-  connect();
 }
 
 function onKey(event) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playw
 from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.processes import CeleryWorker, Gateway
 
-pytestmark = pytest.mark.integration
+# Each test starts a worker and a gateway (up to 90 s on a busy machine) and then waits on
+# turns in the browser: the suite's 120 s per test is too short for the sum of those bounds.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "player-page.png"
 # Records the text of the turn being told every time the page changes it: what the player
@@ -82,13 +85,25 @@ def gateway(
 ) -> Gateway:
     env = {
         "NARRATOR": "llm",
-        "LLM_MODEL": "openai/slow",  # a word every 0.15 s: turns take seconds
+        # A chunk every 0.15 s, and held half-way for as long as a test keeps `llm.gate` shut.
+        "LLM_MODEL": "openai/gated",
         "LLM_BASE_URL": llm.base_url,
         "LLM_API_KEY": "sk-local-test",
         "LLM_RETRIES": "0",
+        "LLM_TIMEOUT": "180",
     }
     worker_factory(env)
     return gateway_factory(env)
+
+
+@pytest.fixture
+def held_llm(llm: FakeLLM) -> Iterator[FakeLLM]:
+    """The narrator stops a few words into its reply until the test opens `gate`."""
+    llm.gate.clear()
+    try:
+        yield llm
+    finally:
+        llm.gate.set()
 
 
 @pytest.fixture
@@ -208,56 +223,81 @@ def test_the_offline_story_reads_in_the_page(
     assert target.stat().st_size > 10_000
 
 
-def test_a_reload_mid_turn_loses_nothing(gateway: Gateway, page: Page) -> None:
+PENDING_TEXT = "() => document.querySelector('#story li.pending .told')?.dataset.raw || ''"
+
+
+def pending_text(page: Page) -> str:
+    return str(page.evaluate(PENDING_TEXT))
+
+
+def wait_pending_text(page: Page) -> str:
+    page.wait_for_function(f"() => ({PENDING_TEXT})().length > 0", timeout=90_000)
+    return pending_text(page)
+
+
+def test_a_reload_mid_turn_loses_nothing(gateway: Gateway, held_llm: FakeLLM, page: Page) -> None:
     page.goto(gateway.url)
     page.get_by_role("button", name="Begin a new adventure").click()
     page.get_by_role("button", name="3. Play Pip, a halfling rogue").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#story li.pending .told')?.dataset.raw || '').length > 0",
-        timeout=60_000,
-    )
+    before = wait_pending_text(page)
     page.reload()
+    # Still mid-turn (the narrator is held): the page tells the turn again from its first word.
+    after = wait_pending_text(page)
+    assert page.locator("#story li.pending").count() == 1
+    assert after.startswith(before) or before.startswith(after), (before, after)
+    held_llm.gate.set()
     turn_id = wait_told(page, 1)
-    assert told_text(page, turn_id) == turn_result(gateway, page, turn_id)["narrative"]
+    narrative = turn_result(gateway, page, turn_id)["narrative"]
+    assert narrative.startswith(after)
+    assert told_text(page, turn_id) == narrative
     assert page.locator("#story li").count() == 1  # told once, not twice
     assert page.locator("#hero-name").inner_text() == "Pip"
 
 
-def test_a_dropped_connection_is_resumed(gateway: Gateway, page: Page) -> None:
+def test_a_dropped_connection_is_resumed(gateway: Gateway, held_llm: FakeLLM, page: Page) -> None:
+    page.add_init_script(COUNT_STREAM_OPENINGS)
     page.goto(gateway.url)
     page.get_by_role("button", name="Begin a new adventure").click()
+    page.evaluate(WATCH_STREAM)
     page.get_by_role("button", name="2. Play Elowen, an elf wizard").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#story li.pending .told')?.dataset.raw || '').length > 0",
-        timeout=60_000,
-    )
-    # The gateway goes away mid-turn (the worker goes on telling it) and comes back.
+    wait_pending_text(page)
+    # The gateway goes away mid-turn and comes back; the page reconnects by itself.
     gateway.stop()
     gateway.start()
     gateway.wait_ready()
+    page.wait_for_function("() => window.streamOpenings >= 2", timeout=90_000)
+    held_llm.gate.set()
     turn_id = wait_told(page, 1)
-    assert told_text(page, turn_id) == turn_result(gateway, page, turn_id)["narrative"]
+    narrative = turn_result(gateway, page, turn_id)["narrative"]
+    assert told_text(page, turn_id) == narrative
+    # The rest of the narration reached the page on the resumed stream, piece by piece: the
+    # streamed text grew into the whole narrative before the turn's end arrived.
+    assert max(page.evaluate("() => window.streamed"), key=len) == narrative
     page.wait_for_function("() => document.getElementById('notice').hidden", timeout=30_000)
 
 
 def test_busy_answers_are_waited_out_politely(gateway: Gateway, page: Page) -> None:
-    refused: list[str] = []
+    refused: list[tuple[str, float]] = []
+    retried: list[tuple[str, float, Route]] = []
     held_streams: list[Route] = []
 
     def busy_once(route: Route) -> None:
-        if route.request.method == "POST" and not refused:
-            refused.append(route.request.headers.get("idempotency-key", ""))
+        key = route.request.headers.get("idempotency-key", "")
+        if route.request.method != "POST":
+            route.continue_()
+        elif not refused:
+            refused.append((key, time.monotonic()))
             route.fulfill(
                 status=503,
-                headers={"Retry-After": "5", "Content-Type": "application/json"},
+                headers={"Retry-After": "2", "Content-Type": "application/json"},
                 body='{"error": {"code": "overloaded", "message": "Busy."}}',
             )
             # The story stream opens only now, while the page waits out Retry-After: its
             # opening must not wipe the notice (it did once, on a busy machine).
             for stream in held_streams:
                 stream.continue_()
-            return
-        route.continue_()
+        else:
+            retried.append((key, time.monotonic(), route))  # held until the notice is checked
 
     def stream_after_refusal(route: Route) -> None:
         if refused:
@@ -272,11 +312,40 @@ def test_busy_answers_are_waited_out_politely(gateway: Gateway, page: Page) -> N
     page.get_by_role("button", name="Begin a new adventure").click()
     page.get_by_role("button", name="3. Play Pip, a halfling rogue").click()
     # Both open listeners run in one dispatch, so the page has handled the opening by now.
-    page.wait_for_function("() => window.streamOpenings >= 1", timeout=20_000)
+    page.wait_for_function("() => window.streamOpenings >= 1", timeout=60_000)
     notice = page.locator("#notice")
-    assert "busy" in notice.text_content(), notice.text_content()
+    assert "busy" in (notice.text_content() or ""), notice.text_content()
+    deadline = time.monotonic() + 60
+    while not retried and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # lets Playwright deliver the route callback
+    assert retried, "the page never sent the turn again"
+    (first_key, refused_at), (again_key, retried_at, held) = refused[0], retried[0]
+    assert first_key and again_key == first_key  # one turn, however often sent
+    assert retried_at - refused_at >= 1.5  # it waited out Retry-After (2 s)
+    assert "busy" in (notice.text_content() or "")
+    held.continue_()
     wait_told(page, 1)
-    assert refused and refused[0]  # the retry carried an Idempotency-Key
+    page.wait_for_function("() => document.getElementById('notice').hidden", timeout=30_000)
+
+
+def test_a_session_gone_elsewhere_sends_the_page_back_to_the_start(
+    gateway: Gateway, page: Page
+) -> None:
+    page.goto(gateway.url)
+    page.get_by_role("button", name="Begin a new adventure").click()
+    page.get_by_role("button", name="1. Play Brannoc, a dwarf fighter").click()
+    wait_told(page, 1)
+    stored = adventure(page)
+    deleted = httpx.delete(
+        f"{gateway.url}/sessions/{stored['sessionId']}",
+        headers={"Authorization": f"Bearer {stored['token']}"},
+        timeout=10,
+    )
+    assert deleted.status_code == 204
+    # The stream ends, its reconnection is refused with 404, and the page says so.
+    page.get_by_role("button", name="Begin a new adventure").wait_for(timeout=60_000)
+    assert "no longer here" in (page.locator("#notice").text_content() or "")
+    assert page.evaluate("() => localStorage.getItem('pocket-portals:adventure')") is None
 
 
 def test_keyboard_only_on_a_phone_sized_screen_and_forget(

@@ -8,6 +8,8 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `down`: HTTP 503 every time;
 - `garbage`: a reply without the structure, or without any narrative;
 - `stall`: never answers within a client's timeout;
+- `gated`: streams like `slow` but stops after `GATE_AFTER_CHUNKS` chunks until the test
+  opens `FakeLLM.gate` (so a test can act while a turn is surely half told);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
 
@@ -29,6 +31,16 @@ from typing import Any
 __all__ = ["FakeLLM", "fake_llm"]
 
 SLOW_CHUNK_DELAY = 0.15
+GATE_AFTER_CHUNKS = 4
+GATE_LIMIT = 120.0  # a forgotten gate opens by itself rather than hang the suite
+
+
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 NARRATIVE = (
     "Lantern light trembles across the stones as you move. Somewhere water drips, slow as a "
     "heartbeat. The path ahead waits for your choice."
@@ -43,6 +55,7 @@ class FakeLLM:
     counter: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    gate: threading.Event = field(default_factory=_open_gate)
 
     def enter(self) -> None:
         with self.lock:
@@ -135,9 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": 50 + completion_tokens,
         }
         if body.get("stream"):
-            self._stream(
-                body, text, finish, usage, delay=SLOW_CHUNK_DELAY if model == "slow" else 0.0
-            )
+            slow = model in ("slow", "gated")
+            gate = fake.gate if model == "gated" else None
+            delay = SLOW_CHUNK_DELAY if slow else 0.0
+            self._stream(body, text, finish, usage, delay=delay, gate=gate)
             return
         self._json(
             200,
@@ -158,7 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _stream(
-        self, body: dict[str, Any], text: str, finish: str, usage: dict[str, int], delay: float
+        self,
+        body: dict[str, Any],
+        text: str,
+        finish: str,
+        usage: dict[str, int],
+        delay: float,
+        gate: threading.Event | None = None,
     ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -176,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
             self.wfile.flush()
 
-        for start in range(0, len(text), 12):
+        for number, start in enumerate(range(0, len(text), 12)):
+            if gate is not None and number == GATE_AFTER_CHUNKS:
+                gate.wait(GATE_LIMIT)
             chunk({"content": text[start : start + 12]}, None)
             if delay:
                 time.sleep(delay)
