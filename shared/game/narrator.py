@@ -64,8 +64,9 @@ class NarratorFailure(RuntimeError):
 
 class OfflineNarrator:
     """Deterministic narration: the agents `agents_for` routes to this turn speak in their
-    offline voices, the Narrator first and the others after it. For drills, `delay` stands in
-    for a slow LLM (tests use it to catch a turn in flight) and `fail_on` for a broken one."""
+    offline voices; the told text puts the Narrator's words first and the others' after.
+    For drills, `delay` stands in for a slow LLM (tests use it to catch a turn in flight)
+    and `fail_on` for a broken one."""
 
     def __init__(self, delay: float = 0.0, fail_on: str = "", jester_cooldown: int = 3) -> None:
         self.delay = delay

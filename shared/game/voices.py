@@ -1,6 +1,7 @@
 """The agents' voices: what each says in a turn. One interface (`Voice.speak(scene)`) with an
 offline implementation per agent here, drawn from fixed phrases by the turn's seeded dice,
-and an LLM one in `shared.game.llm.voices`. Which agents speak is `rules.agents.agents_for`."""
+and an LLM one (`LLMVoice` in `shared.game.llm.narrator`). Which agents speak is
+`rules.agents.agents_for`."""
 
 from __future__ import annotations
 

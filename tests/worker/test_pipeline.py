@@ -220,3 +220,19 @@ async def test_a_heartbeat_that_loses_its_cancellation_does_not_hold_the_turn(
     renewals = backend.renewals
     await asyncio.sleep(0.5)
     assert backend.renewals == renewals  # the heartbeat stopped, even with its cancel lost
+
+
+async def test_a_turn_queued_behind_the_epilogue_fails_as_adventure_completed(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    # The gateway accepted both while the story was still open; the first one ended it.
+    ended = new_state().model_copy(update={"adventure_completed": True, "current_choices": []})
+    await backend.create(ended, owner_hash="o")
+    (late,) = await queue(backend, ended, "One more look around")
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    assert await pipeline.drain(ended.session_id) is DrainOutcome.DRAINED
+    failed = await backend.get_turn(ended.session_id, late.turn_id)
+    assert failed is not None and failed.status is TurnStatus.FAILED
+    assert failed.error is not None and failed.error.code == "adventure_completed"
+    stored = await backend.get(ended.session_id)
+    assert stored is not None and stored.version == 0  # the ended story is left as it was

@@ -1,7 +1,8 @@
 """Who speaks in a turn, as the original game routed its agents. Pure: a function of the
 state after the turn, what happened, and the turn's dice.
 
-- the **Narrator** always tells the turn (last, hearing the others);
+- the **Narrator** always tells the turn. It speaks last, so an LLM narrator hears what the
+  others said; in the told text its paragraph comes first, theirs after it;
 - the **Game Keeper** states the mechanics when dice were rolled or a fight is on;
 - the **Innkeeper** speaks when quests are on offer or the hero is still being made (the
   interview, quest hooks);

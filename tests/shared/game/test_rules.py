@@ -248,3 +248,63 @@ def test_roll_the_rest_on_the_first_turn_makes_a_whole_hero() -> None:
     state = play(fresh(4), ROLL_REST)
     assert state.character_sheet is not None and state.phase is GamePhase.QUEST_SELECTION
     assert state.character_description.startswith(state.character_sheet.name)
+
+
+class LoadedDice(Dice):
+    """Every die shows `face` (clamped to its sides): a fight whose rolls the test chooses."""
+
+    def __init__(self, face: int) -> None:
+        super().__init__(0, 0)
+        self.face = face
+
+    def roll(self, sides: int, count: int = 1) -> int:
+        return min(self.face, sides) * count
+
+
+def a_fight(surprise: bool | None = None) -> GameState:
+    hero = play(fresh(), "Play Brannoc, a dwarf fighter")
+    fighting, _ = start_combat(
+        hero, "barrow king", LoadedDice(10), lead="", objective=None, surprise=surprise
+    )
+    return fighting
+
+
+def test_a_natural_twenty_escapes_and_the_fight_is_over() -> None:
+    state = a_fight(surprise=True)
+    fled = combat_round(state, "Flee!", LoadedDice(20))
+    assert fled.outcome.kind == "fled"
+    assert fled.state.combat_state is None and fled.state.phase is GamePhase.EXPLORATION
+    assert fled.state.health_current == state.health_current
+    assert any("Escape (dexterity): d20 20" in check for check in fled.outcome.checks)
+
+
+def test_a_foe_that_cannot_be_beaten_breaks_off_after_the_last_round() -> None:
+    state = a_fight(surprise=True)
+    health = state.health_current
+    for _ in range(MAX_ROUNDS):
+        resolved = combat_round(state, "Attack", LoadedDice(1))  # every blow misses, both ways
+        state = resolved.state
+        if state.combat_state is None:
+            break
+    assert resolved.outcome.kind == "enemy_fled"
+    assert state.combat_state is None and state.phase is GamePhase.EXPLORATION
+    assert state.health_current == health
+
+
+def test_an_ambush_lets_the_foe_strike_first_and_the_log_keeps_every_roll() -> None:
+    state = a_fight(surprise=False)
+    assert state.combat_state is not None and state.combat_state.player_first is False
+    assert state.combat_state.log[-1] == "The barrow king has the jump on you."
+    hit = combat_round(state, "Attack", LoadedDice(20))  # the foe hits first, then the hero
+    combat = hit.state.combat_state
+    assert combat is not None and combat.round == 2
+    rolls = [line for line in combat.log if ": d20 " in line]
+    assert rolls[0].startswith("The barrow king's attack") and rolls[1].startswith("Your ")
+    assert hit.state.health_current < state.health_current
+    assert combat.enemy_health < state.combat_state.enemy_health
+    for _ in range(MAX_ROUNDS):
+        if hit.state.combat_state is None:
+            break
+        hit = combat_round(hit.state, "Defend", LoadedDice(1))
+        if hit.state.combat_state is not None:
+            assert len(hit.state.combat_state.log) <= 12  # the newest lines kept
