@@ -10,7 +10,7 @@ are not exported: they are short-lived and a restored session does without them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import redis.sentinel
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import KEY_PREFIX, PENDING_SESSIONS, SessionKeys
 from shared.backends.redis_scripts import IMPORT
+from shared.errors import PortalsError
 from shared.ids import is_session_id
 from shared.models import GameState
 from shared.models.migrations import migrate_state
@@ -29,6 +30,9 @@ __all__ = ["ImportOutcome", "SessionStore", "connect"]
 
 # The state hash of every session: the prefix, then the id in braces and nothing after.
 _STATE_PATTERN = KEY_PREFIX + "{*}"
+# A cluster's listing cursor holds the node's own SCAN cursor and which node it is on:
+# node cursor * _NODE_SLOTS + node index (primaries in name order).
+_NODE_SLOTS = 1024
 
 
 def connect(url: str) -> redis.Redis | redis.RedisCluster:
@@ -61,6 +65,7 @@ def connect(url: str) -> redis.Redis | redis.RedisCluster:
 class ImportOutcome:
     written: int = 0
     kept_newer: int = 0
+    failed: int = 0
 
 
 class SessionStore:
@@ -81,14 +86,32 @@ class SessionStore:
         """Up to about `count` session ids from `cursor`, and the cursor to continue from (0:
         done). A session may appear on two pages if the keyspace is resized meanwhile."""
         if isinstance(self.client, redis.RedisCluster):
-            # One SCAN cursor per node: page through the sorted ids instead.
-            every = sorted(self.ids())
-            end = cursor + count
-            return every[cursor:end], (end if end < len(every) else 0)
+            return self._cluster_page(self.client, cursor, count)
         next_cursor, keys = self.client.scan(
             cursor, match=_STATE_PATTERN, count=count, _type="hash"
         )
         return sorted(filter(None, map(_session_id_of, keys))), int(next_cursor)
+
+    @staticmethod
+    def _cluster_page(client: redis.RedisCluster, cursor: int, count: int) -> tuple[list[str], int]:
+        # Each primary has a SCAN cursor of its own: walk them one node after the other.
+        primaries: list[Any] = client.get_primaries()  # type: ignore[no-untyped-call]
+        nodes = sorted(primaries, key=lambda node: str(node.name))
+        index, node_cursor = cursor % _NODE_SLOTS, cursor // _NODE_SLOTS
+        if index >= len(nodes):
+            return [], 0  # the cluster has fewer primaries than when the cursor was given
+        # A cluster client answers SCAN with a cursor per node it asked: here, one.
+        reply: Any = client.scan(
+            node_cursor, match=_STATE_PATTERN, count=count, _type="hash", target_nodes=nodes[index]
+        )
+        cursors, keys = reply
+        next_node_cursor = int(next(iter(cursors.values())))
+        if next_node_cursor == 0:
+            index += 1  # this node is done: the next one from its start
+            next_cursor = index if index < len(nodes) else 0
+        else:
+            next_cursor = next_node_cursor * _NODE_SLOTS + index
+        return sorted(filter(None, map(_session_id_of, keys))), next_cursor
 
     def ids(self, batch: int = 500) -> Iterator[str]:
         for key in self.client.scan_iter(match=_STATE_PATTERN, count=batch, _type="hash"):
@@ -140,8 +163,16 @@ class SessionStore:
 
     def import_line(self, line: dict[str, Any], *, overwrite: bool = False) -> bool:
         """Write one exported session; False if the store holds the same or a newer version
-        of it and `overwrite` is not set."""
+        of it and `overwrite` is not set. `ValueError` (or `SchemaTooNew`) for a line that
+        is not an exported session."""
+        if not isinstance(line, dict):
+            raise ValueError("not a JSON object")
+        missing = {"session_id", "version", "state", "owner_hash"} - line.keys()
+        if missing:
+            raise ValueError(f"lacks {', '.join(sorted(missing))}")
         session_id = str(line["session_id"])
+        if not is_session_id(session_id):
+            raise ValueError("session_id is not a session id")
         state = GameState.model_validate(migrate_state(dict(line["state"])))
         if state.session_id != session_id:
             raise ValueError(f"line for {session_id} holds the state of {state.session_id}")
@@ -160,14 +191,31 @@ class SessionStore:
         )
         return bool(reply[0] == "written")
 
-    def import_lines(self, lines: Iterable[dict[str, Any]], *, overwrite: bool) -> ImportOutcome:
-        written = kept = 0
-        for line in lines:
-            if self.import_line(line, overwrite=overwrite):
+    def import_lines(
+        self,
+        lines: Iterable[tuple[int, str]],
+        *,
+        overwrite: bool,
+        on_error: Callable[[int, str], None],
+    ) -> ImportOutcome:
+        """Each numbered line in turn; a line that cannot be imported is reported to
+        `on_error` and skipped, so one bad line does not leave a restore half done."""
+        written = kept = failed = 0
+        for number, text in lines:
+            try:
+                imported = self.import_line(json.loads(text), overwrite=overwrite)
+            except (ValueError, TypeError, PortalsError) as exc:
+                failed += 1
+                on_error(number, str(exc))
+                continue
+            if imported:
                 written += 1
             else:
                 kept += 1
-        return ImportOutcome(written, kept)
+        return ImportOutcome(written, kept, failed)
+
+    def count(self) -> int:
+        return sum(1 for _ in self.ids())
 
     # -- the queue --------------------------------------------------------------------------
     def sessions_waiting(self) -> int:

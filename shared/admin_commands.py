@@ -30,24 +30,48 @@ OK, UNAVAILABLE, NOTHING = 0, 1, 3
 
 
 class Progress:
-    """`done/total` on stderr, redrawn at most ten times a second, only on a terminal."""
+    """A progress bar on stderr (`[#####-----]  50% 500/1000 copied, 812/s`), redrawn at most
+    ten times a second, only on a terminal; without a known total, the count and the rate."""
 
-    def __init__(self, what: str, total: int | None = None) -> None:
-        self.what, self.total, self.done, self._drawn = what, total, 0, 0.0
-        self.enabled = sys.stderr.isatty()
+    WIDTH = 30
+
+    def __init__(self, what: str, total: int | None = None, *, out: IO[str] | None = None) -> None:
+        self.out = out or sys.stderr
+        self.what, self.total, self.done = what, total, 0
+        self.enabled = out is not None or sys.stderr.isatty()
+        self._started = self._drawn = time.monotonic()
 
     def step(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
         if self.enabled and now - self._drawn > 0.1:
             self._drawn = now
-            of = f"/{self.total}" if self.total is not None else ""
-            sys.stderr.write(f"\r{self.what}: {self.done}{of}")
-            sys.stderr.flush()
+            self._draw(now)
+
+    def line(self, now: float) -> str:
+        rate = self.done / max(now - self._started, 1e-9)
+        counted = f"{self.done} {self.what}, {rate:.0f}/s"
+        if not self.total:
+            return counted
+        share = min(self.done / self.total, 1.0)
+        filled = round(share * self.WIDTH)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        return f"[{bar}] {share:4.0%} {self.done}/{self.total} {self.what}, {rate:.0f}/s"
+
+    def _draw(self, now: float) -> None:
+        self.out.write("\r" + self.line(now))
+        self.out.flush()
 
     def finish(self) -> None:
         if self.enabled:
-            sys.stderr.write(f"\r{self.what}: {self.done}\n")
+            self._draw(time.monotonic())
+            self.out.write("\n")
+
+
+def _total(store: SessionStore) -> int | None:
+    """How many sessions a long run will go through, for its progress bar: one SCAN pass
+    more, made only when there is a terminal to show the bar on."""
+    return store.count() if sys.stderr.isatty() else None
 
 
 def add_admin_commands(commands: Any) -> None:
@@ -170,13 +194,29 @@ def _sessions(args: argparse.Namespace, store: SessionStore) -> int:
         return OK
     with ExitStack() as files:
         source = files.enter_context(open(args.input)) if args.input else sys.stdin
-        outcome = store.import_lines(_read_lines(source), overwrite=args.overwrite)
-    _print({"written": outcome.written, "kept_newer": outcome.kept_newer})
+        total = _line_count(args.input) if args.input and sys.stderr.isatty() else None
+        outcome = store.import_lines(
+            _read_lines(source, Progress("imported", total)),
+            overwrite=args.overwrite,
+            on_error=_report_line,
+        )
+    _print({"written": outcome.written, "kept_newer": outcome.kept_newer, "failed": outcome.failed})
+    if outcome.failed:
+        return UNAVAILABLE
     return NOTHING if outcome.kept_newer else OK
 
 
+def _report_line(number: int, why: str) -> None:
+    sys.stderr.write(f"portals: line {number}: {why}\n")
+
+
+def _line_count(path: str) -> int:
+    with open(path, "rb") as source:
+        return sum(1 for line in source if line.strip())
+
+
 def _export(store: SessionStore, out: IO[str]) -> int:
-    progress = Progress("exported")
+    progress = Progress("exported", _total(store))
     for session_id in store.ids():
         line = store.export(session_id)
         if line is not None:
@@ -186,22 +226,18 @@ def _export(store: SessionStore, out: IO[str]) -> int:
     return progress.done
 
 
-def _read_lines(source: IO[str]) -> Iterator[dict[str, Any]]:
-    progress = Progress("imported")
+def _read_lines(source: IO[str], progress: Progress) -> Iterator[tuple[int, str]]:
     for number, text in enumerate(source, start=1):
         if not text.strip():
             continue
-        try:
-            yield json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {number} is not JSON: {exc.msg}") from exc
+        yield number, text
         progress.step()
     progress.finish()
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     source, target = _store(args.source, settings), _store(args.target, settings)
-    progress = Progress("copied")
+    progress = Progress("copied", _total(source))
     written = kept = 0
     for session_id in source.ids():
         line = source.export(session_id)

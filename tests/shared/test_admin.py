@@ -16,6 +16,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from shared.admin_commands import Progress
 from shared.backends import RedisBackend
 from shared.backends.codec import CLIENT_OPTIONS
 from shared.backends.keys import SessionKeys
@@ -69,21 +70,26 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return invoke
 
 
+def every_page(run: Run, url: str, *, limit: int) -> list[str]:
+    """Session ids from `sessions list`, page after page until the cursor comes back 0."""
+    seen: list[str] = []
+    cursor = "0"
+    for _ in range(1000):
+        ran = run("sessions", "--redis-url", url, "list", "--limit", str(limit), "--cursor", cursor)
+        assert ran.code == 0
+        seen += ran.out.split()
+        cursor = re.findall(r"next cursor: (\d+)", ran.err)[0]
+        if cursor == "0":
+            return seen
+    raise AssertionError("the listing never ended")
+
+
 def test_list_pages_through_every_session_and_counts_them(
     two_servers: tuple[str, str], run: Run
 ) -> None:
     url, _ = two_servers
     ids = make_sessions(url, 7)
-    seen: list[str] = []
-    cursor = "0"
-    for _ in range(100):
-        ran = run("sessions", "--redis-url", url, "list", "--limit", "2", "--cursor", cursor)
-        assert ran.code == 0
-        seen += ran.out.split()
-        cursor = re.findall(r"next cursor: (\d+)", ran.err)[0]
-        if cursor == "0":
-            break
-    assert sorted(set(seen)) == sorted(ids)
+    assert sorted(set(every_page(run, url, limit=2))) == sorted(ids)
     counted = run("sessions", "--redis-url", url, "list", "--count")
     assert counted.code == 0 and json.loads(counted.out) == {"sessions": 7}
 
@@ -116,7 +122,11 @@ def test_export_then_import_keeps_versions_owners_and_ttls(
     assert all(line["version"] == 2 and 0 < line["ttl_ms"] <= 600_000 for line in lines)
 
     imported = run("sessions", "--redis-url", target, "import", "-i", str(dump))
-    assert imported.code == 0 and json.loads(imported.out) == {"written": 3, "kept_newer": 0}
+    assert imported.code == 0 and json.loads(imported.out) == {
+        "written": 3,
+        "kept_newer": 0,
+        "failed": 0,
+    }
     for line in lines:
         shown = json.loads(run("sessions", "--redis-url", target, "show", line["session_id"]).out)
         assert shown["version"] == 2 and shown["state"] == line["state"]
@@ -127,10 +137,12 @@ def test_export_then_import_keeps_versions_owners_and_ttls(
     # The target moves on; importing the older export again keeps the newer session.
     asyncio.run(_bump(target, ids[0]))
     again = run("sessions", "--redis-url", target, "import", stdin=dump.read_text())
-    assert again.code == 3 and json.loads(again.out) == {"written": 0, "kept_newer": 3}
+    assert again.code == 3
+    assert json.loads(again.out) == {"written": 0, "kept_newer": 3, "failed": 0}
     asyncio.run(_queue_turn(target, ids[0]))
     forced = run("sessions", "--redis-url", target, "import", "--overwrite", stdin=dump.read_text())
-    assert forced.code == 0 and json.loads(forced.out) == {"written": 3, "kept_newer": 0}
+    assert forced.code == 0
+    assert json.loads(forced.out) == {"written": 3, "kept_newer": 0, "failed": 0}
     # The replaced copy's queued turn, its records and its events went with it: no worker
     # applies them to the imported state.
     keys = SessionKeys(ids[0])
@@ -177,8 +189,17 @@ def test_a_bad_line_or_an_unreachable_store_is_a_clear_failure(
     two_servers: tuple[str, str], run: Run
 ) -> None:
     url, _ = two_servers
-    bad = run("sessions", "--redis-url", url, "import", stdin='{"session_id": \n')
-    assert bad.code == 1 and "line 1 is not JSON" in bad.err
+    [session_id] = make_sessions(url, 1)
+    exported = run("sessions", "--redis-url", url, "export").out
+    assert run("sessions", "--redis-url", url, "delete", session_id).code == 0
+    # Bad lines are named and skipped; the good one is still restored.
+    lines = ['{"session_id": ', "[1, 2]", '{"session_id": "x"}', exported.strip()]
+    bad = run("sessions", "--redis-url", url, "import", stdin="\n".join(lines) + "\n")
+    assert bad.code == 1, bad
+    assert json.loads(bad.out) == {"written": 1, "kept_newer": 0, "failed": 3}
+    assert "line 1: " in bad.err and "line 2: not a JSON object" in bad.err
+    assert "line 3: lacks owner_hash, state, version" in bad.err
+    assert run("sessions", "--redis-url", url, "show", session_id).code == 0
     down = run("sessions", "--redis-url", "redis://127.0.0.1:1/0", "list")
     assert down.code == 1 and "did not answer" in down.err
 
@@ -228,8 +249,8 @@ def test_migrate_from_standalone_to_a_cluster(
     ids = make_sessions(source, 5)
     moved = run("migrate", "--from", source, "--to", redis_cluster_url)
     assert moved.code == 0 and json.loads(moved.out)["written"] == 5
-    listed = run("sessions", "--redis-url", redis_cluster_url, "list", "--limit", "1000")
-    assert set(ids) <= set(listed.out.split())  # the cluster is shared by the whole run
+    # Page by page, one node after another (the cluster is shared by the whole run).
+    assert set(ids) <= set(every_page(run, redis_cluster_url, limit=2))
     for session_id in ids:
         shown = run("sessions", "--redis-url", redis_cluster_url, "show", session_id)
         assert shown.code == 0 and json.loads(shown.out)["version"] == 1
@@ -251,3 +272,17 @@ def test_an_id_that_starts_with_a_dash_is_an_id_not_an_option(
     # The stored state still names the old id; what matters is that the id reached the store.
     assert shown.code == 0 and json.loads(shown.out)["session_id"] == dashed
     assert run("sessions", "--redis-url", url, "delete", dashed).code == 0
+
+
+def test_progress_draws_a_bar_with_a_total_and_a_rate_without_one() -> None:
+    out = io.StringIO()
+    progress = Progress("copied", 200, out=out)
+    progress.step(50)
+    assert progress.line(progress._started + 2).startswith(
+        "[########----------------------]  25% 50/200 copied, 25/s"
+    )
+    progress.finish()
+    assert out.getvalue().endswith("\n") and "50/200 copied" in out.getvalue()
+    counting = Progress("exported", out=io.StringIO())
+    counting.step(30)
+    assert counting.line(counting._started + 3) == "30 exported, 10/s"
