@@ -163,7 +163,10 @@ class TurnPipeline:
 
     async def _drain_held(self, session_id: str, holder: str, deadline: float) -> bool:
         """Apply head turns while we hold the lease. False: stopped for the time budget (or a
-        lost lease) with turns possibly left; True: the inbox is empty or the session gone."""
+        lost lease) with turns possibly left; True: the inbox is empty or the session gone.
+        The head turn is always tried once: a drain that could run out of time before its
+        first turn (a busy machine, a short budget) would hand off forever."""
+        tried_one = False
         while True:
             # A holder that stalled past its lease must not start another turn: another
             # worker may have taken over (its commits would still be refused, but the LLM
@@ -178,8 +181,9 @@ class TurnPipeline:
                 return False
             if head is None:
                 return True
-            if time.monotonic() > deadline:
+            if tried_one and time.monotonic() > deadline:
                 return False
+            tried_one = True
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).
                 await self._fail(

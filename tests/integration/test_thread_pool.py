@@ -22,6 +22,7 @@ import pytest
 from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +69,12 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         assert all(turn["result"]["narrator"] == "llm" for turn in finished)
         # In one worker process, a hundred and more turns ran at the same time, and their
         # LLM calls really waited together (not one after another behind a lock).
+        # A turn's end line is logged just after its commit, which a player can see first.
+        wait_until(
+            lambda: worker.log().count(" completed in ") >= SESSIONS,
+            timeout=60,
+            what="the worker to log every turn's end",
+        )
         running_at_once = most_turns_running_at_once(worker.log())
         assert running_at_once >= 100, running_at_once
         assert slow_llm.max_in_flight >= 40, slow_llm.max_in_flight
