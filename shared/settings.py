@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # With the prefork pool each child runs one turn at a time; with `-P threads -c N` make
     # it at least N (the default covers N up to 256).
     worker_step_threads: Annotated[int, Field(ge=1, le=4096)] = 256
+    # An LLM's narration is published in pieces at most this often (what came in between is
+    # sent together): a reader sees words as they come, and a turn costs a few stream
+    # writes instead of one per token chunk. 0 publishes every chunk.
+    narration_delta_interval: Annotated[float, Field(ge=0, le=5)] = 0.1
     # SIGTERM lets running turns finish for this long; the rest go back to the queue.
     worker_shutdown_timeout: Annotated[float, Field(ge=0)] = 30.0
 

@@ -17,10 +17,11 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
@@ -103,24 +104,42 @@ def run_flow_step(
 class _EventStream:
     """A turn's narration, published on the session's event stream as it is produced. Called
     from the step's thread; each event is written before the next (their order is the
-    story's)."""
+    story's). Pieces that come within `narration_delta_interval` of the last one published
+    wait and go together; the pipeline sends what is left (`flush`) before the commit."""
 
     def __init__(self, pipeline: TurnPipeline, turn: TurnRecord) -> None:
         self.pipeline = pipeline
         self.turn = turn
+        self.interval = pipeline.settings.narration_delta_interval
+        self._waiting = ""
+        self._published_at = -math.inf
 
-    def _publish(self, event: EventName, data: dict[str, object]) -> None:
-        coro = self.pipeline.backend.append_event(
+    def _event(self, event: EventName, data: dict[str, object]) -> Coroutine[object, object, str]:
+        return self.pipeline.backend.append_event(
             self.turn.session_id, event.value, {"turn_id": self.turn.turn_id, **data}
         )
-        future = asyncio.run_coroutine_threadsafe(coro, self.pipeline.loop)
+
+    def _publish(self, event: EventName, data: dict[str, object]) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._event(event, data), self.pipeline.loop)
         future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
 
     def delta(self, text: str) -> None:
-        self._publish(EventName.NARRATION_DELTA, {"text": text})
+        self._waiting += text
+        now = time.monotonic()
+        if now - self._published_at >= self.interval:
+            waiting, self._waiting = self._waiting, ""
+            self._publish(EventName.NARRATION_DELTA, {"text": waiting})
+            self._published_at = now
 
     def restart(self, reason: str) -> None:
+        self._waiting = ""  # words of the attempt that starts over: the reader drops them
         self._publish(EventName.TURN_RESTARTED, {"reason": reason})
+
+    async def flush(self) -> None:
+        """On the loop, once the step is done: the narration's last words."""
+        if self._waiting:
+            waiting, self._waiting = self._waiting, ""
+            await self._event(EventName.NARRATION_DELTA, {"text": waiting})
 
 
 class TurnPipeline:
@@ -252,18 +271,15 @@ class TurnPipeline:
             return prefetched.pop() if prefetched and sid == session_id else self._load_state(sid)
 
         try:
+            stream = _EventStream(self, running)
             step = await self._with_heartbeat(
                 session_id,
                 holder,
                 self._in_step_thread(
-                    self.step_runner,
-                    session_id,
-                    running,
-                    load_state,
-                    self.settings,
-                    _EventStream(self, running),
+                    self.step_runner, session_id, running, load_state, self.settings, stream
                 ),
             )
+            await stream.flush()
         except SessionNotFound:
             return False
         except (AdventureCompleted, NarratorUnavailable) as exc:

@@ -67,7 +67,8 @@ def play_to_exploration(player: Player) -> None:
 def test_deltas_stream_before_completion_and_add_up_to_the_narrative(
     llm_server: FakeLLM, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
-    worker = worker_factory(llm_env(llm_server, "story"))
+    # A chunk every 0.15 s: more than NARRATION_DELTA_INTERVAL apart, so each is its own delta.
+    worker = worker_factory(llm_env(llm_server, "slow"))
     gateway = gateway_factory()
     player = Player(gateway.url, seed=4)
     try:

@@ -1,12 +1,15 @@
 """One worker process with a thread pool keeps a hundred LLM turns in flight at once: the
-tests' OpenAI-compatible server answers each call after 2 s. Three hundred players act at
+tests' OpenAI-compatible server answers each call after 2 s. Two hundred players act at
 once; the worker's own log of each turn's start and end shows how many ran together, and
 the server counts how many calls waited together.
 
-The second figure depends on spare CPU: each turn also spends about 85 ms of CPU, so on a
-busy 2-core machine the calls of 300 turns spread out (88 waited at once in one full-suite
-run, 100+ alone). Its bound is set far above what a pool that serialised turns would give
-(1, or 2 for the prefork baseline), not at the hundred that the turns in flight must reach."""
+The second figure depends on spare CPU: one process runs every turn's CrewAI flow and LLM
+client under one GIL (about 40 ms of CPU a turn), so on a busy 2-core machine the calls
+spread out. Its bound is set far above what a pool that serialised turns would give (1, or
+2 for the prefork baseline), not at the hundred that the turns in flight must reach. One
+retry of an LLM call is allowed, as in production (the default is two): at this load the
+test's small server now and then drops a connection, and a turn failing for that would say
+nothing about the pool; the retries are counted and bounded."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-SESSIONS = 300
+SESSIONS = 200
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         "LLM_BASE_URL": slow_llm.base_url,
         "LLM_API_KEY": "sk-local-test",
         "LLM_TIMEOUT": "60",
-        "LLM_RETRIES": "0",
+        "LLM_RETRIES": "1",
         "LLM_FALLBACK": "fail",  # a turn told offline would not prove anything here
         "RATE_LIMIT_PER_MINUTE": "0",
         "REDIS_MAX_CONNECTIONS": "100",
@@ -78,6 +81,8 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         running_at_once = most_turns_running_at_once(worker.log())
         assert running_at_once >= 100, running_at_once
         assert slow_llm.max_in_flight >= 40, slow_llm.max_in_flight
+        # Retries stay the exception.
+        assert worker.log().count("LLM call failed") <= SESSIONS // 20
         # One process: the worker's own (a thread pool forks no children).
         assert set(re.findall(r"started in pid (\d+)", worker.log())) == {str(worker.pid)}
     finally:

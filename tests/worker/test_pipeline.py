@@ -236,3 +236,46 @@ async def test_a_turn_queued_behind_the_epilogue_fails_as_adventure_completed(
     assert failed.error is not None and failed.error.code == "adventure_completed"
     stored = await backend.get(ended.session_id)
     assert stored is not None and stored.version == 0  # the ended story is left as it was
+
+
+async def test_narration_pieces_that_come_close_together_are_published_together(
+    backend: SessionBackend, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    (turn,) = await queue(backend, state, "Play Pip, a halfling rogue")
+    pieces = [f"word{n} " for n in range(50)]
+
+    def chatty(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> object:
+        for piece in pieces:  # far faster than NARRATION_DELTA_INTERVAL
+            out.delta(piece)
+        return run_flow_step(sid, turn, load, s, out)
+
+    # A finished turn's stream keeps only its last event: record them as they are written.
+    written: list[tuple[str, dict[str, Any]]] = []
+    append_event = backend.append_event
+
+    async def recording(session_id: str, event: str, data: dict[str, Any]) -> str:
+        written.append((event, data))
+        return await append_event(session_id, event, data)
+
+    commit_turn = backend.commit_turn
+
+    async def committing(state: GameState, record: TurnRecord) -> int:
+        written.append(("commit", {}))
+        return await commit_turn(state, record)
+
+    monkeypatch.setattr(backend, "append_event", recording)
+    monkeypatch.setattr(backend, "commit_turn", committing)
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(), step_runner=chatty)  # type: ignore[arg-type]
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    names = [event for event, _ in written]
+    deltas = [data["text"] for event, data in written if event == "narration.delta"]
+    # The first piece at once, the rest together: every word, in order, before the end.
+    assert 2 <= len(deltas) < 10
+    assert "".join(deltas) == "".join(pieces)
+    assert names.index("commit") > max(
+        i for i, name in enumerate(names) if name == "narration.delta"
+    )
+    done = await backend.get_turn(state.session_id, turn.turn_id)
+    assert done is not None and done.status is TurnStatus.COMPLETED

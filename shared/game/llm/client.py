@@ -4,13 +4,21 @@ streaming through CrewAI's stream-chunk events.
 CrewAI calls stream-chunk handlers synchronously in the calling thread, so the sink for the
 chunks of the current call is a context variable: concurrent turns in other threads (a thread
 pool) each see their own.
+
+Building an `LLM` builds two OpenAI clients, each with a TLS context that loads the whole CA
+bundle: about 65 ms of CPU, most of what a turn cost, and a new connection (a new TLS
+handshake) for every call. Idle clients are therefore kept in a pool and lent to one call at
+a time, so concurrent calls never share one and each call's token usage is the difference of
+its client's counters before and after.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,7 +37,7 @@ from shared.models import TokenUsage  # noqa: E402
 
 quiet_crewai_console()
 
-__all__ = ["ChatClient", "Completion"]
+__all__ = ["ChatClient", "Completion", "LLMPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,35 @@ class Completion:
     usage: TokenUsage
 
 
+class LLMPool:
+    """Idle `LLM` clients by the settings they were built with, each lent to one call at a
+    time. The pool never holds more clients than calls ran at once at its busiest."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[Any, ...], list[LLM]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lend(self, key: tuple[Any, ...], build: Callable[[], LLM]) -> Iterator[LLM]:
+        with self._lock:
+            idle = self._idle.get(key)
+            llm = idle.pop() if idle else None
+        if llm is None:
+            llm = build()
+        yield llm
+        # Only after a call that worked: a client whose call failed may hold a broken
+        # connection, and building a new one is cheap next to a failure.
+        with self._lock:
+            self._idle.setdefault(key, []).append(llm)
+
+    def idle(self) -> int:
+        with self._lock:
+            return sum(len(clients) for clients in self._idle.values())
+
+
+_POOL = LLMPool()
+
+
 def _reason(exc: BaseException) -> str:
     # The exception's type and HTTP status only: messages can quote request details.
     status = getattr(exc, "status_code", None)
@@ -57,9 +94,29 @@ def _reason(exc: BaseException) -> str:
 
 
 class ChatClient:
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        pool: LLMPool | None = None,
+    ) -> None:
         self.settings = settings
         self._sleep = sleep
+        self._pool = pool or _POOL
+
+    def _key(self, max_tokens: int, stream: bool) -> tuple[Any, ...]:
+        s = self.settings
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
+        return (
+            s.llm_model,
+            s.llm_base_url,
+            key,
+            s.llm_temperature,
+            s.llm_timeout,
+            max_tokens,
+            stream,
+        )
 
     def _llm(self, max_tokens: int, stream: bool) -> LLM:
         key = self.settings.llm_api_key
@@ -88,11 +145,16 @@ class ChatClient:
         first, so a caller that streamed part of a reply can say it starts over); then
         `NarratorUnavailable`."""
         attempts = self.settings.llm_retries + 1
+        stream = on_chunk is not None
         for attempt in range(1, attempts + 1):
-            llm = self._llm(max_tokens, stream=on_chunk is not None)
             token = _sink.set(on_chunk)
             try:
-                text = llm.call(cast(Any, messages))
+                with self._pool.lend(
+                    self._key(max_tokens, stream), lambda: self._llm(max_tokens, stream)
+                ) as llm:
+                    before = llm.get_token_usage_summary()
+                    text = llm.call(cast(Any, messages))
+                    metrics = llm.get_token_usage_summary().delta_since(before)
             except Exception as exc:
                 reason = _reason(exc)
                 logger.warning("LLM call failed (attempt %d/%d): %s", attempt, attempts, reason)
@@ -104,7 +166,6 @@ class ChatClient:
                 continue
             finally:
                 _sink.reset(token)
-            metrics = llm.get_token_usage_summary()
             usage = TokenUsage(
                 prompt_tokens=metrics.prompt_tokens,
                 completion_tokens=metrics.completion_tokens,
