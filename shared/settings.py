@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     turn_records_kept: Annotated[int, Field(gt=0)] = 12
     max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
     long_poll_max: Seconds = 30.0
+    # /readyz answers within this long: each check (store, broker) that has not answered by
+    # then counts as failed.
+    readiness_timeout: Seconds = 2.0
     sse_ping_interval: Seconds = 15.0
 
     max_turns: Annotated[int, Field(ge=5)] = 40

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -24,15 +26,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _probe(probe: Callable[[], Awaitable[None]], timeout: float) -> str:
+    try:
+        await asyncio.wait_for(probe(), timeout)
+    except BackendUnavailable:
+        return "unavailable"
+    except TimeoutError:
+        return "timeout"
+    return "ok"
+
+
 @router.get("/readyz", responses=errors(503))
-async def readyz(backend: Backend, queue: Queue) -> JSONResponse:
-    checks: dict[str, str] = {}
-    for name, probe in (("session_store", backend.ping), ("broker", queue.ping)):
-        try:
-            await probe()
-            checks[name] = "ok"
-        except BackendUnavailable:
-            checks[name] = "unavailable"
+async def readyz(backend: Backend, queue: Queue, settings: SettingsDep) -> JSONResponse:
+    # Both at once, each within READINESS_TIMEOUT: an orchestrator's probe must get its
+    # answer before its own timeout, whatever a hung store or broker does.
+    probes = {"session_store": backend.ping, "broker": queue.ping}
+    answers = await asyncio.gather(
+        *(_probe(probe, settings.readiness_timeout) for probe in probes.values())
+    )
+    checks = dict(zip(probes, answers, strict=True))
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
     failed = ", ".join(k for k, v in checks.items() if v != "ok")

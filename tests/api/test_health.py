@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+
+from api.main import create_app
+from shared.settings import Settings
+from tests.support.server import serve
 
 
 def test_health_and_readiness(gateway_url: str) -> None:
@@ -10,6 +16,21 @@ def test_health_and_readiness(gateway_url: str) -> None:
     ready = httpx.get(f"{gateway_url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"session_store": "ok", "broker": "ok"}
+
+
+def test_readiness_names_a_check_that_hangs_and_still_answers(memory_settings: Settings) -> None:
+    app = create_app(memory_settings.model_copy(update={"readiness_timeout": 0.5}))
+
+    async def hung() -> None:
+        await asyncio.sleep(60)
+
+    with serve(app) as url:
+        app.state.services.backend.ping = hung  # a store that accepts and never answers
+        answer = httpx.get(f"{url}/readyz", timeout=30)
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    error = answer.json()["error"]
+    assert error["code"] == "backend_unavailable"
+    assert error["details"] == {"session_store": "timeout", "broker": "ok"}
 
 
 def test_openapi_describes_every_route(gateway_url: str) -> None:
