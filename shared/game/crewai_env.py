@@ -30,7 +30,24 @@ def configure_crewai(storage_dir: Path) -> None:
 
 
 def quiet_crewai_console() -> None:
-    """Flows print progress with rich to stdout; a worker's logs are not the place for it."""
+    """Flows print progress with rich to stdout; a worker's logs are not the place for it.
+
+    Silencing the console is not enough: CrewAI's console listener still handles every
+    event of every flow and LLM call, building rich trees and Live panels that nobody sees,
+    and it appends each streamed chunk of the whole process to one buffer that it reads back
+    in full on every chunk (memory that only grows, CPU that grows with it, shared by every
+    thread without a lock). In a worker holding many LLM turns at once that was most of a
+    turn's CPU. Its handlers are detached from the event bus; the service's own listeners
+    (the narration stream) stay."""
+    from crewai.events.event_bus import crewai_event_bus
     from crewai.events.event_listener import event_listener
 
     event_listener.formatter.console.quiet = True
+    registered = getattr(crewai_event_bus, "_sync_handlers", {})
+    for event_type, handlers in list(registered.items()):
+        for handler in handlers:
+            if getattr(handler, "__module__", "") == _CONSOLE_LISTENER:
+                crewai_event_bus.off(event_type, handler)
+
+
+_CONSOLE_LISTENER = "crewai.events.event_listener"

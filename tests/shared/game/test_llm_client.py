@@ -67,3 +67,18 @@ def test_a_client_whose_call_failed_is_not_lent_again(server: FakeLLM, tmp_path:
     with pytest.raises(NarratorUnavailable):
         client.complete(MESSAGES, max_tokens=200)
     assert pool.idle() == 0
+
+
+def test_crewais_console_listener_is_detached_from_the_stream(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    # It kept every chunk of the process in one buffer, read back whole on each chunk.
+    from crewai.events.event_listener import event_listener
+
+    before = event_listener.text_stream.getvalue()
+    streamed: list[str] = []
+    ChatClient(settings(server, tmp_path)).complete(
+        MESSAGES, max_tokens=200, on_chunk=streamed.append
+    )
+    assert len(streamed) > 3  # the service's own listener still hears every chunk
+    assert event_listener.text_stream.getvalue() == before
