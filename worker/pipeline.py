@@ -37,6 +37,7 @@ from shared.errors import (
     VersionConflict,
 )
 from shared.game.narrator import NarrationStream
+from shared.logs import CORRELATION_ID
 from shared.metrics import (
     TURN_PROCESSING_SECONDS,
     TURN_QUEUE_WAIT_SECONDS,
@@ -219,30 +220,43 @@ class TurnPipeline:
             )
             if running is None:
                 continue
-            if running.attempts > 1:
-                TURNS_RETRIED.inc()
-            elif running.started_at is not None:
-                TURN_QUEUE_WAIT_SECONDS.observe(max(0.0, running.started_at - running.accepted_at))
-            logger.info(
-                "turn %s started in pid %d (attempt %d)",
-                running.turn_id,
-                os.getpid(),
-                running.attempts,
-                extra={"session_id": session_id, "turn_id": running.turn_id},
+            # This turn's lines (the step thread's too: it copies the context) carry the
+            # request id that accepted it.
+            correlation = CORRELATION_ID.set(running.correlation_id)
+            try:
+                if not await self._start_and_apply(session_id, holder, running, state):
+                    return True
+            finally:
+                CORRELATION_ID.reset(correlation)
+
+    async def _start_and_apply(
+        self, session_id: str, holder: str, running: TurnRecord, state: GameState | None
+    ) -> bool:
+        """Log and count the attempt's start, then run and commit it. False: the session is
+        gone."""
+        if running.attempts > 1:
+            TURNS_RETRIED.inc()
+        elif running.started_at is not None:
+            TURN_QUEUE_WAIT_SECONDS.observe(max(0.0, running.started_at - running.accepted_at))
+        logger.info(
+            "turn %s started in pid %d (attempt %d)",
+            running.turn_id,
+            os.getpid(),
+            running.attempts,
+            extra={"session_id": session_id, "turn_id": running.turn_id},
+        )
+        if running.attempts > 1:
+            # Whatever a client saw of an earlier attempt's narration is void.
+            await self.backend.append_event(
+                session_id,
+                EventName.TURN_RESTARTED.value,
+                {
+                    "turn_id": running.turn_id,
+                    "reason": "redelivered",
+                    "attempt": running.attempts,
+                },
             )
-            if running.attempts > 1:
-                # Whatever a client saw of an earlier attempt's narration is void.
-                await self.backend.append_event(
-                    session_id,
-                    EventName.TURN_RESTARTED.value,
-                    {
-                        "turn_id": running.turn_id,
-                        "reason": "redelivered",
-                        "attempt": running.attempts,
-                    },
-                )
-            if not await self._apply(session_id, holder, running, state):
-                return True
+        return await self._apply(session_id, holder, running, state)
 
     def close(self) -> None:
         """Let the step threads go once they are idle (a running step still finishes)."""

@@ -33,6 +33,7 @@ from shared.errors import (
     TurnNotFound,
 )
 from shared.ids import new_turn_id, token_matches
+from shared.logs import CORRELATION_ID
 from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
     EventName,
@@ -108,6 +109,7 @@ async def submit_turn(
         action=action,
         choice_index=body.choice_index,
         accepted_at=time.time(),
+        correlation_id=CORRELATION_ID.get(),
     )
     # Marked pending as it is recorded: if this process dies before the task is published,
     # the workers' sweeper still finds the session and queues it.

@@ -70,3 +70,6 @@ class TurnRecord(BaseModel):
     attempts: int = 0
     result: TurnResult | None = None
     error: TurnError | None = None
+    # The request id of the POST that accepted it: the worker logs the turn's lines with it,
+    # so one id follows a turn from the gateway through the worker.
+    correlation_id: str | None = None

@@ -47,8 +47,11 @@ def test_a_worker_serves_its_pools_turn_metrics(
     gateway = gateway_factory()
     player = Player(gateway.url)
     try:
-        for body in ({"choice_index": 1}, {"action": "Look around"}, {"choice_index": 1}):
-            player.play(body)
+        bodies = ({"choice_index": 1}, {"action": "Look around"}, {"choice_index": 1})
+        for number, body in enumerate(bodies):
+            sent = player.submit(body, **{"X-Request-ID": f"trace-{number}"})
+            assert sent.status_code == 202, sent.text
+            assert player.turn(sent.json()["turn_id"], wait=30)["status"] == "completed"
         url = f"http://127.0.0.1:{port}/metrics"
 
         def scraped() -> str | None:
@@ -74,6 +77,8 @@ def test_a_worker_serves_its_pools_turn_metrics(
         assert len(completed) == 3
         assert all(line["session_id"] == player.session_id for line in completed)
         assert all(line["duration_ms"] >= 0 and line["turn_id"] for line in completed)
+        # The request id that accepted each turn follows it into the worker's lines.
+        assert {line["correlation_id"] for line in completed} == {"trace-0", "trace-1", "trace-2"}
     finally:
         player.close()
 
