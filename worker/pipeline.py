@@ -181,6 +181,14 @@ class TurnPipeline:
             if out_of_time:
                 return DrainOutcome.HANDOFF
 
+    async def lease_wait(self, session_id: str) -> float:
+        """How long a task that found the lease taken waits before it looks again: until
+        the lease would expire if its holder died now. A live holder drains that task's
+        turn itself (its release counts the turns still waiting), so looking sooner only
+        costs broker messages and retries; never less than LEASE_RETRY_DELAY."""
+        left = await self.backend.lease_time_left(session_id)
+        return max(self.settings.lease_retry_delay, left + 0.05)
+
     async def _drain_held(self, session_id: str, holder: str, deadline: float) -> bool:
         """Apply head turns while we hold the lease. False: stopped for the time budget (or a
         lost lease) with turns possibly left; True: the inbox is empty or the session gone.

@@ -125,7 +125,11 @@ def process_session(self: Task, session_id: str) -> str:
     if outcome is DrainOutcome.LEASE_BUSY:
         # The holder drains our turn too if it is alive; if it died, its lease expires and
         # this retry (a new message, acknowledged before this one) picks the turn up.
-        _retry(self, None, get_settings().lease_retry_delay)
+        try:
+            wait = runtime.run(runtime.pipeline.lease_wait(session_id))
+        except BackendUnavailable:
+            wait = get_settings().lease_retry_delay
+        _retry(self, None, wait)
     if outcome is DrainOutcome.HANDOFF:
         _retry(self, None, 0)
     return outcome.value

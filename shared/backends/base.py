@@ -139,6 +139,9 @@ class SessionBackend(Protocol):
     async def release_lease(self, session_id: str, holder: str) -> int:
         """Give the lease up (if still held by `holder`); returns how many turns wait."""
 
+    async def lease_time_left(self, session_id: str) -> float:
+        """Seconds until the session's lease expires unless renewed; 0 when nobody holds it."""
+
     # -- sessions with waiting turns (for the sweeper) ----------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:
         """Note that the session has a turn waiting, as of `now` (before it is recorded)."""

@@ -434,6 +434,11 @@ class InMemoryBackend:
         self._leases[session_id] = (holder, self._clock() + ttl)
         return True
 
+    async def lease_time_left(self, session_id: str) -> float:
+        with self._lock:
+            current = self._leases.get(session_id)
+            return 0.0 if current is None else max(0.0, current[1] - self._clock())
+
     async def release_lease(self, session_id: str, holder: str) -> int:
         with self._lock:
             current = self._leases.get(session_id)

@@ -520,6 +520,11 @@ class RedisBackend:
         )
         return bool(renewed)
 
+    async def lease_time_left(self, session_id: str) -> float:
+        async with self._guard():
+            left_ms = int(await self.client.pttl(SessionKeys(session_id).lease))
+        return max(0, left_ms) / 1000
+
     async def release_lease(self, session_id: str, holder: str) -> int:
         keys = SessionKeys(session_id)
         return int(await self._run("RELEASE", [keys.lease, keys.inbox], [holder]))

@@ -240,13 +240,16 @@ async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
     sid = state.session_id
     await backend.create(state, owner_hash="o")
     await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
+    assert await backend.lease_time_left(sid) == 0
     assert await backend.acquire_lease(sid, "a", 10)
+    assert 8 < await backend.lease_time_left(sid) <= 10
     assert not await backend.acquire_lease(sid, "b", 10)
     assert await backend.renew_lease(sid, "a", 10)
     assert not await backend.renew_lease(sid, "b", 10)
     assert await backend.release_lease(sid, "b") == 1  # not b's to release; one turn waits
     assert not await backend.acquire_lease(sid, "b", 10)
     assert await backend.release_lease(sid, "a") == 1
+    assert await backend.lease_time_left(sid) == 0
     assert await backend.acquire_lease(sid, "b", 10)
     assert await backend.release_lease(new_state().session_id, "b") == 0
 
