@@ -75,9 +75,6 @@ class Settings(BaseSettings):
     # sent together): a reader sees words as they come, and a turn costs a few stream
     # writes instead of one per token chunk. 0 publishes every chunk.
     narration_delta_interval: Annotated[float, Field(ge=0, le=5)] = 0.1
-    # Python's thread switch interval in worker processes (sys.setswitchinterval): longer
-    # than the default 5 ms, because a thread-pool worker's threads mostly wait.
-    worker_switch_interval: Annotated[float, Field(gt=0, le=1)] = 0.05
     # SIGTERM lets running turns finish for this long; the rest go back to the queue.
     worker_shutdown_timeout: Annotated[float, Field(ge=0)] = 30.0
 

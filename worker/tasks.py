@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from typing import Any, NoReturn
 
@@ -44,16 +43,6 @@ def _warm_up(**_: Any) -> None:
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _prepare_metrics(**_: Any) -> None:
     prepare_metrics_dir(get_settings())
-
-
-@worker_init.connect  # type: ignore[untyped-decorator]
-def _tune_thread_switching(**_: Any) -> None:
-    """A thread-pool worker runs hundreds of threads that mostly wait on an LLM and wake for
-    a few milliseconds of work each. With Python's 5 ms switch interval they hand the GIL
-    round all the time; a longer one cut a turn's CPU by about a fifth in the in-flight
-    benchmark (73 -> 56 ms). It delays no turn noticeably: they take seconds. Inherited by
-    prefork children, where one turn runs at a time and it changes nothing."""
-    sys.setswitchinterval(get_settings().worker_switch_interval)
 
 
 _sweeper: Sweeper | None = None
