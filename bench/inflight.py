@@ -1,28 +1,44 @@
-"""Turns that wait on a slow LLM: how many one worker process keeps in flight, with a thread
-pool against the prefork pool (the baseline), measured in the same run.
+"""Turns that wait on a slow LLM: how many one worker process keeps in flight, and what each
+costs, with a thread pool against the prefork pool (the baseline), measured in the same run.
 
-    python -m bench.inflight                       # 150 turns at once, LLM answers after 2 s
-    python -m bench.inflight --turns 300 --threads 300 --llm-delay 2
+    python -m bench.inflight                       # 150 players, 3 turns each, LLM calls 2 s
+    python -m bench.inflight --players 300 --rounds 2 --threads 350 --llm-delay 2
     python -m bench.inflight --quick               # tiny counts (the test command runs this)
 
-It starts its own redis-server, the tests' OpenAI-compatible server (each call answers after
-`--llm-delay` seconds), one worker process and a gateway. All turns are submitted at once, on
-as many sessions; the table gives the turn latency (accepted to completed), the throughput,
-the most LLM calls waiting at once, Redis commands per turn (INFO commandstats, gateway and
-worker together), and the worker's memory idle and at the peak, per turn in flight.
+It starts two redis-servers (the session store, and the Celery broker on its own so that the
+store's commands are counted alone), the tests' OpenAI-compatible server (each call answers
+after `--llm-delay` seconds), one worker process and a gateway. Every player plays one turn
+(not measured: the worker's threads and LLM clients grow to size), then `--rounds` turns one
+after another, all players at once: the worker holds about `--players` turns in flight for
+the whole run. The tables give:
+
+- turn latency as a player sees it (accepted to completed) and the throughput, against
+  what the turns in flight would give if nothing but the LLM took time
+  (in flight / (LLM calls per turn × delay));
+- the most turns running at once in the worker (from its log of each turn's start and end)
+  and the most LLM calls waiting at once (the LLM server's count);
+- the worker's CPU time per turn (its processes' utime + stime) and its memory idle, at the
+  peak, and per turn in flight;
+- Redis commands per turn (INFO commandstats): on the store, split into the gateway's
+  accepting of a turn (measured with the worker stopped) and the rest (the worker's step,
+  its streamed narration, the player's long poll); and on the broker.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import platform
+import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,94 +48,230 @@ import redis
 from bench.stack import ServiceStack
 from bench.turns import Row, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.processes import CeleryWorker
+from tests.support.redis_server import RedisServer
+from tests.support.worker_log import most_turns_running_at_once, turn_spans
 
 logger = logging.getLogger("bench.inflight")
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Run:
     row: Row
-    max_in_flight: int
-    pss_idle_kb: int
-    pss_peak_kb: int
-    commands_per_turn: float
-    calls_per_turn: float
+    turns: int = 0
+    running_at_once: int = 0
+    llm_waiting_at_once: int = 0
+    llm_calls_per_turn: float = 0.0
+    cpu_ms_per_turn: float = 0.0
+    pss_idle_kb: int = 0
+    pss_peak_kb: int = 0
+    store_commands: dict[str, float] = field(default_factory=dict)
+    broker_commands_per_turn: float = 0.0
 
 
-def _command_count(client: redis.Redis) -> int:
+def _commands(client: redis.Redis) -> int:
     stats = client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_"))
+    # INFO itself is the benchmark's, not the service's.
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if k.startswith("cmdstat_") and k != "cmdstat_info"
+    )
 
 
-def _play_one(http: httpx.Client) -> float:
-    created = http.post("/sessions", json={"seed": 3}).json()
-    auth = {"Authorization": f"Bearer {created['player_token']}"}
-    base = f"/sessions/{created['session_id']}"
-    started = time.perf_counter()
-    turn_id = http.post(f"{base}/turns", json={"choice_index": 1}, headers=auth).json()["turn_id"]
-    while True:
-        turn = http.get(f"{base}/turns/{turn_id}", params={"wait": 30}, headers=auth).json()
-        if turn["status"] in ("completed", "failed"):
-            assert turn["status"] == "completed", turn
-            return time.perf_counter() - started
+def _worker_pids(worker: CeleryWorker) -> list[int]:
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    return [worker.pid, *map(int, children)]
+
+
+def _cpu_seconds(worker: CeleryWorker) -> float:
+    total = 0
+    for pid in _worker_pids(worker):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
+
+
+@contextlib.contextmanager
+def _stopped(worker: CeleryWorker) -> Iterator[None]:
+    pids = _worker_pids(worker)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+class _Player:
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.played = False
+        created = http.post("/sessions", json={"seed": 3}).json()
+        self.auth = {"Authorization": f"Bearer {created['player_token']}"}
+        self.base = f"/sessions/{created['session_id']}"
+
+    def submit(self) -> str:
+        body = {"action": "Look around"} if self.played else {"choice_index": 1}
+        self.played = True
+        response = self.http.post(f"{self.base}/turns", json=body, headers=self.auth)
+        response.raise_for_status()
+        return str(response.json()["turn_id"])
+
+    def wait(self, turn_id: str) -> None:
+        while True:
+            response = self.http.get(
+                f"{self.base}/turns/{turn_id}", params={"wait": 30}, headers=self.auth
+            )
+            turn = response.json()
+            if turn["status"] in ("completed", "failed"):
+                assert turn["status"] == "completed", turn
+                return
+
+    def play(self, rounds: int) -> list[float]:
+        latencies = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            self.wait(self.submit())
+            latencies.append(time.perf_counter() - started)
+        return latencies
+
+
+def _split_store_commands(
+    stack: ServiceStack, store: redis.Redis, http: httpx.Client, players: int
+) -> dict[str, float]:
+    """Store commands per turn: a gateway accepting turns while the worker is stopped, then
+    the worker applying them and the players' long polls seeing them finished."""
+    crowd = [_Player(http) for _ in range(players)]
+    worker = stack.workers[0]
+    with _stopped(worker):
+        before = _commands(store)
+        turn_ids = [player.submit() for player in crowd]
+        accepted = _commands(store) - before
+    before = _commands(store)
+    with ThreadPoolExecutor(max_workers=players) as pool:
+        list(pool.map(lambda pair: pair[0].wait(pair[1]), zip(crowd, turn_ids, strict=True)))
+    # The worker's last lease release and sweeps settle after the players see the turns.
+    time.sleep(1)
+    applied = _commands(store) - before
+    return {"accept (gateway)": accepted / players, "apply + long poll": applied / players}
 
 
 def measure(
-    llm: FakeLLM, workdir: Path, *, pool: str, concurrency: int, turns: int, delay: float
+    llm: FakeLLM,
+    workdir: Path,
+    *,
+    pool: str,
+    concurrency: int,
+    players: int,
+    rounds: int,
+    delay: float,
 ) -> Run:
+    broker = RedisServer(workdir / "broker").start()
     env = {
         "NARRATOR": "llm",
         "LLM_MODEL": f"openai/wait-{delay}",
         "LLM_BASE_URL": llm.base_url,
         "LLM_API_KEY": "sk-bench",
         "LLM_TIMEOUT": "120",
-        "LLM_RETRIES": "0",
+        "LLM_RETRIES": "1",
         "LLM_FALLBACK": "fail",
-        "REDIS_MAX_CONNECTIONS": "200",
+        "CELERY_BROKER_URL": broker.url,
+        "REDIS_MAX_CONNECTIONS": str(max(200, concurrency + 50)),
         "WORKER_STEP_THREADS": str(max(concurrency, 1)),
     }
     stack = ServiceStack(workdir, workers=0, concurrency=concurrency, env=env, pool=pool)
     try:
         stack.add_worker()
         worker = stack.workers[0]
-        client = redis.Redis.from_url(stack.redis_url)
-        llm.max_in_flight = 0
-        calls_before = len(llm.requests)
-        pss_idle = worker_pss_kb(worker.pid)
-        peak = [pss_idle]
-        sampling = threading.Event()
-
-        def sample() -> None:
-            while not sampling.wait(0.5):
-                peak.append(worker_pss_kb(worker.pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        commands_before = _command_count(client)
-        limits = httpx.Limits(max_connections=turns + 8, max_keepalive_connections=turns + 8)
+        store = redis.Redis.from_url(stack.redis_url)
+        broker_client = redis.Redis.from_url(broker.url)
+        limits = httpx.Limits(max_connections=players + 8, max_keepalive_connections=players + 8)
         with httpx.Client(base_url=stack.gateway.url, timeout=300, limits=limits) as http:
-            row = Row(f"{turns} turns at once, {pool} pool -c {concurrency}")
+            split = _split_store_commands(stack, store, http, min(players, 20))
+            result = Run(
+                row=Row(f"{players} players × {rounds} turns, {pool} pool -c {concurrency}")
+            )
+            crowd = [_Player(http) for _ in range(players)]
+            # A round first, not measured: the worker's threads and LLM clients grow to what
+            # this many players need once, as in a worker that has been serving for a while.
+            with ThreadPoolExecutor(max_workers=players) as warming:
+                list(warming.map(lambda p: p.play(1), crowd))
+            log_before = len(worker.log())
+            llm.max_in_flight = 0
+            calls_before = len(llm.requests)
+            pss_idle = worker_pss_kb(worker.pid)
+            peak = [pss_idle]
+            sampling = threading.Event()
+
+            def sample() -> None:
+                while not sampling.wait(0.5):
+                    peak.append(worker_pss_kb(worker.pid))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            commands_before, broker_before = _commands(store), _commands(broker_client)
+            cpu_before = _cpu_seconds(worker)
             sampler.start()
             started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=turns) as players:
-                row.samples = list(players.map(lambda _: _play_one(http), range(turns)))
-            row.elapsed = time.perf_counter() - started
+            with ThreadPoolExecutor(max_workers=players) as pool_:
+                latencies = list(pool_.map(lambda p: p.play(rounds), crowd))
+            result.row.elapsed = time.perf_counter() - started
+            cpu = _cpu_seconds(worker) - cpu_before
             sampling.set()
             sampler.join(timeout=5)
-        commands = _command_count(client) - commands_before
-        client.close()
-        return Run(
-            row=row,
-            max_in_flight=llm.max_in_flight,
-            pss_idle_kb=pss_idle,
-            pss_peak_kb=max(peak),
-            # Everything a player's turn cost here, its POST /sessions and long polls included.
-            commands_per_turn=commands / turns,
-            calls_per_turn=(len(llm.requests) - calls_before) / turns,
-        )
+        time.sleep(1)  # the last log lines and lease releases
+        turns = players * rounds
+        result.row.samples = [latency for player in latencies for latency in player]
+        result.turns = turns
+        result.running_at_once = most_turns_running_at_once(turn_spans(worker.log()[log_before:]))
+        result.llm_waiting_at_once = llm.max_in_flight
+        result.llm_calls_per_turn = (len(llm.requests) - calls_before) / turns
+        result.cpu_ms_per_turn = cpu / turns * 1000
+        result.pss_idle_kb, result.pss_peak_kb = pss_idle, max(peak)
+        # Creating the sessions is in here too: one POST /sessions per player, not per turn.
+        result.store_commands = {
+            **split,
+            "in all, this run": (_commands(store) - commands_before) / turns,
+        }
+        result.broker_commands_per_turn = (_commands(broker_client) - broker_before) / turns
+        store.close()
+        broker_client.close()
+        return result
     finally:
         stack.stop()
+        broker.stop()
+
+
+def _extra(pool: str, result: Run, delay: float) -> list[tuple[str, str]]:
+    rate = result.row.throughput
+    floor = result.llm_calls_per_turn * delay
+    ideal = result.running_at_once / floor if floor else 0.0
+    grown = max(result.pss_peak_kb - result.pss_idle_kb, 0)
+    per_turn = grown / max(result.running_at_once, 1)
+    store = "; ".join(f"{name} {value:.1f}" for name, value in result.store_commands.items())
+    return [
+        (
+            f"{pool}: turns running at once / LLM calls waiting at once",
+            f"{result.running_at_once} / {result.llm_waiting_at_once}",
+        ),
+        (
+            f"{pool}: throughput vs in flight / LLM time",
+            f"{rate:.1f}/s vs {ideal:.1f}/s ({result.running_at_once} / "
+            f"({result.llm_calls_per_turn:.2f} calls × {delay} s))",
+        ),
+        (f"{pool}: worker CPU per turn", f"{result.cpu_ms_per_turn:.1f} ms"),
+        (
+            f"{pool}: worker PSS idle / at peak / per turn in flight",
+            f"{result.pss_idle_kb / 1024:.0f} MiB / {result.pss_peak_kb / 1024:.0f} MiB / "
+            f"{per_turn:.0f} KiB",
+        ),
+        (f"{pool}: store commands per turn", store),
+        (f"{pool}: broker commands per turn", f"{result.broker_commands_per_turn:.1f}"),
+    ]
 
 
 def run(args: argparse.Namespace) -> str:
@@ -127,60 +279,43 @@ def run(args: argparse.Namespace) -> str:
     extra: list[tuple[str, str]] = []
     with fake_llm() as llm, tempfile.TemporaryDirectory(prefix="portals-inflight-") as tmp:
         runs = [
-            ("prefork", 2, min(args.turns, 8)),  # the baseline: one turn per child
-            ("threads", args.threads, args.turns),
+            ("prefork", 2, min(args.players, 4)),  # the baseline: one turn per child
+            ("threads", args.threads, args.players),
         ]
-        for pool, concurrency, turns in runs:
-            logger.info("measuring %s -c %d with %d turns", pool, concurrency, turns)
+        for pool, concurrency, players in runs:
+            logger.info("measuring %s -c %d with %d players", pool, concurrency, players)
             result = measure(
                 llm,
                 Path(tmp) / pool,
                 pool=pool,
                 concurrency=concurrency,
-                turns=turns,
+                players=players,
+                rounds=args.rounds,
                 delay=args.llm_delay,
             )
-            rate = len(result.row.samples) / result.row.elapsed
-            result.row.note = (
-                f"{result.max_in_flight} LLM calls waiting at once; "
-                f"{result.calls_per_turn:.1f} LLM calls per turn"
-            )
+            result.row.note = f"{result.llm_calls_per_turn:.2f} LLM calls per turn"
             rows.append(result.row)
-            grown = max(result.pss_peak_kb - result.pss_idle_kb, 0)
-            per_turn = grown / max(result.max_in_flight, 1)
-            expected = result.max_in_flight / (result.row.percentile(0.5) / 1000)
-            extra += [
-                (
-                    f"{pool}: worker PSS idle / at peak",
-                    f"{result.pss_idle_kb / 1024:.0f} MiB / {result.pss_peak_kb / 1024:.0f} MiB",
-                ),
-                (f"{pool}: memory per turn in flight", f"{per_turn:.0f} KiB"),
-                (
-                    f"{pool}: throughput vs in flight / latency",
-                    f"{rate:.1f}/s vs {expected:.1f}/s",
-                ),
-                (
-                    f"{pool}: Redis commands per turn (incl. POST /sessions)",
-                    f"{result.commands_per_turn:.1f}",
-                ),
-            ]
+            extra += _extra(pool, result, args.llm_delay)
     header = (
         f"# In-flight LLM turns per worker process ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
-        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}"
-        f", LLM answers after {args.llm_delay} s."
+        f"Machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; each LLM call answers after {args.llm_delay} s.\n"
+        f"Command: `python -m bench.inflight --players {args.players} --rounds {args.rounds} "
+        f"--threads {args.threads} --llm-delay {args.llm_delay}`"
     )
     return render(rows, extra, header)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--turns", type=int, default=150)
+    parser.add_argument("--players", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--llm-delay", type=float, default=2.0)
     parser.add_argument("--quick", action="store_true", help="tiny counts, for smoke tests")
     args = parser.parse_args(argv)
     if args.quick:
-        args.turns, args.threads, args.llm_delay = 6, 8, 0.2
+        args.players, args.rounds, args.threads, args.llm_delay = 6, 1, 8, 0.2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     table = run(args)

@@ -13,11 +13,9 @@ nothing about the pool; the retries are counted and bounded."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 
 import httpx
 import pytest
@@ -26,6 +24,7 @@ from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.waiting import wait_until
+from tests.support.worker_log import most_turns_running_at_once, turn_spans
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +77,9 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
             timeout=60,
             what="the worker to log every turn's end",
         )
-        running_at_once = most_turns_running_at_once(worker.log())
+        spans = turn_spans(worker.log())
+        assert len(spans) == SESSIONS, f"{len(spans)} turns logged, not {SESSIONS}"
+        running_at_once = most_turns_running_at_once(spans)
         assert running_at_once >= 100, running_at_once
         assert slow_llm.max_in_flight >= 40, slow_llm.max_in_flight
         # Retries stay the exception.
@@ -96,23 +97,3 @@ def play_one(player: Player) -> dict[str, object]:
         if turn["status"] in ("completed", "failed"):
             return turn
     return turn
-
-
-def most_turns_running_at_once(log: str) -> int:
-    """The largest number of turns between start and end at one moment, from the worker's
-    'turn … completed in N ms' lines (logged at the end, with the turn's duration)."""
-    edges: list[tuple[float, int]] = []
-    for line in log.splitlines():
-        if not line.startswith("{"):
-            continue
-        entry = json.loads(line)
-        if "duration_ms" not in entry or " completed in " not in entry["message"]:
-            continue
-        end = datetime.fromisoformat(entry["time"]).timestamp()
-        edges += [(end - entry["duration_ms"] / 1000, 1), (end, -1)]
-    assert len(edges) == 2 * SESSIONS, f"{len(edges) // 2} turns logged, not {SESSIONS}"
-    running = most = 0
-    for _moment, change in sorted(edges):  # an end sorts before a start at the same moment
-        running += change
-        most = max(most, running)
-    return most
