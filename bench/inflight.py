@@ -27,16 +27,13 @@ the whole run. The tables give:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import platform
-import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +43,7 @@ import httpx
 import redis
 
 from bench.stack import ServiceStack
-from bench.turns import Row, render, worker_pss_kb
+from bench.turns import Row, paused, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.processes import CeleryWorker
 from tests.support.redis_server import RedisServer
@@ -95,18 +92,6 @@ def _cpu_seconds(worker: CeleryWorker) -> float:
     return total / _CLOCK_TICKS
 
 
-@contextlib.contextmanager
-def _stopped(worker: CeleryWorker) -> Iterator[None]:
-    pids = _worker_pids(worker)
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
-
-
 class _Player:
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
@@ -148,7 +133,7 @@ def _split_store_commands(
     the worker applying them and the players' long polls seeing them finished."""
     crowd = [_Player(http) for _ in range(players)]
     worker = stack.workers[0]
-    with _stopped(worker):
+    with paused([worker]):
         before = _commands(store)
         turn_ids = [player.submit() for player in crowd]
         accepted = _commands(store) - before
