@@ -19,7 +19,7 @@ let reconnectDelay = 1;
 // Narration of a turn whose POST has not been answered yet (the stream can be faster).
 const early = new Map();
 
-// crypto.randomUUID exists only on HTTPS and localhost; a phone on http://<lan-address>
+// crypto.randomUUID exists only on HTTPS and localhost; a phone on plain HTTP at a LAN address
 // has getRandomValues alone.
 function newKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
