@@ -173,7 +173,9 @@ def test_broker_down_at_submit_is_503_and_leaves_nothing_queued(
         assert client.llen(SessionKeys(player.session_id).inbox) == 0
         ready = httpx.get(f"{gateway.url}/readyz", timeout=30)
         assert ready.status_code == 503
-        assert ready.json()["error"]["details"]["broker"] == "unavailable"
+        # Refused, or still being retried by kombu when READINESS_TIMEOUT ends.
+        checks = ready.json()["error"]["details"]
+        assert checks["broker"] in {"unavailable", "timeout"} and checks["session_store"] == "ok"
     finally:
         client.close()
         player.close()
