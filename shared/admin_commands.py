@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -194,7 +195,9 @@ def _sessions(args: argparse.Namespace, store: SessionStore) -> int:
         return OK
     with ExitStack() as files:
         source = files.enter_context(open(args.input)) if args.input else sys.stdin
-        total = _line_count(args.input) if args.input and sys.stderr.isatty() else None
+        # Counted first only from a regular file: reading a pipe would use its data up.
+        countable = args.input and os.path.isfile(args.input) and sys.stderr.isatty()
+        total = _line_count(args.input) if countable else None
         outcome = store.import_lines(
             _read_lines(source, Progress("imported", total)),
             overwrite=args.overwrite,

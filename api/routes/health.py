@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,8 @@ from shared.errors import BackendUnavailable
 from shared.metrics import ACTIVE_SESSIONS, QUEUE_DEPTH
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -33,6 +36,9 @@ async def _probe(probe: Callable[[], Awaitable[None]], timeout: float) -> str:
         return "unavailable"
     except TimeoutError:
         return "timeout"
+    except Exception:  # a bug in a probe still gets an answer, and the other probe's
+        logger.exception("readiness probe failed")
+        return "error"
     return "ok"
 
 

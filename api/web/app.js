@@ -303,8 +303,11 @@ async function play(body, shownAs) {
       call("POST", `/sessions/${sessionId}/turns`, { body, idempotencyKey: key }),
     );
     if (!adventure || adventure.sessionId !== sessionId) return;
-    if (accepted.status === "completed" || accepted.status === "failed") {
-      // A retry of a turn that was told already (its first answer never arrived).
+    const shown = document.querySelector(`#story li[data-turn="${CSS.escape(accepted.turn_id)}"]`);
+    const told = shown && !shown.classList.contains("pending");
+    if (told || accepted.status === "completed" || accepted.status === "failed") {
+      // Told already: its end came on the stream before this answer, or it is a retry of a
+      // turn whose first answer never arrived.
       setWorking(false);
       await refresh();
       focusChoice();
@@ -434,6 +437,7 @@ function connect(from = adventure.lastEventId) {
     });
   });
   handle("turn.restarted", (data) => {
+    early.delete(data.turn_id); // words of the attempt that starts over
     if (adventure.pending && adventure.pending.turnId === data.turn_id) {
       tell(data.turn_id, adventure.pending.action, "", { pending: true });
     }
@@ -466,6 +470,7 @@ function forgetLocally() {
   source = null;
   clearTimeout(reconnectTimer);
   early.clear();
+  setWorking(false); // a turn of the adventure let go of no longer keeps the page busy
   adventure = null;
   localStorage.removeItem(STORE);
 }

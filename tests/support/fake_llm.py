@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeLLM", "fake_llm"]
+__all__ = ["GATE_AFTER_CHUNKS", "FakeLLM", "fake_llm"]
 
 SLOW_CHUNK_DELAY = 0.15
 GATE_AFTER_CHUNKS = 4

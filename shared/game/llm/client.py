@@ -105,18 +105,13 @@ class ChatClient:
         self._sleep = sleep
         self._pool = pool or _POOL
 
-    def _key(self, max_tokens: int, stream: bool) -> tuple[Any, ...]:
+    def _key(self) -> tuple[Any, ...]:
+        # What the clients are built with. max_tokens and stream are not in it: they change
+        # from call to call (the turn's token budget), and are set on the lent client, which
+        # CrewAI reads when the call runs.
         s = self.settings
         key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
-        return (
-            s.llm_model,
-            s.llm_base_url,
-            key,
-            s.llm_temperature,
-            s.llm_timeout,
-            max_tokens,
-            stream,
-        )
+        return (s.llm_model, s.llm_base_url, key, s.llm_temperature, s.llm_timeout)
 
     def _llm(self, max_tokens: int, stream: bool) -> LLM:
         key = self.settings.llm_api_key
@@ -150,8 +145,9 @@ class ChatClient:
             token = _sink.set(on_chunk)
             try:
                 with self._pool.lend(
-                    self._key(max_tokens, stream), lambda: self._llm(max_tokens, stream)
+                    self._key(), lambda: self._llm(max_tokens, stream)
                 ) as llm:
+                    llm.max_tokens, llm.stream = max_tokens, stream
                     before = llm.get_token_usage_summary()
                     text = llm.call(cast(Any, messages))
                     metrics = llm.get_token_usage_summary().delta_since(before)

@@ -33,16 +33,21 @@ def test_calls_one_after_another_reuse_one_client_and_count_their_own_usage(
     assert pool.idle() == 1
     assert first.usage == second.usage  # the same reply, counted once each, not summed
     assert first.usage.completion_tokens > 0
+    # The same client again, for a streamed call with another budget: both are per call.
     streamed: list[str] = []
-    client.complete(MESSAGES, max_tokens=200, on_chunk=streamed.append)
-    assert streamed and pool.idle() == 2  # a streaming client is a client of its own
+    short = client.complete(MESSAGES, max_tokens=5, on_chunk=streamed.append)
+    assert streamed and "".join(streamed) == short.text
+    assert short.usage.completion_tokens == 5 and len(short.text.split(" ")) == 5
+    assert pool.idle() == 1
 
 
 def test_calls_at_the_same_time_each_get_a_client_of_their_own(
     server: FakeLLM, tmp_path: Path
 ) -> None:
     pool = LLMPool()
-    client = ChatClient(settings(server, tmp_path, llm_model="openai/wait-2"), pool=pool)
+    client = ChatClient(
+        settings(server, tmp_path, llm_model="openai/wait-5", llm_timeout=30), pool=pool
+    )
     server.max_in_flight = 0
     barrier = threading.Barrier(4)
 
