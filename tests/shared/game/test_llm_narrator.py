@@ -220,3 +220,34 @@ def test_each_routed_agent_is_asked_on_the_llm(server: FakeLLM, tmp_path: Path) 
     ]
     assert "took up the quest" in asked[0]["messages"][1]["content"]
     assert "The Chronicler records:" in asked[1]["messages"][1]["content"]
+
+
+def test_the_keeper_and_the_jester_are_asked_on_the_llm(server: FakeLLM, tmp_path: Path) -> None:
+    """Play on from the quest until a turn rolled dice (the Keeper speaks) and a turn drew the
+    Jester (cooldown 1): each is asked with its own role and prompt, and the Narrator is told
+    what it said."""
+    cfg = settings(server, tmp_path, jester_cooldown=1)
+    state, _ = exploring_state()
+    heard: dict[str, list[dict[str, Any]]] = {}
+    told: dict[str, str] = {}  # what the Narrator was asked in a turn the agent spoke
+    for _ in range(30):
+        action = state.current_choices[0]
+        before = len(server.requests)
+        after, narration = narrate(cfg, Recorder(), state, action)
+        asked = server.requests[before:]
+        assert narration.source == "llm" and narration.agents[-1] == "narrator"
+        assert len(asked) == len(narration.agents)  # one call per agent, the Narrator's last
+        for agent, request in zip(narration.agents, asked, strict=True):
+            heard.setdefault(agent, request["messages"])
+            told.setdefault(agent, asked[-1]["messages"][1]["content"])
+        state = after.model_copy(update={"version": state.version + 1})
+        if {"keeper", "jester"} <= heard.keys() or state.adventure_completed:
+            break
+    assert {"keeper", "jester"} <= heard.keys(), f"only {sorted(heard)} spoke in 30 turns"
+    keeper, jester = heard["keeper"], heard["jester"]
+    assert keeper[0]["content"].startswith("You are the Game Keeper")
+    assert keeper[1]["content"].startswith("Rolls: ")
+    assert jester[0]["content"].startswith("You are The Jester")
+    assert jester[1]["content"].startswith("The hero tried: ")
+    assert "The Game Keeper says: " in told["keeper"]
+    assert "The Jester quips: " in told["jester"]
