@@ -42,6 +42,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from bench.client import CLIENT_KEEPALIVE, post_turn
 from bench.stack import ServiceStack
 from bench.turns import Row, paused, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
@@ -103,8 +104,7 @@ class _Player:
     def submit(self) -> str:
         body = {"action": "Look around"} if self.played else {"choice_index": 1}
         self.played = True
-        response = self.http.post(f"{self.base}/turns", json=body, headers=self.auth)
-        response.raise_for_status()
+        response = post_turn(self.http, f"{self.base}/turns", body, self.auth)
         return str(response.json()["turn_id"])
 
     def wait(self, turn_id: str) -> None:
@@ -175,7 +175,11 @@ def measure(
         worker = stack.workers[0]
         store = redis.Redis.from_url(stack.redis_url)
         broker_client = redis.Redis.from_url(broker.url)
-        limits = httpx.Limits(max_connections=players + 8, max_keepalive_connections=players + 8)
+        limits = httpx.Limits(
+            max_connections=players + 8,
+            max_keepalive_connections=players + 8,
+            keepalive_expiry=CLIENT_KEEPALIVE,
+        )
         with httpx.Client(base_url=stack.gateway.url, timeout=300, limits=limits) as http:
             split = _split_store_commands(stack, store, http, min(players, 20))
             result = Run(

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import redis
 
+from bench.client import CLIENT_KEEPALIVE, post_turn
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
 from shared.backends.codec import unpack
@@ -84,7 +85,9 @@ def timed(
 
 class Player:
     def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=60)
+        self.http = httpx.Client(
+            base_url=base, timeout=60, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE)
+        )
         created = self.http.post("/sessions", json={"seed": 1}).json()
         self.sid = created["session_id"]
         self.auth = {"Authorization": f"Bearer {created['player_token']}"}
@@ -92,10 +95,9 @@ class Player:
         self.last_turn: str | None = None
 
     def submit(self) -> str:
-        answer = self.http.post(
-            f"/sessions/{self.sid}/turns", json={"action": "Look around"}, headers=self.auth
+        answer = post_turn(
+            self.http, f"/sessions/{self.sid}/turns", {"action": "Look around"}, self.auth
         )
-        answer.raise_for_status()
         self.last_turn = str(answer.json()["turn_id"])
         return self.last_turn
 
@@ -246,8 +248,7 @@ def play_varied(player: Player, turns: int) -> int:
         body: dict[str, Any] = {"choice_index": 1} if choices else {"action": "Look around"}
         if n % 2 and state["phase"] != "combat":
             body = {"action": _VARIED_ACTIONS[n % len(_VARIED_ACTIONS)]}
-        answer = player.http.post(f"/sessions/{player.sid}/turns", json=body, headers=player.auth)
-        answer.raise_for_status()
+        answer = post_turn(player.http, f"/sessions/{player.sid}/turns", body, player.auth)
         turn_id = answer.json()["turn_id"]
         player.http.get(
             f"/sessions/{player.sid}/turns/{turn_id}", params={"wait": 30}, headers=player.auth
