@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.fake_llm import FakeLLM, fake_llm
-from tests.support.player import Player
+from tests.support.player import CLIENT_LIMITS, Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.waiting import wait_until
 from tests.support.worker_log import most_turns_running_at_once, turn_spans
@@ -57,7 +57,11 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
     }
     worker = worker_factory(env, pool="threads", concurrency=350)
     gateway = gateway_factory(env)
-    limits = httpx.Limits(max_connections=SESSIONS + 8, max_keepalive_connections=SESSIONS + 8)
+    limits = httpx.Limits(
+        max_connections=SESSIONS + 8,
+        max_keepalive_connections=SESSIONS + 8,
+        keepalive_expiry=CLIENT_LIMITS.keepalive_expiry,
+    )
     http = httpx.Client(base_url=gateway.url, timeout=120, limits=limits)
     try:
         with ThreadPoolExecutor(max_workers=32) as clients:

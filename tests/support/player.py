@@ -8,7 +8,11 @@ import httpx
 
 from tests.support.sse import SseEvent, read_events
 
-__all__ = ["Player"]
+__all__ = ["CLIENT_LIMITS", "Player"]
+
+# uvicorn closes a connection idle for 5 s, httpx keeps one for 5 s by default: a request sent
+# on it at that instant is lost ("connection reset"). Letting go first avoids the race.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 
 
 class Player:
@@ -16,7 +20,7 @@ class Player:
         self, base_url: str, *, seed: int | None = None, client: httpx.Client | None = None
     ) -> None:
         self.base_url = base_url
-        self.http = client or httpx.Client(base_url=base_url, timeout=60)
+        self.http = client or httpx.Client(base_url=base_url, timeout=60, limits=CLIENT_LIMITS)
         body = {"seed": seed} if seed is not None else None
         response = self.http.post("/sessions", json=body)
         assert response.status_code == 201, response.text
