@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,12 +198,12 @@ def chaos(
     for name in events:
         if done.wait(rng.uniform(2.0, 5.0)):
             return
-        action = {
+        actions: dict[str, Callable[[random.Random], str]] = {
             "child": stack.kill_pool_child,
             "worker": stack.kill_worker,
             "redis": lambda _: stack.crash_redis(),
-        }[name]
-        what = action(rng)
+        }
+        what = actions[name](rng)
         logger.info("chaos: %s", what)
         report.recoveries.append((what, probe_recovery(stack.gateway.url)))
 
@@ -247,7 +248,7 @@ def verify(base_url: str, logs: list[SessionLog], report: Report, deadline: floa
 
 
 def render(report: Report, args: argparse.Namespace) -> str:
-    rows = [
+    rows: list[tuple[str, int | str]] = [
         ("turns accepted (202)", report.accepted),
         ("applied exactly once", report.applied - report.doubled),
         ("lost", report.lost),

@@ -130,7 +130,7 @@ class Player:
             on_open=submit,
             timeout=60,
         )
-        return time.perf_counter() - box["started"]
+        return time.perf_counter() - float(box["started"])
 
     def wait_idle(self) -> None:
         """Until every turn submitted so far is finished (the last one is, then)."""
@@ -152,14 +152,14 @@ class RawCelery:
         self.client = redis.Redis.from_url(stack.redis_url)
         settings = Settings(
             redis_url=stack.redis_url, celery_queue=stack.env["RAW_QUEUE"], _env_file=None
-        )  # type: ignore[call-arg]
+        )
         self.app = create_celery_app(settings)
         self.channel = f"bench:{uuid.uuid4().hex}"
         self.waiting: dict[str, threading.Event] = {}
         self.keys = [f"bench:raw:{{{n}}}" for n in range(200)]
         for key in self.keys:
             self.client.set(key, state_json, ex=3600)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self.pubsub.subscribe(**{self.channel: self._on_message})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.01, daemon=True)
         self.counter = 0
