@@ -16,10 +16,10 @@ import pytest
 from shared.game.flow import run_turn_step
 from shared.game.narrator import OfflineNarrator
 from shared.game.rules import choices_for
-from shared.models import GamePhase, GameState, TurnRecord
+from shared.models import AdventurePhase, GamePhase, GameState, TurnRecord
 
 GOLDEN = Path(__file__).parents[3] / "docs" / "playthrough.md"
-SEED = 2030
+SEED = 2090
 MAX_TURNS = 24
 SESSION_ID = "g" * 24
 
@@ -105,6 +105,10 @@ def test_the_adventure_plays_exactly_as_the_golden_transcript(
     assert "Epilogue:" in transcript
     assert "took up the quest 'The Lost Lantern'" in transcript  # by the player's words
     assert "combat" in transcript and transcript.count("Quest complete") == 2
+    # Every step of the arc, and a fight the cautious player runs from.
+    arc = {line.rsplit(", ", 1)[-1] for line in lines if line.startswith("## Turn")}
+    assert arc == {phase.value for phase in AdventurePhase}
+    assert "> Flee" in transcript
 
 
 def test_the_same_seed_and_actions_give_the_same_transcript() -> None:
