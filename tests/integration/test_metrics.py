@@ -1,15 +1,18 @@
-"""Worker metrics over a real pool: every pool process (a thread pool: the worker itself)
-counts, the main process serves the sum (Prometheus multiprocess mode)."""
+"""Metrics across processes (Prometheus multiprocess mode): a worker's pool processes (a
+thread pool: the worker itself) count and its main process serves the sum; a gateway of
+several uvicorn processes serves the sum of theirs."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.player import Player
@@ -89,3 +92,50 @@ def _json_or_none(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None  # Celery's banner and anything else not logged through logging
     return parsed if isinstance(parsed, dict) else None
+
+
+def test_a_gateway_of_several_processes_serves_the_sum_of_their_counts(
+    gateway_factory: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    """`uvicorn --workers 2` with PROMETHEUS_MULTIPROC_DIR: whichever process answers the
+    scrape, `/metrics` counts the requests both processes served."""
+    metrics_dir = tmp_path / "gateway-metrics"
+    metrics_dir.mkdir()
+    gateway = gateway_factory(
+        {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        args=[sys.executable, "-m", "uvicorn", "api.main:app", "--workers", "2"],
+    )
+
+    def processes_that_created_sessions() -> int:
+        # Each process counts into its own counter_<pid>.db.
+        return sum(
+            any(
+                sample.name == "pocket_portals_sessions_created_total" and sample.value > 0
+                for family in MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+                for sample in family.samples
+            )
+            for path in metrics_dir.glob("counter_*.db")
+        )
+
+    created = 0
+
+    def both_processes_counted() -> bool:
+        nonlocal created
+        # A new connection each time, so the kernel may hand it to either process.
+        response = httpx.post(f"{gateway.url}/sessions", timeout=30)
+        assert response.status_code == 201, response.text
+        created += 1
+        return processes_that_created_sessions() >= 2
+
+    wait_until(both_processes_counted, timeout=120, what="sessions created by both processes")
+    for _ in range(4):  # each scrape on a new connection, whichever process takes it
+        text = httpx.get(f"{gateway.url}/metrics", timeout=30).text
+        assert _total(text, "pocket_portals_sessions_created_total") == created
+        created_requests = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "pocket_portals_http_requests_total"
+            and sample.labels == {"method": "POST", "route": "/sessions", "status": "201"}
+        ]
+        assert created_requests == [created]
