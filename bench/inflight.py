@@ -94,10 +94,17 @@ def _cpu_seconds(worker: CeleryWorker) -> float:
 
 
 class _Player:
-    def __init__(self, http: httpx.Client) -> None:
-        self.http = http
+    """One player with a client of its own: a pool shared by a crowd of threads can close a
+    connection it has just handed to another thread (encode/httpcore#1110)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(
+            base_url=base_url,
+            timeout=300,
+            limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE),
+        )
         self.played = False
-        created = http.post("/sessions", json={"seed": 3}).json()
+        created = self.http.post("/sessions", json={"seed": 3}).json()
         self.auth = {"Authorization": f"Bearer {created['player_token']}"}
         self.base = f"/sessions/{created['session_id']}"
 
@@ -117,6 +124,9 @@ class _Player:
                 assert turn["status"] == "completed", turn
                 return
 
+    def close(self) -> None:
+        self.http.close()
+
     def play(self, rounds: int) -> list[float]:
         latencies = []
         for _ in range(rounds):
@@ -127,11 +137,11 @@ class _Player:
 
 
 def _split_store_commands(
-    stack: ServiceStack, store: redis.Redis, http: httpx.Client, players: int
+    stack: ServiceStack, store: redis.Redis, players: int
 ) -> dict[str, float]:
     """Store commands per turn: a gateway accepting turns while the worker is stopped, then
     the worker applying them and the players' long polls seeing them finished."""
-    crowd = [_Player(http) for _ in range(players)]
+    crowd = [_Player(stack.gateway.url) for _ in range(players)]
     worker = stack.workers[0]
     with paused([worker]):
         before = _commands(store)
@@ -143,6 +153,8 @@ def _split_store_commands(
     # The worker's last lease release and sweeps settle after the players see the turns.
     time.sleep(1)
     applied = _commands(store) - before
+    for player in crowd:
+        player.close()
     return {"accept (gateway)": accepted / players, "apply + long poll": applied / players}
 
 
@@ -175,17 +187,13 @@ def measure(
         worker = stack.workers[0]
         store = redis.Redis.from_url(stack.redis_url)
         broker_client = redis.Redis.from_url(broker.url)
-        limits = httpx.Limits(
-            max_connections=players + 8,
-            max_keepalive_connections=players + 8,
-            keepalive_expiry=CLIENT_KEEPALIVE,
-        )
-        with httpx.Client(base_url=stack.gateway.url, timeout=300, limits=limits) as http:
-            split = _split_store_commands(stack, store, http, min(players, 20))
+        crowd: list[_Player] = []
+        try:
+            split = _split_store_commands(stack, store, min(players, 20))
             result = Run(
                 row=Row(f"{players} players × {rounds} turns, {pool} pool -c {concurrency}")
             )
-            crowd = [_Player(http) for _ in range(players)]
+            crowd += (_Player(stack.gateway.url) for _ in range(players))
             # A round first, not measured: the worker's threads and LLM clients grow to what
             # this many players need once, as in a worker that has been serving for a while.
             with ThreadPoolExecutor(max_workers=players) as warming:
@@ -212,6 +220,9 @@ def measure(
             cpu = _cpu_seconds(worker) - cpu_before
             sampling.set()
             sampler.join(timeout=5)
+        finally:
+            for player in crowd:
+                player.close()
         time.sleep(1)  # the last log lines and lease releases
         turns = players * rounds
         result.row.samples = [latency for player in latencies for latency in player]

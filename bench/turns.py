@@ -423,10 +423,11 @@ def run(args: argparse.Namespace) -> str:
                 n * 4,
                 concurrency=100,
             )
+            readers = _OnePerThread(players)
             reads = timed(
                 rows,
                 "gateway GET /sessions/{id}, 50 concurrent",
-                lambda: _get_only(players),
+                lambda: _get_only(readers),
                 n * 10,
                 concurrency=50,
             )
@@ -536,8 +537,25 @@ def _post_only(player: Player) -> float:
     return time.perf_counter() - started
 
 
-def _get_only(players: list[Player]) -> float:
-    who = players[threading.get_ident() % len(players)]
+class _OnePerThread:
+    """Each thread keeps a player of its own: an httpx client shared by threads can close a
+    connection it has just handed to another one (encode/httpcore#1110)."""
+
+    def __init__(self, players: list[Player]) -> None:
+        self.free = iter(players)
+        self.lock = threading.Lock()
+        self.mine = threading.local()
+
+    def player(self) -> Player:
+        if not hasattr(self.mine, "player"):
+            with self.lock:
+                self.mine.player = next(self.free)
+        who: Player = self.mine.player
+        return who
+
+
+def _get_only(players: _OnePerThread) -> float:
+    who = players.player()
     started = time.perf_counter()
     who.http.get(f"/sessions/{who.sid}", headers=who.auth).raise_for_status()
     return time.perf_counter() - started

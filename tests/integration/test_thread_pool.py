@@ -57,15 +57,17 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
     }
     worker = worker_factory(env, pool="threads", concurrency=350)
     gateway = gateway_factory(env)
-    limits = httpx.Limits(
-        max_connections=SESSIONS + 8,
-        max_keepalive_connections=SESSIONS + 8,
-        keepalive_expiry=CLIENT_LIMITS.keepalive_expiry,
-    )
-    http = httpx.Client(base_url=gateway.url, timeout=120, limits=limits)
+
+    # A client per player: one httpx pool shared by 200 threads can close a connection it has
+    # just handed to another thread (encode/httpcore#1110), failing a request with EBADF.
+    def new_player(_: int) -> Player:
+        http = httpx.Client(base_url=gateway.url, timeout=120, limits=CLIENT_LIMITS)
+        return Player(gateway.url, client=http)
+
+    players: list[Player] = []
     try:
         with ThreadPoolExecutor(max_workers=32) as clients:
-            players = list(clients.map(lambda _: Player(gateway.url, client=http), range(SESSIONS)))
+            players += clients.map(new_player, range(SESSIONS))
         # Every player acts at once and waits for its turn, as a crowd would.
         with ThreadPoolExecutor(max_workers=SESSIONS) as crowd:
             finished = list(crowd.map(play_one, players))
@@ -91,7 +93,8 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         # One process: the worker's own (a thread pool forks no children).
         assert set(re.findall(r"started in pid (\d+)", worker.log())) == {str(worker.pid)}
     finally:
-        http.close()
+        for player in players:
+            player.close()
 
 
 def play_one(player: Player) -> dict[str, object]:
