@@ -9,19 +9,18 @@ from typing import Any
 
 import httpx
 
-__all__ = ["CLIENT_KEEPALIVE", "post_turn"]
+from tests.support.player import CLIENT_LIMITS
+
+__all__ = ["CLIENT_LIMITS", "post_turn"]
 
 _ATTEMPTS = 3
-# uvicorn closes a connection idle for 5 s and httpx keeps one for 5 s by default: reusing a
-# connection at that instant loses the request. A client that lets go first never does.
-CLIENT_KEEPALIVE = 2.0
 
 
 def post_turn(
     http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]
 ) -> httpx.Response:
-    """POST a turn, retried on a transport error (the gateway may close an idle keep-alive
-    connection just as the request goes out; on two busy cores that race is not rare).
+    """POST a turn, retried on a transport error (a connection can still fail under a
+    request, CLIENT_LIMITS notwithstanding; on two busy cores that is not rare).
     Returns the response, raising for an HTTP error status."""
     keyed = {**headers, "Idempotency-Key": uuid.uuid4().hex}
     for attempt in range(1, _ATTEMPTS + 1):

@@ -42,7 +42,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from bench.client import CLIENT_KEEPALIVE, post_turn
+from bench.client import CLIENT_LIMITS, post_turn
 from bench.stack import ServiceStack
 from bench.turns import Row, paused, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
@@ -98,11 +98,7 @@ class _Player:
     connection it has just handed to another thread (encode/httpcore#1110)."""
 
     def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(
-            base_url=base_url,
-            timeout=300,
-            limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE),
-        )
+        self.http = httpx.Client(base_url=base_url, timeout=300, limits=CLIENT_LIMITS)
         self.played = False
         created = self.http.post("/sessions", json={"seed": 3}).json()
         self.auth = {"Authorization": f"Bearer {created['player_token']}"}

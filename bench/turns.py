@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench.client import CLIENT_KEEPALIVE, post_turn
+from bench.client import CLIENT_LIMITS, post_turn
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
 from shared.backends.codec import unpack
@@ -85,9 +85,7 @@ def timed(
 
 class Player:
     def __init__(self, base: str) -> None:
-        self.http = httpx.Client(
-            base_url=base, timeout=60, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE)
-        )
+        self.http = httpx.Client(base_url=base, timeout=60, limits=CLIENT_LIMITS)
         created = self.http.post("/sessions", json={"seed": 1}).json()
         self.sid = created["session_id"]
         self.auth = {"Authorization": f"Bearer {created['player_token']}"}

@@ -17,11 +17,10 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
 from tests.support.fake_llm import FakeLLM, fake_llm
-from tests.support.player import CLIENT_LIMITS, Player
+from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.waiting import wait_until
 from tests.support.worker_log import most_turns_running_at_once, turn_spans
@@ -60,14 +59,10 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
 
     # A client per player: one httpx pool shared by 200 threads can close a connection it has
     # just handed to another thread (encode/httpcore#1110), failing a request with EBADF.
-    def new_player(_: int) -> Player:
-        http = httpx.Client(base_url=gateway.url, timeout=120, limits=CLIENT_LIMITS)
-        return Player(gateway.url, client=http)
-
     players: list[Player] = []
     try:
         with ThreadPoolExecutor(max_workers=32) as clients:
-            players += clients.map(new_player, range(SESSIONS))
+            players += clients.map(lambda _: Player(gateway.url, timeout=120), range(SESSIONS))
         # Every player acts at once and waits for its turn, as a crowd would.
         with ThreadPoolExecutor(max_workers=SESSIONS) as crowd:
             finished = list(crowd.map(play_one, players))

@@ -17,10 +17,15 @@ CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 
 class Player:
     def __init__(
-        self, base_url: str, *, seed: int | None = None, client: httpx.Client | None = None
+        self,
+        base_url: str,
+        *,
+        seed: int | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 60,
     ) -> None:
         self.base_url = base_url
-        self.http = client or httpx.Client(base_url=base_url, timeout=60, limits=CLIENT_LIMITS)
+        self.http = client or httpx.Client(base_url=base_url, timeout=timeout, limits=CLIENT_LIMITS)
         body = {"seed": seed} if seed is not None else None
         response = self.http.post("/sessions", json=body)
         assert response.status_code == 201, response.text
