@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shared.directories import ensure_directory
+from shared.settings import get_settings
+
 __all__ = [
     "ACTIVE_SESSIONS",
     "HTTP_REQUESTS",
@@ -25,6 +28,12 @@ __all__ = [
     "TURN_PROCESSING_SECONDS",
     "TURN_QUEUE_WAIT_SECONDS",
 ]
+
+# In multiprocess mode prometheus-client opens a file for a metric as soon as it is defined,
+# so a missing directory would fail the import of this module (a worker crash loop in a
+# fresh container): make it first, or refuse with the setting's name.
+if (_multiproc_dir := get_settings().prometheus_multiproc_dir) is not None:
+    ensure_directory(_multiproc_dir, "PROMETHEUS_MULTIPROC_DIR")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # A turn with an LLM narrator takes seconds; with the offline one, milliseconds.

@@ -18,6 +18,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from shared.directories import ensure_directory
 from shared.settings import Settings
 
 __all__ = ["prepare_metrics_dir", "serve_worker_metrics"]
@@ -30,7 +31,7 @@ def prepare_metrics_dir(settings: Settings) -> Path | None:
     directory = settings.prometheus_multiproc_dir
     if directory is None or not settings.worker_metrics_port:
         return None
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_directory(directory, "PROMETHEUS_MULTIPROC_DIR")
     # This process's own files stay: its metrics opened them on import, and a thread-pool
     # worker counts its turns into them (deleted, they would be written but never read).
     own = f"_{os.getpid()}.db"

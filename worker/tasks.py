@@ -13,7 +13,8 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
-from shared.errors import BackendUnavailable
+from shared.directories import ensure_file_writable
+from shared.errors import BackendUnavailable, ConfigurationError
 from shared.settings import get_settings
 from worker.application import PROCESS_SESSION, READY_MARK, app
 from worker.metrics import prepare_metrics_dir, serve_worker_metrics
@@ -41,8 +42,17 @@ def _warm_up(**_: Any) -> None:
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]
-def _prepare_metrics(**_: Any) -> None:
-    prepare_metrics_dir(get_settings())
+def _prepare_files(**_: Any) -> None:
+    """Refuse to start, naming the setting, rather than run a worker whose metrics or
+    heartbeat cannot be written (its health check would call it dead). Celery logs and
+    ignores an exception from a signal handler; SystemExit is what stops the worker."""
+    settings = get_settings()
+    try:
+        prepare_metrics_dir(settings)
+        ensure_file_writable(settings.worker_heartbeat_file, "WORKER_HEARTBEAT_FILE")
+    except ConfigurationError as exc:
+        logger.critical("worker not started: %s", exc.message)
+        raise SystemExit(exc.message) from exc
 
 
 _sweeper: Sweeper | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from shared.directories import ensure_directory
+
 __all__ = ["configure_crewai", "quiet_crewai_console"]
 
 _DEFAULTS = {
@@ -25,7 +27,7 @@ def configure_crewai(storage_dir: Path) -> None:
     # This is the one place that writes the environment: crewai reads these variables itself.
     for name, value in _DEFAULTS.items():
         os.environ.setdefault(name, value)
-    storage_dir.mkdir(parents=True, exist_ok=True)
+    ensure_directory(storage_dir, "CREWAI_STORAGE_DIR")
     os.environ.setdefault("CREWAI_STORAGE_DIR", str(storage_dir.absolute()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -33,6 +34,23 @@ class Player:
         self.session_id: str = created["session_id"]
         self.token: str = created["player_token"]
         self.initial_state: dict[str, Any] = created["state"]
+
+    @classmethod
+    def resume(cls, base_url: str, session_id: str, token: str, *, timeout: float = 60) -> Player:
+        """The same player back with an adventure they already have (a new client)."""
+        player = cls.__new__(cls)
+        player.base_url = base_url
+        player.http = httpx.Client(base_url=base_url, timeout=timeout, limits=CLIENT_LIMITS)
+        player.session_id, player.token, player.initial_state = session_id, token, {}
+        return player
+
+    def finished(self, turn_id: str, timeout: float) -> dict[str, Any]:
+        """Long-poll `turn_id` until it is completed or failed, for at most `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            turn = self.turn(turn_id, wait=min(30, max(0, deadline - time.monotonic())))
+            if turn["status"] in ("completed", "failed") or time.monotonic() >= deadline:
+                return turn
 
     def close(self) -> None:
         self.http.close()

@@ -1,0 +1,182 @@
+"""docker-compose.yml without a container engine: each service's own command, environment and
+healthcheck, run as plain processes on this machine (the stack test runs the real images).
+
+Only what cannot be the same outside a container is translated: the host name `redis`
+becomes a throwaway redis-server's address, listening ports become free ones, and absolute
+paths (which inside the image belong to the container) move under a fresh temporary
+directory that nobody has created yet, as in a new container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.support.player import Player
+from tests.support.ports import free_port
+from tests.support.processes import REPO_ROOT, ManagedProcess
+from tests.support.redis_server import RedisServer, redis_server_binary
+from tests.support.waiting import wait_until
+from worker.application import READY_MARK
+
+pytestmark = pytest.mark.integration
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Translation:
+    redis_port: int
+    api_port: int
+    metrics_port: int
+    root: Path
+
+    def word(self, word: str) -> str:
+        word = _PLACEHOLDER.sub(lambda match: match.group(2) or "", word)
+        word = word.replace("redis:6379", f"127.0.0.1:{self.redis_port}")
+        word = word.replace("0.0.0.0", "127.0.0.1").replace("127.0.0.1:8000", self._api)
+        if word.startswith("/"):
+            return str(self.root / word.lstrip("/"))
+        return {"8000": str(self.api_port), "9808": str(self.metrics_port)}.get(word, word)
+
+    @property
+    def _api(self) -> str:
+        return f"127.0.0.1:{self.api_port}"
+
+    def command(self, words: list[str]) -> list[str]:
+        translated = [self.word(str(word)) for word in words]
+        program = translated[0]
+        if program == "python":
+            return [sys.executable, *translated[1:]]
+        if (_BIN / program).exists():
+            return [str(_BIN / program), *translated[1:]]
+        if program == "redis-cli":
+            return [program, "-p", str(self.redis_port), *translated[1:]]
+        return translated
+
+    def environment(self, service: dict[str, Any]) -> dict[str, str]:
+        env = {name: self.word(str(value)) for name, value in service["environment"].items()}
+        # Settings' own default path for it belongs to the container too.
+        env.setdefault("WORKER_HEARTBEAT_FILE", self.word("/tmp/pocket-portals-worker.heartbeat"))
+        return env
+
+
+@dataclass
+class PlainStack:
+    services: dict[str, Any]
+    translation: Translation
+    env: dict[str, dict[str, str]]
+    processes: dict[str, ManagedProcess]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.translation.api_port}"
+
+    def healthcheck(self, service: str) -> subprocess.CompletedProcess[str]:
+        test = self.services[service]["healthcheck"]["test"]
+        assert test[0] == "CMD", test
+        return subprocess.run(
+            self.translation.command(test[1:]),
+            cwd=REPO_ROOT,
+            env={**os.environ, **self.env.get(service, {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="module")
+def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
+    if redis_server_binary() is None or shutil.which("redis-cli") is None:
+        pytest.fail("This test runs the compose file's redis-server and redis-cli: install them.")
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
+    workdir = tmp_path_factory.mktemp("compose")
+    translation = Translation(free_port(), free_port(), free_port(), workdir / "root")
+    redis_command = services["redis"]["command"]
+    assert redis_command[0] == "redis-server"
+    redis_server = RedisServer(
+        workdir / "redis",
+        port=translation.redis_port,
+        extra_args=[translation.word(str(arg)) for arg in redis_command[1:]],
+    ).start()
+    env = {name: translation.environment(services[name]) for name in ("api", "worker")}
+    processes = {
+        name: ManagedProcess(
+            name, translation.command(services[name]["command"]), env[name], workdir
+        )
+        for name in ("api", "worker")
+    }
+    try:
+        for process in processes.values():
+            process.start()
+        yield PlainStack(services, translation, env, processes)
+    finally:
+        for process in processes.values():
+            process.stop()
+        redis_server.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_compose_services_start_and_play_a_turn_as_plain_processes(
+    plain_stack: PlainStack,
+) -> None:
+    gateway, worker = plain_stack.processes["api"], plain_stack.processes["worker"]
+
+    def up() -> bool:
+        gateway.check_alive()
+        worker.check_alive()
+        return _answers(f"{plain_stack.url}/readyz") and READY_MARK in worker.log()
+
+    wait_until(up, timeout=120, what="the compose services as processes", interval=0.2)
+    player = Player(plain_stack.url, seed=3)
+    try:
+        turn = player.play({"choice_index": 1}, wait=30)
+        assert turn["result"]["state_version"] == 1
+    finally:
+        player.close()
+    # The directories the compose file names were made by the service itself.
+    multiproc = Path(plain_stack.env["worker"]["PROMETHEUS_MULTIPROC_DIR"])
+    assert any(multiproc.glob("*.db"))
+    metrics = f"http://127.0.0.1:{plain_stack.translation.metrics_port}/metrics"
+    wait_until(lambda: _answers(metrics), timeout=60, what="the worker's metrics port")
+    assert "pocket_portals_turns_completed_total 1.0" in httpx.get(metrics).text
+
+
+def test_every_compose_healthcheck_passes_as_a_plain_process(plain_stack: PlainStack) -> None:
+    def passes(service: str) -> subprocess.CompletedProcess[str] | None:
+        if service in plain_stack.processes:
+            plain_stack.processes[service].check_alive()
+        result = plain_stack.healthcheck(service)
+        return result if result.returncode == 0 else None
+
+    for service in plain_stack.services:
+        wait_until(
+            partial(passes, service), timeout=60, what=f"the {service} healthcheck", interval=0.5
+        )
+
+
+def test_worker_stops_warm_on_sigterm(plain_stack: PlainStack) -> None:
+    worker = plain_stack.processes["worker"]
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=60) == 0, worker.log()[-3000:]
