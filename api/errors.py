@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
@@ -70,7 +72,44 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+# What pydantic says when the body as a whole is missing or not a JSON object: too terse for
+# someone trying the API with curl, who most often left out the Content-Type header.
+_WHOLE_BODY_ERRORS = {"missing", "model_attributes_type", "dict_type", "model_type"}
+
+
+def _body_examples(request: Request) -> str:
+    """The examples the route's body model gives, as JSON text ("{...} or {...}")."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    examples: list[Any] = []
+    for param in getattr(dependant, "body_params", ()):
+        annotation = param.field_info.annotation
+        for model in get_args(annotation) or (annotation,):
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                extra = model.model_config.get("json_schema_extra")
+                examples += extra.get("examples", []) if isinstance(extra, dict) else []
+    return " or ".join(json.dumps(example) for example in examples) or "a JSON object"
+
+
+def _whole_body_message(request: Request, error_type: str) -> str:
+    examples = _body_examples(request)
+    content_type = request.headers.get("content-type")
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    if error_type != "missing" and not is_json:
+        had = f"its Content-Type is {media_type}" if content_type else "it had no Content-Type"
+        return (
+            "send the body as JSON with the header Content-Type: application/json "
+            f"({had}), for example {examples}"
+        )
+    if error_type == "missing":
+        return (
+            f"this route takes a JSON body, for example {examples}, "
+            "with the header Content-Type: application/json"
+        )
+    return f"the body must be a JSON object, for example {examples}"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
@@ -80,12 +119,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             field, message = "body", "the body is not valid JSON"
         elif err.get("type") == "extra_forbidden":
             message = "unknown field"
+        elif tuple(err.get("loc", ())) == ("body",) and err.get("type") in _WHOLE_BODY_ERRORS:
+            message = _whole_body_message(request, str(err["type"]))
         problems.append({"field": field, "message": message.removeprefix("Value error, ")})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return error_response(422, "invalid_request", summary or "invalid request", details=problems)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot even decode (not UTF-8, say): to a client that
@@ -97,7 +138,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
             details=[{"field": "body", "message": "the body is not valid JSON"}],
         )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("allow", (exc.headers or {}).get("Allow", ""))
+        message = f"This route does not take {request.method}; it takes {allowed or 'none'}."
+    elif exc.status_code == 404 and message == "Not Found":
+        message = "There is no such route; /openapi.json lists them all."
+    return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
 def internal_error_response(correlation_id: str) -> JSONResponse:

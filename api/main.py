@@ -84,9 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # Last added, outermost: every response, even a 413 or a 500, carries the id.
     app.add_middleware(CorrelationId)
-    app.add_middleware(RequestMetrics)  # outermost: it sees the 500s made just inside
-    for module in (sessions, turns, events, health, player):
-        app.include_router(module.router)
+    routers = (sessions.router, turns.router, events.router, health.router, player.router)
+    # FastAPI's own routes (docs, schema) and every router's, for the metrics' route label.
+    routes = [*app.routes, *(route for router in routers for route in router.routes)]
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestMetrics, routes=routes)  # outermost: it sees the 500s too
     return app
 
 

@@ -30,6 +30,9 @@ class _Request(BaseModel):
 
 
 class NewSession(_Request):
+    # Examples show in /docs and in the error that a malformed body gets.
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"seed": 42}]})
+
     seed: StrictInt | None = Field(
         default=None,
         ge=0,
@@ -39,6 +42,10 @@ class NewSession(_Request):
 
 
 class TurnRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"choice_index": 1}, {"action": "I look around"}]}
+    )
+
     action: str | None = Field(default=None, description="1-500 characters after trimming.")
     choice_index: StrictInt | None = Field(
         default=None, ge=1, description="1-based index into the session's current_choices."

@@ -23,6 +23,7 @@ from shared.admin import SessionStore, connect
 from shared.backends.codec import Codec
 from shared.errors import PortalsError
 from shared.ids import is_session_id
+from shared.redis_urls import shown_url
 from shared.settings import Settings, get_settings
 
 __all__ = ["add_admin_commands", "run_admin"]
@@ -108,6 +109,10 @@ def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int
             return _migrate(args, settings)
         if args.command == "queue":
             return _queue_stats(settings)
+        if args.redis_url:
+            _tell_store(args.redis_url, "from --redis-url")
+        else:
+            _tell_store(settings.redis_url, _origin(settings, "redis_url", "REDIS_URL"))
         store = _store(args.redis_url or settings.redis_url, settings)
         return _sessions(args, store)
     except RedisError as exc:
@@ -122,6 +127,18 @@ def run_admin(args: argparse.Namespace, settings: Settings | None = None) -> int
     except (ValueError, PortalsError) as exc:  # unreadable input; a state of a newer schema
         sys.stderr.write(f"portals: {exc}\n")
         return UNAVAILABLE
+
+
+def _origin(settings: Settings, field: str, variable: str) -> str:
+    if field in settings.model_fields_set:
+        return f"from {variable}"
+    return f"{variable} is not set: the default"
+
+
+def _tell_store(url: str, origin: str, what: str = "session store") -> None:
+    """Every command says which server it reads: a forgotten REDIS_URL must not quietly
+    mean some other Redis on localhost."""
+    sys.stderr.write(f"portals: {what} {shown_url(url)} ({origin})\n")
 
 
 def _amqp_queue(settings: Settings) -> dict[str, Any]:
@@ -257,6 +274,11 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _queue_stats(settings: Settings) -> int:
+    _tell_store(settings.redis_url, _origin(settings, "redis_url", "REDIS_URL"))
+    if settings.celery_broker_url:
+        _tell_store(settings.broker_url, "from CELERY_BROKER_URL", "broker")
+    else:
+        _tell_store(settings.broker_url, "CELERY_BROKER_URL is not set: REDIS_URL's", "broker")
     store = _store(settings.redis_url, settings)
     queue = settings.celery_queue
     stats: dict[str, Any] = {"queue": queue}

@@ -13,16 +13,26 @@ Kept apart from the backend so that settings can check a URL without importing a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from shared.errors import ConfigurationError
 
-__all__ = ["SentinelTarget", "cluster_url", "kombu_sentinel", "sentinel_target"]
+__all__ = ["SentinelTarget", "cluster_url", "kombu_sentinel", "sentinel_target", "shown_url"]
 
 _CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 _SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 _SENTINEL_PORT = 26379
+
+
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+_QUERY_SECRET = re.compile(r"([?&][a-z_]*password=)[^&]*", re.I)
+
+
+def shown_url(url: str) -> str:
+    """The URL with its passwords blanked, to tell an operator which server is meant."""
+    return _QUERY_SECRET.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
 
 
 def cluster_url(url: str) -> str | None:

@@ -57,3 +57,27 @@ def test_a_played_turn_is_counted_by_route_status_and_outcome(player: Player) ->
     assert value(after, "pocket_portals_active_sessions") >= 1
     assert turn["turn_id"] not in httpx.get(f"{base}/metrics", timeout=10).text
     assert player.session_id not in httpx.get(f"{base}/metrics", timeout=10).text
+
+
+def test_docs_schema_and_refused_bodies_are_counted_under_their_routes(player: Player) -> None:
+    base = player.base_url
+    before = scrape(base)
+    assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
+    assert httpx.get(f"{base}/openapi.json", timeout=10).status_code == 200
+    too_large = player.http.post(
+        f"/sessions/{player.session_id}/turns",
+        content=b"x" * 20_000,
+        headers={**player.auth, "Content-Type": "application/json"},
+    )
+    assert too_large.status_code == 413
+    after = scrape(base)
+
+    def grew(**labels: str) -> float:
+        name = "pocket_portals_http_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew(method="GET", route="/docs", status="200") == 1
+    assert grew(method="GET", route="/openapi.json", status="200") == 1
+    route = "/sessions/{session_id}/turns"
+    assert grew(method="POST", route=route, status="413") == 1
+    assert grew(method="POST", route="unmatched", status="413") == 0

@@ -160,3 +160,45 @@ def test_a_finished_adventure_accepts_no_more_turns(
         assert reused.json()["error"]["code"] == "idempotency_key_reused"
     finally:
         player.close()
+
+
+def test_a_body_that_is_not_json_says_what_to_send(player: Player) -> None:
+    url = f"/sessions/{player.session_id}/turns"
+    # What `curl -d '{…}'` sends: a form content type.
+    form = player.http.post(
+        url,
+        content=b'{"choice_index": 1}',
+        headers={**player.auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 422
+    message = form.json()["error"]["message"]
+    assert "Content-Type: application/json" in message
+    assert "application/x-www-form-urlencoded" in message
+    assert '{"choice_index": 1}' in message and '{"action": "I look around"}' in message
+    plain = player.http.post(
+        url, content=b"1", headers={**player.auth, "Content-Type": "text/plain"}
+    )
+    assert "its Content-Type is text/plain" in plain.json()["error"]["message"]
+    bare = player.http.post(url, content=b'{"choice_index": 1}', headers=player.auth)
+    assert "it had no Content-Type" in bare.json()["error"]["message"]
+    missing = player.http.post(url, headers=player.auth)
+    assert missing.status_code == 422
+    assert "this route takes a JSON body, for example" in missing.json()["error"]["message"]
+    not_object = player.http.post(url, json=[1], headers=player.auth)
+    assert "must be a JSON object" in not_object.json()["error"]["message"]
+    session = player.http.post("/sessions", content=b'{"seed": 1}')
+    assert session.status_code == 422
+    assert '{"seed": 42}' in session.json()["error"]["message"]
+
+
+def test_a_wrong_method_or_route_says_what_there_is(player: Player) -> None:
+    wrong = player.http.put(f"/sessions/{player.session_id}/turns", headers=player.auth)
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"] == "POST"
+    assert wrong.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": "This route does not take PUT; it takes POST.",
+    }
+    nowhere = player.http.get("/no/such/route")
+    assert nowhere.status_code == 404
+    assert "/openapi.json" in nowhere.json()["error"]["message"]

@@ -286,3 +286,26 @@ def test_progress_draws_a_bar_with_a_total_and_a_rate_without_one() -> None:
     counting = Progress("exported", out=io.StringIO())
     counting.step(30)
     assert counting.line(counting._started + 3) == "30 exported, 10/s"
+
+
+def test_every_command_says_which_store_it_reads(
+    two_servers: tuple[str, str],
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, _ = two_servers
+    given = run("sessions", "--redis-url", url, "list")
+    assert f"portals: session store {url} (from --redis-url)" in given.err
+    from_settings = run("queue", "stats", redis_url=url)
+    assert f"session store {url} (from REDIS_URL)" in from_settings.err
+    assert f"broker {url} (CELERY_BROKER_URL is not set: REDIS_URL's)" in from_settings.err
+    secret = run("sessions", "--redis-url", "redis://:hunter2@127.0.0.1:1/0", "list")
+    assert "hunter2" not in secret.err and "redis://:***@127.0.0.1:1/0" in secret.err
+    # Nothing set at all: the default is named as the default. (An id that is not one is
+    # refused before any connection, so no Redis on this machine is touched.)
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setattr("shared.admin_commands.get_settings", lambda: defaults)
+    assert main(["sessions", "show", "not-an-id"]) == 3
+    said = capsys.readouterr().err
+    assert f"session store {defaults.redis_url} (REDIS_URL is not set: the default)" in said

@@ -144,9 +144,7 @@ class ChatClient:
         for attempt in range(1, attempts + 1):
             token = _sink.set(on_chunk)
             try:
-                with self._pool.lend(
-                    self._key(), lambda: self._llm(max_tokens, stream)
-                ) as llm:
+                with self._pool.lend(self._key(), lambda: self._llm(max_tokens, stream)) as llm:
                     llm.max_tokens, llm.stream = max_tokens, stream
                     before = llm.get_token_usage_summary()
                     text = llm.call(cast(Any, messages))
