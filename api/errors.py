@@ -86,7 +86,8 @@ def _body_examples(request: Request) -> str:
         for model in get_args(annotation) or (annotation,):
             if isinstance(model, type) and issubclass(model, BaseModel):
                 extra = model.model_config.get("json_schema_extra")
-                examples += extra.get("examples", []) if isinstance(extra, dict) else []
+                found = extra.get("examples") if isinstance(extra, dict) else None
+                examples += found if isinstance(found, list) else []
     return " or ".join(json.dumps(example) for example in examples) or "a JSON object"
 
 
