@@ -34,6 +34,8 @@ class BodySizeLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is never read: the connection cannot be reused.
+                    (b"connection", b"close"),
                 ],
             }
         )
@@ -48,25 +50,33 @@ class BodySizeLimit:
                 await self._reject(send)
                 return
         seen = 0
+        started = rejected = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            # A body without a length (chunked) is counted as it comes: at the limit the 413
+            # goes out at once and reading stops, however much more the client would send.
+            nonlocal seen, rejected
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    if not started and not rejected:
+                        rejected = True
+                        await self._reject(send)
                     raise _TooLarge
             return message
 
-        started = False
-
         async def tracked_send(message: Message) -> None:
+            # After the 413, whatever the app makes of the interrupted body (FastAPI answers a
+            # body it could not read with an error of its own) is not sent.
             nonlocal started
+            if rejected:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
         except _TooLarge:
-            if not started:
+            if not started and not rejected:
                 await self._reject(send)

@@ -24,6 +24,9 @@ from shared.settings import Settings
 __all__ = ["CONTENT_TYPE_LATEST", "RequestMetrics", "exposition"]
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetrics:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
@@ -48,7 +51,9 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        method = scope["method"]
+        # The method is the client's word: under h11 any token is one, so only the standard
+        # methods are label values (anything else would grow the exposition without bound).
+        method = scope["method"] if scope["method"] in _METHODS else "other"
 
         async def send_timed(message: Message) -> None:
             if message["type"] == "http.response.start":

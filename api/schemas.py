@@ -22,7 +22,11 @@ __all__ = [
 ]
 
 MAX_ACTION_LENGTH = 500
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+# C0 controls but newline, DEL, C1 controls; bidirectional overrides and isolates (text that
+# reads differently from what it says) and tag characters (invisible text).
+_FORBIDDEN = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]"
+)
 
 
 class _Request(BaseModel):
@@ -59,8 +63,16 @@ class TurnRequest(_Request):
         value = value.strip()
         if not 1 <= len(value) <= MAX_ACTION_LENGTH:
             raise ValueError(f"action must be 1 to {MAX_ACTION_LENGTH} characters after trimming")
-        if _CONTROL.search(value):
-            raise ValueError("action must not contain control characters other than newline")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate ("\\ud800" in JSON) is no text at all: it could never be stored.
+            raise ValueError("action must be Unicode text (it has a lone surrogate)") from None
+        if _FORBIDDEN.search(value):
+            raise ValueError(
+                "action must not contain control characters other than newline, "
+                "bidirectional overrides or tag characters"
+            )
         return value
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from shared.settings import Settings
 
@@ -31,13 +32,21 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 CORRELATION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
+# Every query parameter: the name is compared once percent-decoded (`?%74oken=` is `token` to
+# the gateway, so it must be to the redaction too).
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _CONTEXT_FIELDS = ("session_id", "turn_id", "correlation_id", "duration_ms")
 
 
+def _redact_parameter(match: re.Match[str]) -> str:
+    if unquote_plus(match.group(2)).strip().lower() != "token":
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}=[redacted]"
+
+
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _TOKEN_IN_QUERY.sub(r"\1[redacted]", text))
+    return _BEARER.sub(r"\1[redacted]", _QUERY_PARAMETER.sub(_redact_parameter, text))
 
 
 class RedactTokens(logging.Filter):

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_STEP_FAILED = "The story could not continue this turn; try another action."
 StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings, NarrationStream], "StepResult"]
 
 
@@ -312,11 +313,7 @@ class TurnPipeline:
         except Exception:
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
-                await self._fail(
-                    running,
-                    "step_failed",
-                    "The story could not continue this turn; try another action.",
-                )
+                await self._fail(running, "step_failed", _STEP_FAILED)
             return True  # otherwise it stays at the head and is tried again after a backoff
         try:
             await self._commit(step, running)
@@ -324,6 +321,11 @@ class TurnPipeline:
             logger.info("commit lost a race; reloading", extra=ids)
         except SessionNotFound:
             return False
+        except (ValueError, TypeError):
+            # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
+            # attempt would fail the same way, holding up the turns behind it.
+            logger.exception("turn result could not be stored", extra=ids)
+            await self._fail(running, "step_failed", _STEP_FAILED)
         return True
 
     async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
@@ -360,6 +362,10 @@ class TurnPipeline:
 
     async def _commit(self, step: StepResult, turn: TurnRecord) -> None:
         state = step.state
+        # What a player reads must be text a response can carry: a narrator (an LLM's JSON
+        # escapes) can produce a lone surrogate, which no encoding stores or sends.
+        for text in (step.narrative, *state.current_choices):
+            text.encode("utf-8")
         result = TurnResult(
             narrative=step.narrative,
             choices=state.current_choices,
@@ -395,7 +401,13 @@ class TurnPipeline:
                 "finished_at": time.time(),
             }
         )
-        if await self.backend.fail_turn(failed):
+        try:
+            recorded = await self.backend.fail_turn(failed)
+        except (ValueError, TypeError):
+            # The record itself holds what cannot be encoded: keep what can be of its action.
+            action = failed.action.encode("utf-8", "replace").decode("utf-8")
+            recorded = await self.backend.fail_turn(failed.model_copy(update={"action": action}))
+        if recorded:
             TURNS_FAILED.labels(code).inc()
             logger.warning(
                 "turn %s failed: %s",

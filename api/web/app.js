@@ -522,7 +522,11 @@ async function resume() {
 
 function onKey(event) {
   const typing = event.target instanceof HTMLInputElement;
-  if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+  // Only a digit names a choice; any other key (a quote, a backslash) must never reach a
+  // selector.
+  if (typing || event.altKey || event.ctrlKey || event.metaKey || !/^[1-9]$/.test(event.key)) {
+    return;
+  }
   const button = document.querySelector(`#choices button[data-index="${event.key}"]`);
   if (button && !button.disabled) {
     event.preventDefault();

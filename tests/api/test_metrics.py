@@ -81,3 +81,20 @@ def test_docs_schema_and_refused_bodies_are_counted_under_their_routes(player: P
     route = "/sessions/{session_id}/turns"
     assert grew(method="POST", route=route, status="413") == 1
     assert grew(method="POST", route="unmatched", status="413") == 0
+
+
+def test_a_made_up_method_is_counted_as_other(player: Player) -> None:
+    base = player.base_url
+    before = scrape(base)
+    # Methods every HTTP parser passes on (under h11 any token would do).
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        httpx.request(method, f"{base}/healthz", timeout=10)
+    after = scrape(base)
+    exposition = httpx.get(f"{base}/metrics", timeout=10).text
+    assert "PROPFIND" not in exposition and "MKCOL" not in exposition
+    grown = sum(
+        value(after, name, **dict(labels)) - value(before, name, **dict(labels))
+        for name, labels in after
+        if name == "pocket_portals_http_requests_total" and ("method", "other") in labels
+    )
+    assert grown == 3

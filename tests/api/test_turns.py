@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -50,6 +51,11 @@ def test_poll_without_wait_answers_at_once(player: Player) -> None:
         {"action": "x" * 501},
         {"action": "a\tb"},
         {"action": "bell\x07"},
+        {"action": "lone \ud800 surrogate"},
+        {"action": "next line\x85(C1)"},
+        {"action": "reads \u202ebackwards"},
+        {"action": "isolate \u2066x\u2069"},
+        {"action": "invisible \U000e0041\U000e0042 tags"},
         {"action": 5},
         {"choice_index": 0},
         {"choice_index": 5},  # the first turn offers four choices
@@ -61,10 +67,21 @@ def test_poll_without_wait_answers_at_once(player: Player) -> None:
     ],
 )
 def test_bad_turns_are_422(player: Player, body: dict[str, object]) -> None:
-    response = player.submit(body)
+    # ASCII JSON, as a client escaping every character would send it (a lone surrogate can
+    # only travel as an escape).
+    response = player.http.post(
+        f"/sessions/{player.session_id}/turns",
+        content=json.dumps(body).encode(),
+        headers={**player.auth, "Content-Type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_request"
     assert player.state()["version"] == 0
+
+
+def test_any_language_and_emoji_are_fine(player: Player) -> None:
+    turn = player.play({"action": "Je suis Zoë, 日本の忍者 👩\u200d🚀"})
+    assert turn["status"] == "completed"
 
 
 def test_newlines_and_500_characters_are_fine(player: Player) -> None:

@@ -63,6 +63,23 @@ def test_tokens_are_blanked_in_messages_and_tracebacks() -> None:
     assert secret not in text and "Bearer [redacted]" in text
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["token={}", "%74oken={}", "tok%65n={}", "TOKEN={}", "last_event_id=3&token={}&x=1"],
+)
+def test_a_token_is_blanked_however_its_name_is_spelled(query: str) -> None:
+    # The gateway decodes a parameter's name before it reads it; so does the redaction.
+    secret = "Qx7pL0" * 7
+    line = emit(record('"GET /sessions/abc/events?%s HTTP/1.1" 200', query.format(secret)))
+    assert secret not in json.dumps(line)
+    assert "=[redacted]" in str(line["message"])
+
+
+def test_other_parameters_are_left_alone() -> None:
+    line = emit(record("GET /x?tokenizer=kept&wait=5"))
+    assert line["message"] == "GET /x?tokenizer=kept&wait=5"
+
+
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_configure_logging_routes_uvicorn_through_the_chosen_format(
     log_format: str, capsys: pytest.CaptureFixture[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -278,4 +279,35 @@ async def test_narration_pieces_that_come_close_together_are_published_together(
         i for i, name in enumerate(names) if name == "narration.delta"
     )
     done = await backend.get_turn(state.session_id, turn.turn_id)
+    assert done is not None and done.status is TurnStatus.COMPLETED
+
+
+async def test_a_result_that_cannot_be_stored_fails_its_turn_at_once(
+    backend: SessionBackend, settings: Settings
+) -> None:
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    bad, good = await queue(backend, state, "Play Pip, a halfling rogue", "Look around")
+    attempts: list[int] = []
+
+    def unstorable(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> Any:
+        step = run_flow_step(sid, turn, load, s, out)
+        if turn.turn_id == bad.turn_id:
+            attempts.append(turn.attempts)
+            # A lone surrogate: no encoding of it exists, so no retry could ever store it.
+            return dataclasses.replace(step, narrative=step.narrative + "\ud800")
+        return step
+
+    pipeline = TurnPipeline(
+        backend,
+        settings,
+        loop=asyncio.get_running_loop(),
+        step_runner=unstorable,  # type: ignore[arg-type]
+    )
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    assert attempts == [1]
+    failed = await backend.get_turn(state.session_id, bad.turn_id)
+    assert failed is not None and failed.status is TurnStatus.FAILED
+    assert failed.error is not None and failed.error.code == "step_failed"
+    done = await backend.get_turn(state.session_id, good.turn_id)
     assert done is not None and done.status is TurnStatus.COMPLETED
