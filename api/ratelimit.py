@@ -9,7 +9,8 @@ import math
 from fastapi import Request, Response
 
 from api.deps import Backend, SettingsDep
-from shared.errors import RateLimited
+from shared.errors import BackendUnavailable, RateLimited
+from shared.metrics import RATE_LIMIT_FAILED_OPEN
 
 __all__ = ["WINDOW_SECONDS", "rate_limit"]
 
@@ -28,7 +29,14 @@ async def rate_limit(
     limit = settings.rate_limit_per_minute
     if not limit:
         return
-    count, reset = await backend.count_request(_client(request), WINDOW_SECONDS)
+    try:
+        count, reset = await backend.count_request(_client(request), WINDOW_SECONDS)
+    except BackendUnavailable:
+        # The count is a write: a store out of memory or read-only refuses it while it still
+        # serves reads. Fail open, so players keep reading their games; the route itself
+        # answers 503 if it needs what the store cannot do.
+        RATE_LIMIT_FAILED_OPEN.inc()
+        return
     reset_seconds = max(1, math.ceil(reset))
     if count > limit:
         raise RateLimited(limit, retry_after=reset_seconds)

@@ -19,6 +19,7 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
     "QUEUE_DEPTH",
+    "RATE_LIMIT_FAILED_OPEN",
     "SESSIONS_CREATED",
     "TURNS_ACCEPTED",
     "TURNS_COMPLETED",
@@ -50,6 +51,10 @@ HTTP_REQUEST_SECONDS = Histogram(
     "Time from a request's arrival to the start of its response (SSE: to the first byte).",
     ["method", "route"],
     buckets=_LATENCY_BUCKETS,
+)
+RATE_LIMIT_FAILED_OPEN = Counter(
+    "pocket_portals_rate_limit_failed_open_total",
+    "Requests let through unlimited because the session store refused the limiter's count.",
 )
 SESSIONS_CREATED = Counter("pocket_portals_sessions_created_total", "Sessions created.")
 TURNS_ACCEPTED = Counter("pocket_portals_turns_accepted_total", "Turns accepted (202).")

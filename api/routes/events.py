@@ -21,7 +21,7 @@ from api.deps import (
 from api.openapi import errors
 from api.ratelimit import rate_limit
 from shared.backends import SessionBackend
-from shared.errors import InvalidRequest
+from shared.errors import BackendUnavailable, InvalidRequest
 from shared.ids import is_event_id
 
 __all__ = ["router"]
@@ -34,18 +34,30 @@ router = APIRouter(
 )
 
 
+# When the store fails mid-stream, the browser is told to come back after this long; it
+# resumes from the last event id it saw, so nothing is lost.
+_RECONNECT_MS = 2000
+
+
 async def _stream(
     backend: SessionBackend, session_id: str, cursor: str, poll: float
 ) -> AsyncIterator[ServerSentEvent]:
-    while True:
-        events = await backend.read_events(session_id, cursor, timeout=poll)
-        for event in events:
-            cursor = event.id
-            yield ServerSentEvent(
-                data=json.dumps(event.data, separators=(",", ":")), event=event.event, id=event.id
-            )
-        if not events and not await backend.exists(session_id):
-            return  # deleted or expired: end the stream instead of idling forever
+    try:
+        while True:
+            events = await backend.read_events(session_id, cursor, timeout=poll)
+            for event in events:
+                cursor = event.id
+                yield ServerSentEvent(
+                    data=json.dumps(event.data, separators=(",", ":")),
+                    event=event.event,
+                    id=event.id,
+                )
+            if not events and not await backend.exists(session_id):
+                return  # deleted or expired: end the stream instead of idling forever
+    except BackendUnavailable:
+        # A whole last message, then the end of the body: never an exception inside the
+        # generator, which would cut the response mid-chunk.
+        yield ServerSentEvent(comment="session store unavailable", retry=_RECONNECT_MS)
 
 
 @router.get(

@@ -14,8 +14,16 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
@@ -49,6 +57,18 @@ __all__ = ["Client", "RedisBackend"]
 # HEAD's answer when the lease it was to renew is not held (a record is JSON or packed).
 _LEASE_LOST = "lease_lost"
 
+# Refusals of a server that cannot take the command now: out of memory under noeviction, a
+# replica after a failover (read-only), a cluster slot moving or down, a server loading its
+# data. redis-py raises its own class for most and strips the code from the message; the
+# rest keep their code as the message's first word (MISCONF: a failed snapshot; UNBLOCKED: a
+# blocked read on a primary that was demoted).
+_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+    ClusterDownError,
+    ClusterError,
+)
 _UNAVAILABLE_REPLIES = {
     "OOM",
     "READONLY",
@@ -59,7 +79,10 @@ _UNAVAILABLE_REPLIES = {
     "TRYAGAIN",
     "BUSY",
     "NOREPLICAS",
+    "UNBLOCKED",
 }
+# Written by the readiness probe: a store that answers PING may still refuse every write.
+_READINESS_KEY = "pocket_portals:readiness"
 
 
 # A standalone server (or a Sentinel-managed one, through its URL) or a Redis Cluster.
@@ -173,10 +196,10 @@ class RedisBackend:
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BackendUnavailable("session store") from exc
+        except _UNAVAILABLE_ERRORS as exc:
+            raise BackendUnavailable("session store") from exc
         except ResponseError as exc:
-            # Refusals of a server that cannot take writes now (out of memory under
-            # noeviction, a read-only replica after failover, a failed snapshot, loading) are
-            # outages to wait out; any other error is a bug and stays one.
+            # An outage to wait out; any other error is a bug and stays one.
             if str(exc).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:
                 raise BackendUnavailable("session store") from exc
             raise
@@ -562,8 +585,9 @@ class RedisBackend:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:
+        """The store answers and takes a write (a few bytes that expire at once)."""
         async with self._guard():
-            await self.client.ping()
+            await self.client.set(_READINESS_KEY, b"1", px=5000)
 
     async def close(self) -> None:
         await self.client.aclose()
