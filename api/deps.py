@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
@@ -15,6 +15,9 @@ from shared.errors import InvalidRequest, SessionNotFound, Unauthorized
 from shared.ids import is_session_id, is_turn_id, token_matches
 from shared.models import GameState
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from api.admission import StoreMemoryGuard
 
 __all__ = [
     "AuthorizedState",
@@ -37,6 +40,7 @@ class Services:
     settings: Settings
     backend: SessionBackend
     enqueuer: Enqueuer
+    memory_guard: StoreMemoryGuard
 
 
 # The dependencies are coroutines even where they need not await anything: FastAPI runs a plain

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from celery import Celery
 
+from api.sampling import Sample
 from shared.errors import BackendUnavailable
 
 __all__ = ["CeleryEnqueuer", "EagerEnqueuer", "Enqueuer"]
@@ -42,12 +42,9 @@ class CeleryEnqueuer:
         self.app = app
         self.task_name = task_name
         self.timeout = timeout
-        self.depth_max_age = depth_max_age
-        # The last sample: (depth, why it could not be measured, when). A failure is kept as
-        # long as a value would be, so a hung broker costs one timeout a second, not one per
-        # request.
-        self._sample: tuple[int, BaseException | None, float] = (0, None, float("-inf"))
-        self._measuring: asyncio.Future[tuple[int, BaseException | None]] | None = None
+        self._depth = Sample(
+            self._measure, max_age=depth_max_age, timeout=timeout, what="task queue"
+        )
         # Publishing blocks on a socket: keep it off the loop, in threads of its own so a slow
         # broker cannot starve the loop's default executor.
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
@@ -88,36 +85,16 @@ class CeleryEnqueuer:
             return int(declared.message_count)
 
     async def depth(self) -> int:
-        # Sampled at most once a second, and by one measurement at a time that every request
-        # arriving meanwhile awaits (single flight): with a hung broker, ten requests wait
-        # out one timeout together instead of one after the other behind a lock.
-        value, failure, measured_at = self._sample
-        if time.monotonic() - measured_at > self.depth_max_age:
-            if self._measuring is None:
-                self._measuring = asyncio.ensure_future(self._measure())
-            # Shielded: a request that gives up does not cancel the others' measurement.
-            value, failure = await asyncio.shield(self._measuring)
-        if failure is not None:
-            raise BackendUnavailable("task queue") from failure
-        return value
+        # Sampled (see api.sampling): a busy gateway must not ask the broker on every turn,
+        # and a hung broker must not hold requests one after the other.
+        return await self._depth.get()
 
-    async def _measure(self) -> tuple[int, BaseException | None]:
+    async def _measure(self) -> int:
         loop = asyncio.get_running_loop()
-        try:
-            value = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._measure_depth), self.timeout
-            )
-            outcome: tuple[int, BaseException | None] = (value, None)
-        except Exception as exc:
-            outcome = (0, exc)
-        finally:
-            self._measuring = None
-        self._sample = (*outcome, time.monotonic())
-        return outcome
+        return await loop.run_in_executor(self._executor, self._measure_depth)
 
     async def aclose(self) -> None:
-        if self._measuring is not None:
-            self._measuring.cancel()
+        self._depth.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         from worker.application import close_celery_app
 

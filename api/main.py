@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.admission import StoreMemoryGuard
 from api.correlation import CorrelationId
 from api.deps import Services
 from api.enqueue import CeleryEnqueuer, EagerEnqueuer, Enqueuer
@@ -48,10 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = create_backend(settings)
         enqueuer = _enqueuer_for(settings, backend)
-        app.state.services = Services(settings=settings, backend=backend, enqueuer=enqueuer)
+        memory_guard = StoreMemoryGuard(backend, settings)
+        app.state.services = Services(
+            settings=settings, backend=backend, enqueuer=enqueuer, memory_guard=memory_guard
+        )
         try:
             yield
         finally:
+            memory_guard.close()
             await enqueuer.aclose()
             await backend.close()
             if settings.celery_task_always_eager:

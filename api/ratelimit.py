@@ -1,9 +1,13 @@
-"""Per-client request rate limit, counted in the session store so that every gateway process
-shares one count. Answers carry the IETF `RateLimit-*` headers; a refusal is
-`429 rate_limited` with `Retry-After`."""
+"""Per-client request rate limits, counted in the session store so that every gateway process
+shares one count: every request (RATE_LIMIT_PER_MINUTE), and new sessions apart
+(SESSION_CREATE_PER_MINUTE). Answers carry the IETF `RateLimit-*` headers; a refusal is
+`429 rate_limited` with `Retry-After`. A client is its address; an IPv6 client is its /64, the
+block one subscriber is usually given (counting single addresses would let one host rotate
+through billions)."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from fastapi import Request, Response
@@ -12,25 +16,49 @@ from api.deps import Backend, SettingsDep
 from shared.errors import BackendUnavailable, RateLimited
 from shared.metrics import RATE_LIMIT_FAILED_OPEN
 
-__all__ = ["WINDOW_SECONDS", "rate_limit"]
+__all__ = ["WINDOW_SECONDS", "client_key", "rate_limit", "session_creation_limit"]
 
 WINDOW_SECONDS = 60
 
 
-def _client(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips so this is
-    # the player's address and not the proxy's.
-    return request.client.host if request.client else "unknown"
+def client_key(request: Request) -> str:
+    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips naming only
+    # that proxy, so this is the player's address and not the proxy's.
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 async def rate_limit(
     request: Request, response: Response, backend: Backend, settings: SettingsDep
 ) -> None:
-    limit = settings.rate_limit_per_minute
+    await _count(backend, client_key(request), settings.rate_limit_per_minute, response, "requests")
+
+
+async def session_creation_limit(
+    request: Request, response: Response, backend: Backend, settings: SettingsDep
+) -> None:
+    await _count(
+        backend,
+        f"new-session:{client_key(request)}",
+        settings.session_create_per_minute,
+        response,
+        "new sessions",
+    )
+
+
+async def _count(backend: Backend, key: str, limit: int, response: Response, what: str) -> None:
     if not limit:
         return
     try:
-        count, reset = await backend.count_request(_client(request), WINDOW_SECONDS)
+        count, reset = await backend.count_request(key, WINDOW_SECONDS)
     except BackendUnavailable:
         # The count is a write: a store out of memory or read-only refuses it while it still
         # serves reads. Fail open, so players keep reading their games; the route itself
@@ -39,7 +67,10 @@ async def rate_limit(
         return
     reset_seconds = max(1, math.ceil(reset))
     if count > limit:
-        raise RateLimited(limit, retry_after=reset_seconds)
-    response.headers["RateLimit-Limit"] = str(limit)
-    response.headers["RateLimit-Remaining"] = str(limit - count)
-    response.headers["RateLimit-Reset"] = str(reset_seconds)
+        raise RateLimited(limit, retry_after=reset_seconds, what=what)
+    # Two budgets may count one request (POST /sessions): the headers tell the tighter.
+    shown = response.headers.get("RateLimit-Remaining")
+    if shown is None or limit - count < int(shown):
+        response.headers["RateLimit-Limit"] = str(limit)
+        response.headers["RateLimit-Remaining"] = str(limit - count)
+        response.headers["RateLimit-Reset"] = str(reset_seconds)

@@ -39,6 +39,7 @@ class ServiceStack:
             "CREWAI_STORAGE_DIR": str(workdir / "crewai"),
             # One load generator on one address: the per-client limit is not what is measured.
             "RATE_LIMIT_PER_MINUTE": "0",
+            "SESSION_CREATE_PER_MINUTE": "0",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

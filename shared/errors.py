@@ -150,8 +150,8 @@ class RateLimited(RequestError):
     code = "rate_limited"
     status_code = 429
 
-    def __init__(self, limit: int, retry_after: int) -> None:
-        super().__init__(f"More than {limit} requests a minute from this client; slow down.")
+    def __init__(self, limit: int, retry_after: int, what: str = "requests") -> None:
+        super().__init__(f"More than {limit} {what} a minute from this client; slow down.")
         self.limit = limit
         self.retry_after = retry_after
 
@@ -172,8 +172,12 @@ class BackendUnavailable(ServiceError):
 class Overloaded(ServiceError):
     code = "overloaded"
 
-    def __init__(self, retry_after: int = 5) -> None:
-        super().__init__("The service is overloaded; try again shortly.")
+    def __init__(
+        self,
+        retry_after: int = 5,
+        message: str = "The service is overloaded; try again shortly.",
+    ) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 

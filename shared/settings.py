@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     session_backend: BackendKind = BackendKind.REDIS
     redis_url: str = "redis://localhost:6379/0"
     redis_session_ttl: Annotated[int, Field(gt=0)] = 86400
+    # A session that has never had a turn accepted lives this long; its first turn gives it
+    # REDIS_SESSION_TTL. Anonymous creation is cheap: abandoned ones must not fill the store.
+    unplayed_session_ttl: Annotated[int, Field(gt=0)] = 900
     redis_socket_timeout: Seconds = 5.0
     redis_max_connections: Annotated[int, Field(gt=0)] = 50
     # Connections for waiting readers (each open SSE stream or long-poll holds one while it
@@ -99,6 +102,14 @@ class Settings(BaseSettings):
     # Requests per client (IP address) per minute, shared by every gateway process through
     # the session store; 0 turns the limit off.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600
+    # New sessions per client per minute (an IPv6 client is its /64), apart from the request
+    # budget above; 0 turns the limit off.
+    session_create_per_minute: Annotated[int, Field(ge=0)] = 10
+    # New sessions are refused (503 overloaded) while the session store uses more than this
+    # share of its maxmemory (read from INFO, at most every STORE_MEMORY_CHECK_INTERVAL
+    # seconds); players of existing sessions go on. 0 turns the guard off.
+    session_store_memory_watermark: Annotated[float, Field(ge=0, le=1)] = 0.9
+    store_memory_check_interval: Seconds = 1.0
     # Entries of conversation_history kept in the state (the narrator's memory, and where a
     # completed turn's narrative is stored).
     history_limit: Annotated[int, Field(ge=20)] = 20

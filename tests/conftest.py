@@ -185,6 +185,9 @@ def service_env(
         "REDIS_SESSION_TTL": "600",
         "LEASE_TTL": "5",
         "PYTHONUNBUFFERED": "1",
+        # Tests create sessions by the dozen from one address, sharing one store; the
+        # creation budget has tests of its own (tests/api/test_sessions.py).
+        "SESSION_CREATE_PER_MINUTE": "0",
     }
     if broker == "amqp":
         env["CELERY_BROKER_URL"] = request.getfixturevalue("amqp_url")
@@ -238,5 +241,6 @@ def memory_settings(tmp_path: Path) -> Settings:
         celery_task_always_eager=True,
         crewai_storage_dir=tmp_path / "crewai",
         sse_ping_interval=1,
+        session_create_per_minute=0,
         _env_file=None,  # type: ignore[call-arg]
     )

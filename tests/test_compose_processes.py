@@ -1,10 +1,10 @@
 """docker-compose.yml without a container engine: each service's own command, environment and
 healthcheck, run as plain processes on this machine (the stack test runs the real images).
 
-Only what cannot be the same outside a container is translated: the host name `redis`
-becomes a throwaway redis-server's address, listening ports become free ones, and absolute
-paths (which inside the image belong to the container) move under a fresh temporary
-directory that nobody has created yet, as in a new container.
+Only what cannot be the same outside a container is translated: each Redis service (its
+host name) becomes a throwaway redis-server run with the service's own command, listening
+ports become free ones, and absolute paths (which inside the image belong to the container)
+move under a fresh temporary directory that nobody has created yet, as in a new container.
 """
 
 from __future__ import annotations
@@ -40,14 +40,16 @@ _BIN = Path(sys.executable).parent
 
 @dataclass
 class Translation:
-    redis_port: int
+    # Each Redis service's name and the port of the redis-server that stands in for it.
+    redis_ports: dict[str, int]
     api_port: int
     metrics_port: int
     root: Path
 
     def word(self, word: str) -> str:
         word = _PLACEHOLDER.sub(lambda match: match.group(2) or "", word)
-        word = word.replace("redis:6379", f"127.0.0.1:{self.redis_port}")
+        for service, port in self.redis_ports.items():
+            word = word.replace(f"{service}:6379", f"127.0.0.1:{port}")
         word = word.replace("0.0.0.0", "127.0.0.1").replace("127.0.0.1:8000", self._api)
         if word.startswith("/"):
             return str(self.root / word.lstrip("/"))
@@ -64,8 +66,6 @@ class Translation:
             return [sys.executable, *translated[1:]]
         if (_BIN / program).exists():
             return [str(_BIN / program), *translated[1:]]
-        if program == "redis-cli":
-            return [program, "-p", str(self.redis_port), *translated[1:]]
         return translated
 
     def environment(self, service: dict[str, Any]) -> dict[str, str]:
@@ -89,8 +89,11 @@ class PlainStack:
     def healthcheck(self, service: str) -> subprocess.CompletedProcess[str]:
         test = self.services[service]["healthcheck"]["test"]
         assert test[0] == "CMD", test
+        command = self.translation.command(test[1:])
+        if command[0] == "redis-cli":  # in its container it asks the server beside it
+            command[1:1] = ["-p", str(self.translation.redis_ports[service])]
         return subprocess.run(
-            self.translation.command(test[1:]),
+            command,
             cwd=REPO_ROOT,
             env={**os.environ, **self.env.get(service, {})},
             capture_output=True,
@@ -105,14 +108,21 @@ def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack
         pytest.fail("This test runs the compose file's redis-server and redis-cli: install them.")
     services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
     workdir = tmp_path_factory.mktemp("compose")
-    translation = Translation(free_port(), free_port(), free_port(), workdir / "root")
-    redis_command = services["redis"]["command"]
-    assert redis_command[0] == "redis-server"
-    redis_server = RedisServer(
-        workdir / "redis",
-        port=translation.redis_port,
-        extra_args=[translation.word(str(arg)) for arg in redis_command[1:]],
-    ).start()
+    redis_services = [name for name, spec in services.items() if "redis" in spec.get("image", "")]
+    translation = Translation(
+        {name: free_port() for name in redis_services}, free_port(), free_port(), workdir / "root"
+    )
+    servers = []
+    for name in redis_services:
+        command = services[name]["command"]
+        assert command[0] == "redis-server"
+        servers.append(
+            RedisServer(
+                workdir / name,
+                port=translation.redis_ports[name],
+                extra_args=[translation.word(str(arg)) for arg in command[1:]],
+            ).start()
+        )
     env = {name: translation.environment(services[name]) for name in ("api", "worker")}
     processes = {
         name: ManagedProcess(
@@ -127,7 +137,8 @@ def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack
     finally:
         for process in processes.values():
             process.stop()
-        redis_server.stop()
+        for server in servers:
+            server.stop()
 
 
 def _answers(url: str) -> bool:

@@ -26,18 +26,31 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
-def test_redis_is_durable_and_never_evicts(compose: dict[str, Any]) -> None:
-    redis = compose["services"]["redis"]
+@pytest.mark.parametrize("service", ["redis", "broker"])
+def test_redis_is_durable_and_never_evicts(compose: dict[str, Any], service: str) -> None:
+    redis = compose["services"][service]
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
     assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_the_session_store_is_bounded_and_the_broker_apart(compose: dict[str, Any]) -> None:
+    # A full session store must not stop task traffic (issue 17): separate servers.
+    store_command = " ".join(compose["services"]["redis"]["command"])
+    assert "--maxmemory ${REDIS_MAXMEMORY:-1gb}" in store_command
+    for name in ("api", "worker"):
+        environment = compose["services"][name]["environment"]
+        assert environment["REDIS_URL"].startswith("redis://redis:")
+        assert environment["CELERY_BROKER_URL"].startswith("redis://broker:")
 
 
 def test_gateway_waits_for_healthy_redis_and_workers_scale(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name in ("api", "worker"):
-        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        for dependency in ("redis", "broker"):
+            assert services[name]["depends_on"][dependency]["condition"] == "service_healthy"
     # A fixed container name would make `--scale worker=N` fail.
     assert "container_name" not in services["worker"]
     assert "ports" not in services["worker"]

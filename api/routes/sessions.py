@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Response
 
+from api.admission import RoomForNewSession
 from api.deps import AuthorizedSession, AuthorizedState, Backend, SettingsDep
 from api.openapi import AUTHORIZED, PUBLIC
-from api.ratelimit import rate_limit
+from api.ratelimit import rate_limit, session_creation_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
 from shared.game.rules.choices import choices_for
 from shared.ids import new_player_token, new_session_id, token_hash
@@ -21,15 +22,25 @@ __all__ = ["router"]
 router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Depends(rate_limit)])
 
 
-@router.post("", status_code=201, response_model=SessionCreated, responses=PUBLIC)
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionCreated,
+    responses=PUBLIC,
+    dependencies=[Depends(session_creation_limit)],
+)
 async def create_session(
-    backend: Backend, settings: SettingsDep, body: Annotated[NewSession | None, Body()] = None
+    backend: Backend,
+    settings: SettingsDep,
+    _room: RoomForNewSession,
+    body: Annotated[NewSession | None, Body()] = None,
 ) -> SessionCreated:
     session_id, token = new_session_id(), new_player_token()
     seed = body.seed if body and body.seed is not None else secrets.randbits(63)
     state = GameState(session_id=session_id, seed=seed, max_turns=settings.max_turns)
     state = state.model_copy(update={"current_choices": choices_for(state)})
-    await backend.create(state, owner_hash=token_hash(token))
+    # Short-lived until its first turn (UNPLAYED_SESSION_TTL): an abandoned one goes soon.
+    await backend.create(state, owner_hash=token_hash(token), ttl=settings.unplayed_session_ttl)
     SESSIONS_CREATED.inc()
     return SessionCreated(session_id=session_id, player_token=token, state=state_view(state))
 

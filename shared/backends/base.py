@@ -31,8 +31,9 @@ class IdempotencyClaim:
 
 class SessionBackend(Protocol):
     # -- sessions (the original game's interface, plus ownership) -------------------------
-    async def create(self, state: GameState, *, owner_hash: str) -> None:
-        """Store a new session at version 0. The id must be new."""
+    async def create(self, state: GameState, *, owner_hash: str, ttl: int | None = None) -> None:
+        """Store a new session at version 0, living `ttl` seconds (default: the session TTL)
+        until its first turn. The id must be new."""
 
     async def get(self, session_id: str) -> GameState | None: ...
 
@@ -160,6 +161,10 @@ class SessionBackend(Protocol):
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         """Count one request of `client` in the current `window`-second window. Returns the
         count so far in this window and the seconds until it ends."""
+
+    async def memory_use(self) -> tuple[int, int] | None:
+        """(bytes used, the store's maxmemory) when the store has a memory limit to guard,
+        else None."""
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:

@@ -139,7 +139,7 @@ class InMemoryBackend:
         session.events = kept[::-1]
 
     # -- sessions ---------------------------------------------------------------------------
-    async def create(self, state: GameState, *, owner_hash: str) -> None:
+    async def create(self, state: GameState, *, owner_hash: str, ttl: int | None = None) -> None:
         with self._lock:
             # Expired sessions nobody asks for again would otherwise stay in memory for good.
             self._expire()
@@ -147,7 +147,7 @@ class InMemoryBackend:
                 raise ValueError(f"session {state.session_id} already exists")
             stored = state.model_copy(update={"version": 0}, deep=True)
             self._sessions[state.session_id] = _Session(
-                stored, owner_hash, self._clock() + self.session_ttl
+                stored, owner_hash, self._clock() + (ttl or self.session_ttl)
             )
 
     async def get(self, session_id: str) -> GameState | None:
@@ -480,6 +480,9 @@ class InMemoryBackend:
         return count, (number + 1) * window - now
 
     # -- lifecycle --------------------------------------------------------------------------
+    async def memory_use(self) -> tuple[int, int] | None:
+        return None  # one process's memory: nothing the store itself could report
+
     async def ping(self) -> None:
         return None
 

@@ -234,13 +234,17 @@ class RedisBackend:
                 return await script(keys=keys, args=args)
 
     # -- sessions ---------------------------------------------------------------------------
-    async def create(self, state: GameState, *, owner_hash: str) -> None:
+    async def create(self, state: GameState, *, owner_hash: str, ttl: int | None = None) -> None:
         keys = SessionKeys(state.session_id)
         stored = state.model_copy(update={"version": 0})
         created = await self._run(
             "CREATE",
             keys.expiring(),
-            [self.codec.pack(STATE, stored.model_dump_json()), owner_hash, self.session_ttl],
+            [
+                self.codec.pack(STATE, stored.model_dump_json()),
+                owner_hash,
+                ttl or self.session_ttl,
+            ],
         )
         if not created:
             raise ValueError(f"session {state.session_id} already exists")
@@ -582,6 +586,14 @@ class RedisBackend:
         number = int(now // window)
         count = await self._run("COUNT_REQUEST", [rate_limit_key(client, number)], [window])
         return int(count), (number + 1) * window - now
+
+    async def memory_use(self) -> tuple[int, int] | None:
+        if isinstance(self.client, aioredis.RedisCluster):
+            return None  # each node has its own limit: guard them with their own alerts
+        async with self._guard():
+            info = await self.client.info("memory")
+        limit = int(info.get("maxmemory", 0))
+        return (int(info["used_memory"]), limit) if limit else None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:

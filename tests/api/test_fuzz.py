@@ -40,6 +40,7 @@ def _settings(storage: Path) -> Settings:
         celery_task_always_eager=True,
         crewai_storage_dir=storage,
         rate_limit_per_minute=0,
+        session_create_per_minute=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from tests.support.player import Player
@@ -71,3 +73,21 @@ def test_delete_then_everything_is_404(player: Player) -> None:
     assert player.http.get(url, headers=player.auth).status_code == 404
     assert player.http.delete(url, headers=player.auth).status_code == 404
     assert player.submit({"action": "hello"}).status_code == 404
+
+
+def test_new_sessions_have_a_budget_of_their_own(gateway_url_factory: Callable[..., str]) -> None:
+    url = gateway_url_factory(session_create_per_minute=2)
+    with httpx.Client(base_url=url) as http:
+        created = [http.post("/sessions") for _ in range(3)]
+        assert [r.status_code for r in created] == [201, 201, 429]
+        refused = created[-1].json()["error"]
+        assert refused["code"] == "rate_limited" and "new sessions" in refused["message"]
+        assert int(created[-1].headers["Retry-After"]) >= 1
+        # Playing the sessions one has is not held back by it.
+        first = created[0].json()
+        auth = {"Authorization": f"Bearer {first['player_token']}"}
+        assert http.get(f"/sessions/{first['session_id']}", headers=auth).status_code == 200
+        turn = http.post(
+            f"/sessions/{first['session_id']}/turns", json={"choice_index": 1}, headers=auth
+        )
+        assert turn.status_code == 202

@@ -151,28 +151,27 @@ def test_both_worker_replicas_serve_turns_through_the_published_port(
     workers = stack.names("worker")
     assert len(workers) == WORKERS, workers
     played: set[str] = set()
+    # As many players as the stack has pool processes, each playing a turn a round: the
+    # broker hands each replica work as soon as it has a free process, until both served.
+    players = [Player(url, seed=seed) for seed in range(2 * WORKERS)]
 
-    def play_one(seed: int) -> str:
-        player = Player(url, seed=seed)
-        try:
-            turn = player.play({"choice_index": 1}, wait=30)
-            assert turn["result"]["state_version"] == 1
-            assert player.state()["version"] == 1
-            return str(turn["turn_id"])
-        finally:
-            player.close()
+    def play_one(player: Player) -> str:
+        turn = player.play({"choice_index": 1}, wait=30)
+        assert player.state()["version"] == turn["result"]["state_version"]
+        return str(turn["turn_id"])
 
     def served_by_each() -> dict[str, set[str]]:
         return {name: _completed_turns(stack.logs(name)) & played for name in workers}
 
-    # Rounds of as many sessions as the stack has pool processes: the broker hands each
-    # replica work as soon as it has a free process, until both have served.
-    with ThreadPoolExecutor(2 * WORKERS) as pool:
-        for round_number in range(10):
-            seeds = range(round_number * 2 * WORKERS, (round_number + 1) * 2 * WORKERS)
-            played |= set(pool.map(play_one, seeds))
-            if all(served_by_each().values()):
-                break
+    try:
+        with ThreadPoolExecutor(len(players)) as pool:
+            for _ in range(10):
+                played |= set(pool.map(play_one, players))
+                if all(served_by_each().values()):
+                    break
+    finally:
+        for player in players:
+            player.close()
     served = served_by_each()
     assert all(served.values()), f"turns served per replica: {served}\n{_dump(stack)}"
     # Every turn ran exactly once, on one replica.
@@ -211,11 +210,17 @@ def test_stopping_the_stack_mid_turn_loses_nothing(stack: ComposeStack) -> None:
         player.close()
 
     # Dependents first, each with its stop_grace_period, then what they depend on.
+    services = _compose()["services"]
+    dependents = [name for name, spec in services.items() if "depends_on" in spec]
     started = time.monotonic()
-    stack.stop(stack.names("api") + stack.names("worker"), max(_grace("api"), _grace("worker")))
+    stack.stop(
+        [name for service in dependents for name in stack.names(service)],
+        max(_grace(service) for service in dependents),
+    )
     stopping = time.monotonic() - started
-    stack.stop(stack.names("redis"), _grace("redis"))
-    for name in stack.names("api") + stack.names("worker") + stack.names("redis"):
+    rest = [service for service in services if service not in dependents]
+    stack.stop([name for service in rest for name in stack.names(service)], 10)
+    for name in (name for service in services for name in stack.names(service)):
         state = stack.inspect(name)["State"]
         # 0: a warm shutdown; 137 would be the engine's SIGKILL after the grace period.
         assert state["ExitCode"] == 0, f"{name} exited {state['ExitCode']}\n{stack.logs(name)}"

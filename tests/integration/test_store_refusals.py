@@ -145,3 +145,48 @@ def test_a_worker_waits_out_a_store_out_of_memory_and_then_commits_once(
         admin.config_set("maxmemory", 0)
         admin.close()
         player.close()
+
+
+def test_a_store_near_its_maxmemory_takes_no_new_sessions_but_players_go_on(
+    gateway_factory: GatewayFactory, redis_server_factory: ServerFactory
+) -> None:
+    store = redis_server_factory()
+    gateway = gateway_factory(
+        {
+            "REDIS_URL": store.url,
+            "SESSION_STORE_MEMORY_WATERMARK": "0.9",
+            "STORE_MEMORY_CHECK_INTERVAL": "0.1",
+        }
+    )
+    player = Player(gateway.url, seed=14)
+    admin = redis.Redis(port=store.port)
+    try:
+        # Other data fills the store (so 7% of it is room enough for a few more turns) ...
+        admin.set("filler", b"x" * 20_000_000)
+        used = int(admin.info("memory")["used_memory"])
+        # ... to 93% of its maxmemory: Redis itself still takes writes, but past the watermark.
+        admin.config_set("maxmemory", int(used / 0.93))
+
+        def refused() -> httpx.Response | None:
+            response = httpx.post(f"{gateway.url}/sessions", timeout=10)
+            return response if response.status_code == 503 else None
+
+        full = wait_until(refused, timeout=30, what="new sessions refused")
+        assert full.json()["error"]["code"] == "overloaded"
+        assert "Adventures under way go on" in full.json()["error"]["message"]
+        assert int(full.headers["Retry-After"]) >= 1
+        # The player who has a session plays on.
+        played = player.submit({"choice_index": 1})
+        assert played.status_code == 202, played.text
+        assert player.state()["version"] == 0
+
+        admin.config_set("maxmemory", 0)
+        wait_until(
+            lambda: httpx.post(f"{gateway.url}/sessions", timeout=10).status_code == 201,
+            timeout=30,
+            what="new sessions taken again",
+        )
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+        player.close()

@@ -51,6 +51,7 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         "LLM_RETRIES": "1",
         "LLM_FALLBACK": "fail",  # a turn told offline would not prove anything here
         "RATE_LIMIT_PER_MINUTE": "0",
+        "SESSION_CREATE_PER_MINUTE": "0",
         "REDIS_MAX_CONNECTIONS": "100",
         "WORKER_STEP_THREADS": "400",
     }
