@@ -18,6 +18,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from api.admission import StoreMemoryGuard
+    from api.streams import StreamRegistry
 
 __all__ = [
     "AuthorizedState",
@@ -41,6 +42,7 @@ class Services:
     backend: SessionBackend
     enqueuer: Enqueuer
     memory_guard: StoreMemoryGuard
+    streams: StreamRegistry
 
 
 # The dependencies are coroutines even where they need not await anything: FastAPI runs a plain

@@ -19,6 +19,7 @@ from shared.errors import (
     RateLimited,
     SchemaTooNew,
     TooManyPendingTurns,
+    TooManyStreams,
 )
 
 __all__ = ["error_response", "install_error_handlers", "internal_error_response"]
@@ -57,7 +58,9 @@ def _retry_after(exc: PortalsError) -> Mapping[str, str] | None:
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(exc.retry_after),
         }
-    if isinstance(exc, TooManyPendingTurns | BackendUnavailable | Overloaded | SchemaTooNew):
+    if isinstance(
+        exc, TooManyPendingTurns | TooManyStreams | BackendUnavailable | Overloaded | SchemaTooNew
+    ):
         return {"Retry-After": str(exc.retry_after)}
     return None
 

@@ -21,6 +21,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics
 from api.routes import events, health, player, sessions, turns
+from api.streams import StreamRegistry
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -50,8 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backend = create_backend(settings)
         enqueuer = _enqueuer_for(settings, backend)
         memory_guard = StoreMemoryGuard(backend, settings)
+        streams = StreamRegistry(
+            settings.sse_max_streams_per_session, settings.sse_max_streams_per_client
+        )
         app.state.services = Services(
-            settings=settings, backend=backend, enqueuer=enqueuer, memory_guard=memory_guard
+            settings=settings,
+            backend=backend,
+            enqueuer=enqueuer,
+            memory_guard=memory_guard,
+            streams=streams,
         )
         try:
             yield

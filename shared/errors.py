@@ -15,6 +15,7 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   ├── AdventureCompleted        409 adventure_completed
     │   ├── PayloadTooLarge           413 payload_too_large
     │   ├── TooManyPendingTurns       429 too_many_pending_turns
+    │   ├── TooManyStreams            429 too_many_streams
     │   └── RateLimited               429 rate_limited
     ├── ServiceError              the service's fault or state (5xx)
     │   ├── BackendUnavailable        503 backend_unavailable
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceError",
     "SessionNotFound",
     "TooManyPendingTurns",
+    "TooManyStreams",
     "TurnFailed",
     "TurnNotFound",
     "Unauthorized",
@@ -142,6 +144,18 @@ class TooManyPendingTurns(RequestError):
     def __init__(self, session_id: str, limit: int, retry_after: int = 2) -> None:
         super().__init__(f"This session already has {limit} turns waiting; wait for one to finish.")
         self.session_id = session_id
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class TooManyStreams(RequestError):
+    code = "too_many_streams"
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after: int = 10) -> None:
+        super().__init__(
+            f"This client already has {limit} event streams open; close one before opening more."
+        )
         self.limit = limit
         self.retry_after = retry_after
 

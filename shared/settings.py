@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # then counts as failed.
     readiness_timeout: Seconds = 2.0
     sse_ping_interval: Seconds = 15.0
+    # Open event streams one gateway process keeps: per session (a new one beyond it closes
+    # that session's oldest) and per client (a new one beyond it is 429 too_many_streams).
+    sse_max_streams_per_session: Annotated[int, Field(gt=0)] = 4
+    sse_max_streams_per_client: Annotated[int, Field(gt=0)] = 64
 
     max_turns: Annotated[int, Field(ge=5)] = 40
     # The narrator: "offline" (deterministic, no network) or "llm" (CrewAI agents on any

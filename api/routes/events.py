@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from api.deps import (
     Backend,
     BearerCredentials,
     QueryToken,
+    ServicesDep,
     SessionIdParam,
     SettingsDep,
     bearer_token,
     check_owner,
 )
 from api.openapi import errors
-from api.ratelimit import rate_limit
+from api.ratelimit import client_key, rate_limit
+from api.streams import StreamRegistry, StreamTicket
 from shared.backends import SessionBackend
 from shared.errors import BackendUnavailable, InvalidRequest
 from shared.ids import is_event_id
+from shared.models import SessionEvent
 
 __all__ = ["router"]
 
@@ -40,11 +46,20 @@ _RECONNECT_MS = 2000
 
 
 async def _stream(
-    backend: SessionBackend, session_id: str, cursor: str, poll: float
+    backend: SessionBackend,
+    session_id: str,
+    cursor: str,
+    poll: float,
+    ticket: StreamTicket,
+    streams: StreamRegistry,
 ) -> AsyncIterator[ServerSentEvent]:
     try:
         while True:
-            events = await backend.read_events(session_id, cursor, timeout=poll)
+            events = await _read_unless_replaced(backend, session_id, cursor, poll, ticket)
+            if events is None:
+                # A newer stream of this session took this one's place (see api.streams).
+                yield ServerSentEvent(comment="replaced by a newer stream of this session")
+                return
             for event in events:
                 cursor = event.id
                 yield ServerSentEvent(
@@ -58,6 +73,30 @@ async def _stream(
         # A whole last message, then the end of the body: never an exception inside the
         # generator, which would cut the response mid-chunk.
         yield ServerSentEvent(comment="session store unavailable", retry=_RECONNECT_MS)
+    finally:
+        streams.release(ticket)
+
+
+async def _read_unless_replaced(
+    backend: SessionBackend, session_id: str, cursor: str, poll: float, ticket: StreamTicket
+) -> list[SessionEvent] | None:
+    """The next events (a blocking read of up to `poll` seconds), or None once the stream
+    has been replaced: it must not go on holding a reader until its read times out."""
+    if ticket.replaced.is_set():
+        return None
+    read = asyncio.ensure_future(backend.read_events(session_id, cursor, timeout=poll))
+    replaced = asyncio.ensure_future(ticket.replaced.wait())
+    try:
+        await asyncio.wait({read, replaced}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        replaced.cancel()
+        if not read.done():
+            read.cancel()
+    if ticket.replaced.is_set():
+        with contextlib.suppress(asyncio.CancelledError, BackendUnavailable):
+            await read
+        return None
+    return read.result()
 
 
 @router.get(
@@ -71,6 +110,8 @@ async def _stream(
     },
 )
 async def stream_events(
+    request: Request,
+    services: ServicesDep,
     session_id: SessionIdParam,
     backend: Backend,
     settings: SettingsDep,
@@ -100,8 +141,11 @@ async def stream_events(
         cursor = last_event_id
     else:
         cursor = await backend.last_event_id(session_id)
+    ticket = services.streams.open(session_id, client_key(request))
     return EventSourceResponse(
-        _stream(backend, session_id, cursor, settings.sse_ping_interval),
+        _stream(backend, session_id, cursor, settings.sse_ping_interval, ticket, services.streams),
         ping=settings.sse_ping_interval,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        # Also when the body never starts (a client gone at once): the ticket is returned.
+        background=BackgroundTask(services.streams.release, ticket),
     )
