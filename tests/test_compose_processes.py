@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.nginx import NginxProxy
 from tests.support.player import Player
 from tests.support.ports import free_port
 from tests.support.processes import REPO_ROOT, ManagedProcess
@@ -42,22 +43,20 @@ _BIN = Path(sys.executable).parent
 class Translation:
     # Each Redis service's name and the port of the redis-server that stands in for it.
     redis_ports: dict[str, int]
-    api_port: int
-    metrics_port: int
+    # A port inside a container and the free one that stands in for it here.
+    ports: dict[str, int]
     root: Path
 
     def word(self, word: str) -> str:
         word = _PLACEHOLDER.sub(lambda match: match.group(2) or "", word)
         for service, port in self.redis_ports.items():
             word = word.replace(f"{service}:6379", f"127.0.0.1:{port}")
-        word = word.replace("0.0.0.0", "127.0.0.1").replace("127.0.0.1:8000", self._api)
-        if word.startswith("/"):
+        word = word.replace("0.0.0.0", "127.0.0.1")
+        for inside, here in self.ports.items():
+            word = word.replace(f"127.0.0.1:{inside}", f"127.0.0.1:{here}")
+        if word.startswith("/") and not word.startswith("/dev/"):
             return str(self.root / word.lstrip("/"))
-        return {"8000": str(self.api_port), "9808": str(self.metrics_port)}.get(word, word)
-
-    @property
-    def _api(self) -> str:
-        return f"127.0.0.1:{self.api_port}"
+        return str(self.ports.get(word, word))
 
     def command(self, words: list[str]) -> list[str]:
         translated = [self.word(str(word)) for word in words]
@@ -84,7 +83,8 @@ class PlainStack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.translation.api_port}"
+        """Where players come in: the proxy, as the compose file publishes it."""
+        return f"http://127.0.0.1:{self.translation.ports['8080']}"
 
     def healthcheck(self, service: str) -> subprocess.CompletedProcess[str]:
         test = self.services[service]["healthcheck"]["test"]
@@ -110,7 +110,9 @@ def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack
     workdir = tmp_path_factory.mktemp("compose")
     redis_services = [name for name, spec in services.items() if "redis" in spec.get("image", "")]
     translation = Translation(
-        {name: free_port() for name in redis_services}, free_port(), free_port(), workdir / "root"
+        {name: free_port() for name in redis_services},
+        {"8000": free_port(), "8080": free_port(), "9808": free_port()},
+        workdir / "root",
     )
     servers = []
     for name in redis_services:
@@ -130,11 +132,19 @@ def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack
         )
         for name in ("api", "worker")
     }
+    assert services["proxy"]["volumes"] == ["./docker/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    proxy = NginxProxy(
+        workdir / "proxy",
+        f"127.0.0.1:{translation.ports['8000']}",
+        port=translation.ports["8080"],
+    )
     try:
         for process in processes.values():
             process.start()
+        proxy.start()
         yield PlainStack(services, translation, env, processes)
     finally:
+        proxy.stop()
         for process in processes.values():
             process.stop()
         for server in servers:
@@ -168,7 +178,7 @@ def test_compose_services_start_and_play_a_turn_as_plain_processes(
     # The directories the compose file names were made by the service itself.
     multiproc = Path(plain_stack.env["worker"]["PROMETHEUS_MULTIPROC_DIR"])
     assert any(multiproc.glob("*.db"))
-    metrics = f"http://127.0.0.1:{plain_stack.translation.metrics_port}/metrics"
+    metrics = f"http://127.0.0.1:{plain_stack.translation.ports['9808']}/metrics"
     wait_until(lambda: _answers(metrics), timeout=60, what="the worker's metrics port")
     assert "pocket_portals_turns_completed_total 1.0" in httpx.get(metrics).text
 

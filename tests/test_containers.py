@@ -60,6 +60,21 @@ def _import_target(module: str, attribute: str) -> object:
     return getattr(importlib.import_module(module), attribute)
 
 
+def test_only_the_proxy_is_published_and_it_fronts_the_gateway(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = [name for name, spec in services.items() if "ports" in spec]
+    assert published == ["proxy"]
+    assert services["proxy"]["ports"] == ["${PORTALS_HTTP_PORT:-8000}:8080"]
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert "listen 8080;" in nginx and "server api:8000;" in nginx
+    assert "8000" in services["api"]["expose"]
+    api_command = services["api"]["command"]
+    # The gateway trusts X-Forwarded-For because only the proxy reaches it, and the proxy
+    # overwrites what a client claims.
+    assert "--proxy-headers" in api_command and "--forwarded-allow-ips=*" in api_command
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
+
+
 def test_commands_point_at_real_modules(compose: dict[str, Any]) -> None:
     api_command = compose["services"]["api"]["command"]
     assert api_command[0] == "uvicorn"

@@ -2,10 +2,10 @@
 
 The engine is Debian's podman (runc, cgroupfs, netavark for service-name DNS) and
 podman-compose from PyPI (Debian's 1.0.3 ignores `--scale`). The base images the project's
-files name (`python:3.11-slim`, `redis:7-alpine`) are built from Debian packages with
-mmdebstrap and imported under those names, so `FROM` and `image:` resolve locally. They are
-Debian's Python and Redis, not the upstream images: right for proving the Dockerfiles, the
-compose file, its commands, environment, scaling and shutdown.
+files name (`python:3.11-slim`, `redis:7-alpine`, `nginx:1.27-alpine`) are built from Debian
+packages with mmdebstrap and imported under those names, so `FROM` and `image:` resolve
+locally. They are Debian's Python, Redis and nginx, not the upstream images: right for proving
+the Dockerfiles, the compose file, its commands, environment, scaling and shutdown.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ BASE_IMAGES = (
         ("python3", "python3-venv", "ca-certificates"),
         _PYTHON_HOOKS,
         (_LABEL, 'CMD ["python3"]'),
+    ),
+    BaseImage(
+        # The upstream image's busybox has wget, which the compose healthcheck uses.
+        "docker.io/library/nginx:1.27-alpine",
+        ("nginx", "wget"),
+        (),
+        (_LABEL, 'CMD ["nginx", "-g", "daemon off;"]', "STOPSIGNAL SIGQUIT"),
     ),
     BaseImage(
         "docker.io/library/redis:7-alpine",

@@ -1,0 +1,101 @@
+"""The nginx front (docker/nginx.conf) under a slow-connection attack: thousands of
+connections that trickle their headers are held by nginx, not by the gateway, and an honest
+player goes on playing through the same front. Also: the front speaks the service's error
+format, keeps /metrics to the inside and passes the real client address."""
+
+from __future__ import annotations
+
+import resource
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.nginx import NginxProxy, nginx_binary
+from tests.support.player import Player
+from tests.support.processes import CeleryWorker, Gateway
+
+pytestmark = pytest.mark.integration
+
+SLOW_CONNECTIONS = 2000
+
+
+@pytest.fixture
+def front_factory(
+    tmp_path: Path, gateway_factory: Callable[..., Gateway]
+) -> Iterator[Callable[..., NginxProxy]]:
+    """nginx with the project's config in front of a fresh gateway (env: its settings)."""
+    if nginx_binary() is None:
+        pytest.fail("These tests run Debian's nginx: ./scripts/test installs it.")
+    fronts: list[NginxProxy] = []
+
+    def make(env: dict[str, str] | None = None) -> NginxProxy:
+        gateway = gateway_factory(env)
+        front = NginxProxy(tmp_path / f"nginx{len(fronts)}", f"127.0.0.1:{gateway.port}")
+        fronts.append(front)
+        return front.start()
+
+    yield make
+    for front in fronts:
+        front.stop()
+
+
+@pytest.fixture
+def enough_file_descriptors() -> Iterator[None]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = SLOW_CONNECTIONS + 512
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.fail(f"this test opens {SLOW_CONNECTIONS} sockets; the hard fd limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_slow_connections_are_held_by_the_front_and_players_go_on(
+    front_factory: Callable[..., NginxProxy],
+    worker_factory: Callable[..., CeleryWorker],
+    enough_file_descriptors: None,
+) -> None:
+    worker_factory()
+    proxy = front_factory()
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(SLOW_CONNECTIONS):
+            connection = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            # A request line and half a header, then nothing: the classic slowloris.
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: portals\r\nX-Slow: ")
+            slow.append(connection)
+        # While every one of them is held open, a player plays a whole turn through the front.
+        assert httpx.get(f"{proxy.url}/healthz", timeout=10).status_code == 200
+        player = Player(proxy.url, seed=21)
+        try:
+            turn = player.play({"choice_index": 1}, wait=30)
+            assert turn["result"]["state_version"] == 1
+        finally:
+            player.close()
+    finally:
+        for connection in slow:
+            connection.close()
+
+
+def test_the_front_speaks_the_error_format_and_passes_the_real_address(
+    front_factory: Callable[..., NginxProxy],
+) -> None:
+    proxy = front_factory({"SESSION_CREATE_PER_MINUTE": "2"})
+    hidden = httpx.get(f"{proxy.url}/metrics", timeout=10)
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["code"] == "not_found"
+    too_large = httpx.post(f"{proxy.url}/sessions", content=b"x" * 20_000, timeout=10)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "payload_too_large"
+    # The front overwrites X-Forwarded-For: a client rotating it is still one client to the
+    # gateway's budgets (here: two new sessions a minute).
+    answers = [
+        httpx.post(
+            f"{proxy.url}/sessions", headers={"X-Forwarded-For": f"198.51.100.{n}"}, timeout=10
+        ).status_code
+        for n in range(3)
+    ]
+    assert answers == [201, 201, 429]
