@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Turns of an LLM-narrated text adventure, queued to workers. See docs/api.md.",
         lifespan=lifespan,
         debug=settings.debug,
+        docs_url="/docs" if settings.serves_api_docs else None,
+        redoc_url="/redoc" if settings.serves_api_docs else None,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

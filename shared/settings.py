@@ -38,6 +38,10 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.DEVELOPMENT
     debug: bool = False
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts from a CDN, on the origin that
+    # holds the player's token: on in development, off in production unless set here.
+    # /openapi.json is always served.
+    api_docs: bool | None = None
     # Origins allowed to call the API from a browser (CORS), as a JSON list:
     # CORS_ORIGINS='["https://play.example.com"]'. Empty: no cross-origin access.
     cors_origins: list[str] = Field(default_factory=list)
@@ -227,6 +231,12 @@ class Settings(BaseSettings):
         if not self.crewai_storage_dir.is_absolute():
             object.__setattr__(self, "crewai_storage_dir", self.crewai_storage_dir.absolute())
         return self
+
+    @property
+    def serves_api_docs(self) -> bool:
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment is not Environment.PRODUCTION
 
     @property
     def broker_url(self) -> str:

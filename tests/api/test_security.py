@@ -137,3 +137,16 @@ def test_openapi_states_auth_and_errors_truthfully(gateway_url: str) -> None:
                 if status.startswith(("4", "5")):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == error_ref, (path, method, status)
+
+
+def test_api_docs_can_be_turned_off_and_the_schema_stays(
+    gateway_url_factory: Callable[..., str],
+) -> None:
+    # Swagger UI's scripts come from a CDN: no third-party script on the token's origin.
+    off = gateway_url_factory(api_docs=False)
+    on = gateway_url_factory()
+    for url, served in ((off, False), (on, True)):
+        for path in ("/docs", "/redoc"):
+            status = httpx.get(f"{url}{path}", timeout=10).status_code
+            assert status == (200 if served else 404), (url, path)
+        assert httpx.get(f"{url}/openapi.json", timeout=10).status_code == 200

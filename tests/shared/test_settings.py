@@ -34,3 +34,11 @@ def test_the_defaults_agree() -> None:
 def test_contradictions_are_refused(values: dict[str, Any], reason: str) -> None:
     with pytest.raises(ConfigurationError, match=reason):
         settings(**values)
+
+
+def test_api_docs_are_off_in_production_unless_asked_for() -> None:
+    assert settings().serves_api_docs
+    production = {"environment": "production"}
+    assert not settings(**production).serves_api_docs
+    assert settings(**production, api_docs=True).serves_api_docs
+    assert not settings(api_docs=False).serves_api_docs
