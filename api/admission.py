@@ -10,6 +10,8 @@ where it refuses everyone's writes.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Annotated
 
 from fastapi import Depends
@@ -36,14 +38,21 @@ class StoreMemoryGuard:
             timeout=settings.redis_socket_timeout,
             what="session store",
         )
+        self._warned_at = -math.inf
 
     async def check(self) -> None:
         if not self.watermark:
             return
         try:
             use = await self._use.get()
-        except BackendUnavailable:
-            return  # the creation itself answers 503 if the store cannot take it
+        except BackendUnavailable as exc:
+            # The creation itself answers 503 if the store cannot take it; but a guard that
+            # cannot read (no permission for INFO, say) must not stay off unnoticed.
+            now = time.monotonic()
+            if now - self._warned_at > 60:
+                self._warned_at = now
+                logger.warning("store memory not read, new sessions unguarded: %r", exc.__cause__)
+            return
         if use is None:
             return
         used, limit = use

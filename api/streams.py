@@ -35,13 +35,14 @@ class StreamRegistry:
 
     def open(self, session_id: str, client: str) -> StreamTicket:
         """A ticket for a new stream, or `TooManyStreams`. Release it when the stream ends."""
-        open_here = self._by_session[session_id]
+        open_here = self._by_session.get(session_id, deque())
         replacing = len(open_here) >= self.per_session
         # The oldest it replaces may be this client's own: it does not count against it.
-        if self._by_client[client] - (replacing and open_here[0].client == client) >= (
+        if self._by_client.get(client, 0) - (replacing and open_here[0].client == client) >= (
             self.per_client
         ):
             raise TooManyStreams(self.per_client)
+        open_here = self._by_session[session_id]
         if replacing:
             oldest = open_here.popleft()
             self._forget_client(oldest.client)

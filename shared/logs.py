@@ -35,6 +35,8 @@ CORRELATION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # Every query parameter: the name is compared once percent-decoded (`?%74oken=` is `token` to
 # the gateway, so it must be to the redaction too).
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
+# And a literal token= anywhere, even inside another parameter's value (a `next=` URL).
+_TOKEN_ANYWHERE = re.compile(r"([?&;]token=)[^&\s\"'#]*", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _CONTEXT_FIELDS = ("session_id", "turn_id", "correlation_id", "duration_ms")
 
@@ -46,7 +48,8 @@ def _redact_parameter(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _QUERY_PARAMETER.sub(_redact_parameter, text))
+    text = _TOKEN_ANYWHERE.sub(r"\1[redacted]", _QUERY_PARAMETER.sub(_redact_parameter, text))
+    return _BEARER.sub(r"\1[redacted]", text)
 
 
 class RedactTokens(logging.Filter):

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.nginx import NginxProxy
+from tests.support.nginx import NginxProxy, nginx_binary
 from tests.support.player import Player
 from tests.support.ports import free_port
 from tests.support.processes import REPO_ROOT, ManagedProcess
@@ -106,6 +106,8 @@ class PlainStack:
 def plain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
     if redis_server_binary() is None or shutil.which("redis-cli") is None:
         pytest.fail("This test runs the compose file's redis-server and redis-cli: install them.")
+    if nginx_binary() is None or shutil.which("wget") is None:
+        pytest.fail("This test runs the proxy (nginx) and its healthcheck (wget): install them.")
     services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
     workdir = tmp_path_factory.mktemp("compose")
     redis_services = [name for name, spec in services.items() if "redis" in spec.get("image", "")]

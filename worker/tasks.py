@@ -13,7 +13,7 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 
-from shared.directories import ensure_file_writable
+from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.settings import get_settings
 from worker.application import PROCESS_SESSION, READY_MARK, app
@@ -50,6 +50,9 @@ def _prepare_files(**_: Any) -> None:
     try:
         prepare_metrics_dir(settings)
         ensure_file_writable(settings.worker_heartbeat_file, "WORKER_HEARTBEAT_FILE")
+        # Made again by each pool process as it imports the game; a refusal there would
+        # only be logged, and every turn would fail.
+        ensure_directory(settings.crewai_storage_dir, "CREWAI_STORAGE_DIR")
     except ConfigurationError as exc:
         logger.critical("worker not started: %s", exc.message)
         raise SystemExit(exc.message) from exc

@@ -20,7 +20,9 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -198,6 +200,14 @@ class RedisBackend:
             raise BackendUnavailable("session store") from exc
         except _UNAVAILABLE_ERRORS as exc:
             raise BackendUnavailable("session store") from exc
+        except RedisClusterException as exc:
+            # Not RedisErrors: a slot no node serves, or no node reachable at all (its cause
+            # is the connection error); anything else (cluster mode off) is a setup bug.
+            if isinstance(exc, SlotNotCoveredError) or isinstance(
+                exc.__cause__, RedisConnectionError | RedisTimeoutError | OSError
+            ):
+                raise BackendUnavailable("session store") from exc
+            raise
         except ResponseError as exc:
             # An outage to wait out; any other error is a bug and stays one.
             if str(exc).split(" ", 1)[0] in _UNAVAILABLE_REPLIES:

@@ -39,7 +39,10 @@ def test_a_chunked_body_over_the_limit_is_413_and_not_read_on(player: Player) ->
         # 20 KiB over a 16 KiB limit, and no final chunk: a server that kept reading would
         # wait for the rest and never answer.
         for _ in range(20):
-            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            try:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server answered and closed as soon as the limit was passed
         response, closed = _read_response(connection)
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413"), response[:300]

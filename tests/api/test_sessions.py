@@ -78,11 +78,14 @@ def test_delete_then_everything_is_404(player: Player) -> None:
 def test_new_sessions_have_a_budget_of_their_own(gateway_url_factory: Callable[..., str]) -> None:
     url = gateway_url_factory(session_create_per_minute=2)
     with httpx.Client(base_url=url) as http:
-        created = [http.post("/sessions") for _ in range(3)]
-        assert [r.status_code for r in created] == [201, 201, 429]
-        refused = created[-1].json()["error"]
+        # Five straddle at most two minutes' windows of two: at least one is refused.
+        created = [http.post("/sessions") for _ in range(5)]
+        statuses = [r.status_code for r in created]
+        assert statuses[0] == 201 and 429 in statuses and statuses.count(201) <= 4, statuses
+        refused_answer = created[statuses.index(429)]
+        refused = refused_answer.json()["error"]
         assert refused["code"] == "rate_limited" and "new sessions" in refused["message"]
-        assert int(created[-1].headers["Retry-After"]) >= 1
+        assert int(refused_answer.headers["Retry-After"]) >= 1
         # Playing the sessions one has is not held back by it.
         first = created[0].json()
         auth = {"Authorization": f"Bearer {first['player_token']}"}

@@ -41,7 +41,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROJECT = "pocketportals-stacktest"
 # Each turn waits this long in the offline narrator (the compose file's NARRATOR_DELAY
 # drill), so a turn is surely running when the stack is stopped.
-NARRATOR_DELAY = 2.0
+NARRATOR_DELAY = 4.0
 WORKERS = 2
 
 

@@ -53,6 +53,19 @@ def enough_file_descriptors() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def _established(port: int) -> int:
+    """Established TCP connections to a local listening port (Linux's /proc/net/tcp)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                local, state = line.split()[1], line.split()[3]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
 def test_slow_connections_are_held_by_the_front_and_players_go_on(
     front_factory: Callable[..., NginxProxy],
     worker_factory: Callable[..., CeleryWorker],
@@ -67,6 +80,9 @@ def test_slow_connections_are_held_by_the_front_and_players_go_on(
             # A request line and half a header, then nothing: the classic slowloris.
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: portals\r\nX-Slow: ")
             slow.append(connection)
+        # nginx holds them: the gateway behind it has a handful of connections, not thousands.
+        gateway_port = int(proxy.upstream.rsplit(":", 1)[1])
+        assert _established(gateway_port) < 100
         # While every one of them is held open, a player plays a whole turn through the front.
         assert httpx.get(f"{proxy.url}/healthz", timeout=10).status_code == 200
         player = Player(proxy.url, seed=21)
@@ -91,11 +107,12 @@ def test_the_front_speaks_the_error_format_and_passes_the_real_address(
     assert too_large.status_code == 413
     assert too_large.json()["error"]["code"] == "payload_too_large"
     # The front overwrites X-Forwarded-For: a client rotating it is still one client to the
-    # gateway's budgets (here: two new sessions a minute).
+    # gateway's budgets (here: two new sessions a minute, so five straddle at most two
+    # minutes' windows and at least one is refused).
     answers = [
         httpx.post(
             f"{proxy.url}/sessions", headers={"X-Forwarded-For": f"198.51.100.{n}"}, timeout=10
         ).status_code
-        for n in range(3)
+        for n in range(5)
     ]
-    assert answers == [201, 201, 429]
+    assert answers.count(201) <= 4 and 429 in answers, answers

@@ -33,7 +33,8 @@ def test_a_store_out_of_memory_refuses_writes_with_503_and_still_serves_reads(
     gateway_factory: GatewayFactory, redis_server_factory: ServerFactory
 ) -> None:
     store = redis_server_factory()
-    gateway = gateway_factory({"REDIS_URL": store.url})
+    # The memory guard (tested below) would answer new sessions before the store does.
+    gateway = gateway_factory({"REDIS_URL": store.url, "SESSION_STORE_MEMORY_WATERMARK": "0"})
     player = Player(gateway.url, seed=11)
     admin = redis.Redis(port=store.port)
     try:
@@ -118,7 +119,9 @@ def test_a_worker_waits_out_a_store_out_of_memory_and_then_commits_once(
 ) -> None:
     store = redis_server_factory()
     # The broker on a server of its own, as compose runs it: a full store must not stop tasks.
-    env = {"REDIS_URL": store.url, "CELERY_BROKER_URL": redis_url, "NARRATOR_DELAY": "1"}
+    # A turn long enough that the refusal surely comes before its commit, however slow the
+    # polls on a busy machine.
+    env = {"REDIS_URL": store.url, "CELERY_BROKER_URL": redis_url, "NARRATOR_DELAY": "5"}
     worker = worker_factory(env)
     gateway = gateway_factory(env)
     player = Player(gateway.url, seed=13)

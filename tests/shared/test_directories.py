@@ -58,6 +58,7 @@ def _blocked(tmp_path: Path) -> Path:
     [
         ("PROMETHEUS_MULTIPROC_DIR", ["-m", "celery", "-A", "worker", "worker", "-P", "solo"]),
         ("WORKER_HEARTBEAT_FILE", ["-m", "celery", "-A", "worker", "worker", "-P", "solo"]),
+        ("CREWAI_STORAGE_DIR", ["-m", "celery", "-A", "worker", "worker", "-P", "solo"]),
         ("PROMETHEUS_MULTIPROC_DIR", ["-c", "import api.main"]),
         ("CREWAI_STORAGE_DIR", ["-c", "import shared.game.flow"]),
     ],

@@ -65,7 +65,14 @@ def test_tokens_are_blanked_in_messages_and_tracebacks() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["token={}", "%74oken={}", "tok%65n={}", "TOKEN={}", "last_event_id=3&token={}&x=1"],
+    [
+        "token={}",
+        "%74oken={}",
+        "tok%65n={}",
+        "TOKEN={}",
+        "last_event_id=3&token={}&x=1",
+        "next=/play?token={}",
+    ],
 )
 def test_a_token_is_blanked_however_its_name_is_spelled(query: str) -> None:
     # The gateway decodes a parameter's name before it reads it; so does the redaction.

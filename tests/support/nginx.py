@@ -34,6 +34,7 @@ class NginxProxy:
         if binary is None:
             raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
         self.binary = binary
+        self.upstream = upstream
         self.workdir = workdir
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
