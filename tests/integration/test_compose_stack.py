@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -133,6 +134,24 @@ def _url(stack: ComposeStack) -> str:
     return f"http://127.0.0.1:{stack.env['PORTALS_HTTP_PORT']}"
 
 
+def _play(player: Player) -> dict[str, Any]:
+    """One turn, waited for as long as a busy machine may need (a turn takes NARRATOR_DELAY)."""
+    accepted = player.submit({"choice_index": 1})
+    assert accepted.status_code == 202, accepted.text
+    turn = player.finished(accepted.json()["turn_id"], timeout=120)
+    assert turn["status"] == "completed", turn
+    return turn
+
+
+@contextmanager
+def _logs_on_failure(stack: ComposeStack) -> Iterator[None]:
+    """A failure's report carries every container's log: the stack is gone afterwards."""
+    try:
+        yield
+    except (AssertionError, TimeoutError) as failure:
+        raise AssertionError(f"{failure}\n{_dump(stack)}") from failure
+
+
 def _completed_turns(log: str) -> set[str]:
     turns = set()
     for line in log.splitlines():
@@ -156,7 +175,7 @@ def test_both_worker_replicas_serve_turns_through_the_published_port(
     players = [Player(url, seed=seed) for seed in range(2 * WORKERS)]
 
     def play_one(player: Player) -> str:
-        turn = player.play({"choice_index": 1}, wait=30)
+        turn = _play(player)
         assert player.state()["version"] == turn["result"]["state_version"]
         return str(turn["turn_id"])
 
@@ -164,7 +183,7 @@ def test_both_worker_replicas_serve_turns_through_the_published_port(
         return {name: _completed_turns(stack.logs(name)) & played for name in workers}
 
     try:
-        with ThreadPoolExecutor(len(players)) as pool:
+        with _logs_on_failure(stack), ThreadPoolExecutor(len(players)) as pool:
             for _ in range(10):
                 played |= set(pool.map(play_one, players))
                 if all(served_by_each().values()):
@@ -194,10 +213,15 @@ def test_every_services_healthcheck_passes(stack: ComposeStack) -> None:
 
 
 def test_stopping_the_stack_mid_turn_loses_nothing(stack: ComposeStack) -> None:
+    with _logs_on_failure(stack):
+        _stop_mid_turn_and_come_back(stack)
+
+
+def _stop_mid_turn_and_come_back(stack: ComposeStack) -> None:
     url = _url(stack)
     player = Player(url, seed=7)
     try:
-        first = player.play({"choice_index": 1}, wait=30)
+        first = _play(player)
         accepted = player.submit({"choice_index": 1})
         assert accepted.status_code == 202, accepted.text
         turn_id = accepted.json()["turn_id"]
@@ -243,7 +267,7 @@ def test_stopping_the_stack_mid_turn_loses_nothing(stack: ComposeStack) -> None:
         turn = resumed.finished(turn_id, timeout=120)
         assert turn["status"] == "completed", turn
         assert turn["result"]["state_version"] == first["result"]["state_version"] + 1
-        after = resumed.play({"choice_index": 1}, wait=30)
+        after = _play(resumed)
         assert after["result"]["state_version"] == turn["result"]["state_version"] + 1
         assert resumed.state()["version"] == after["result"]["state_version"]
     finally:
