@@ -11,13 +11,16 @@ from tests.support.player import Player
 
 
 def _read_response(connection: socket.socket) -> tuple[bytes, bool]:
-    """The bytes the server sent, and whether it then closed the connection."""
+    """The bytes the server sent, and whether it then closed the connection. A server that
+    closes with our unread chunks still in its buffer resets the connection: closed too."""
     connection.settimeout(10)
     received = b""
     while True:
         try:
             chunk = connection.recv(65536)
-        except (ConnectionResetError, TimeoutError):
+        except ConnectionResetError:
+            return received, True
+        except TimeoutError:
             return received, False
         if not chunk:
             return received, True
