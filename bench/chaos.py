@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -25,7 +26,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +58,10 @@ class Report:
     version_mismatches: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
-    recoveries: list[tuple[str, float]] = field(default_factory=list)
+    # (fault, a fresh session's first turn took just before it, ... just after it)
+    recoveries: list[tuple[str, float, float]] = field(default_factory=list)
+    # Killed mid-turn: how long until the dead child's own turn finished elsewhere.
+    orphans: list[tuple[str, float]] = field(default_factory=list)
     duration: float = 0.0
 
 
@@ -72,7 +75,8 @@ class Stack(ServiceStack):
             concurrency=concurrency,
             env={
                 "NARRATOR_DELAY": "0.05",
-                "LEASE_TTL": "3",
+                # The default lease: a killed pool child's session must not wait it out.
+                "LEASE_TTL": "15",
                 "CELERY_VISIBILITY_TIMEOUT": "20",
                 "TURN_TIME_LIMIT": "15",
                 "REDIS_SOCKET_TIMEOUT": "2",
@@ -84,13 +88,31 @@ class Stack(ServiceStack):
             },
         )
 
-    def kill_pool_child(self, rng: random.Random) -> str:
+    def kill_pool_child(self, rng: random.Random) -> tuple[str, Orphan | None]:
+        """Kill a pool child; if it was mid-turn, the turn it was running."""
         worker = rng.choice(self.workers)
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
         if not children:
-            return "no pool child to kill"
-        os.kill(int(rng.choice(children)), signal.SIGKILL)
-        return f"SIGKILL pool child of {worker.name}"
+            return "no pool child to kill", None
+        pid = int(rng.choice(children))
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        what = f"SIGKILL pool child of {worker.name}"
+        # The parent says at once whether the child held a session (it releases the lease).
+        released = re.compile(rf'"pool process {pid} died mid-turn.*?"session_id": "([^"]+)"')
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            log = worker.log()
+            match = released.search(log)
+            if match:
+                session_id = match.group(1)
+                started = re.findall(
+                    rf'"turn (\S+) started in pid {pid} .*?"session_id": "{session_id}"', log
+                )
+                if started:
+                    return what, Orphan(session_id, started[-1], killed_at)
+            time.sleep(0.1)
+        return what + " (idle)", None
 
     def kill_worker(self, rng: random.Random) -> str:
         worker = rng.choice(self.workers)
@@ -105,6 +127,31 @@ class Stack(ServiceStack):
         time.sleep(2)  # an outage long enough for clients to see it
         self.redis.start()
         return "SIGKILL redis, restarted from AOF"
+
+
+@dataclass
+class Orphan:
+    """The turn a killed pool child was running."""
+
+    session_id: str
+    turn_id: str
+    killed_at: float
+
+
+def orphan_finished(base_url: str, orphan: Orphan, token: str, timeout: float = 180) -> float:
+    """Seconds from the kill until the dead child's turn had finished on another process."""
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"/sessions/{orphan.session_id}/turns/{orphan.turn_id}"
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        while time.monotonic() - orphan.killed_at < timeout:
+            try:
+                turn = http.get(url, params={"wait": 5}, headers=auth).json()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            if turn.get("status") in ("completed", "failed"):
+                return time.monotonic() - orphan.killed_at
+    return float("inf")
 
 
 class Client:
@@ -191,21 +238,33 @@ def probe_recovery(base_url: str, timeout: float = 180) -> float:
 
 
 def chaos(
-    stack: Stack, events: list[str], done: threading.Event, report: Report, seed: int
+    stack: Stack,
+    events: list[str],
+    done: threading.Event,
+    report: Report,
+    seed: int,
+    tokens: dict[str, str],
 ) -> None:
     rng = random.Random(seed)
     rng.shuffle(events)
     for name in events:
         if done.wait(rng.uniform(2.0, 5.0)):
             return
-        actions: dict[str, Callable[[random.Random], str]] = {
-            "child": stack.kill_pool_child,
-            "worker": stack.kill_worker,
-            "redis": lambda _: stack.crash_redis(),
-        }
-        what = actions[name](rng)
+        # The same probe just before the fault: how long a fresh session's turn waits behind
+        # the load anyway (early in the run every client's backlog is queued).
+        before = probe_recovery(stack.gateway.url)
+        orphan: Orphan | None = None
+        if name == "child":
+            what, orphan = stack.kill_pool_child(rng)
+        elif name == "worker":
+            what = stack.kill_worker(rng)
+        else:
+            what = stack.crash_redis()
         logger.info("chaos: %s", what)
-        report.recoveries.append((what, probe_recovery(stack.gateway.url)))
+        if orphan is not None:
+            took = orphan_finished(stack.gateway.url, orphan, tokens[orphan.session_id])
+            report.orphans.append((what, took))
+        report.recoveries.append((what, before, probe_recovery(stack.gateway.url)))
 
 
 def verify(base_url: str, logs: list[SessionLog], report: Report, deadline: float) -> None:
@@ -259,8 +318,12 @@ def render(report: Report, args: argparse.Namespace) -> str:
     ]
     rows += [(f"  failed: {code}", n) for code, n in sorted(report.failed.items())]
     rows += [(f"  retried by client: {code}", n) for code, n in sorted(report.rejected.items())]
-    for what, seconds in report.recoveries:
-        rows.append((f"new turns served again after: {what}", f"{seconds:.1f} s"))
+    for what, before, seconds in report.recoveries:
+        rows.append(
+            (f"new turns served again after: {what}", f"{seconds:.1f} s (before: {before:.1f} s)")
+        )
+    for what, seconds in report.orphans:
+        rows.append((f"the dead child's own turn finished after: {what}", f"{seconds:.1f} s"))
     width = max(len(r[0]) for r in rows)
     lines = [
         f"# Chaos run {datetime.now(UTC).isoformat(timespec='seconds')}",
@@ -313,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                 + ["worker"] * args.worker_kills
                 + ["redis"] * args.redis_restarts
             )
+            tokens = {c.log.session_id: c.log.token for c in clients}
             chaos_thread = threading.Thread(
-                target=chaos, args=(stack, events, done, report, args.seed)
+                target=chaos, args=(stack, events, done, report, args.seed, tokens)
             )
             chaos_thread.start()
             logs: list[SessionLog] = []

@@ -18,6 +18,7 @@ __all__ = [
     "ACTIVE_SESSIONS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
+    "ORPHANED_LEASES_RELEASED",
     "QUEUE_DEPTH",
     "RATE_LIMIT_FAILED_OPEN",
     "SESSIONS_CREATED",
@@ -82,6 +83,10 @@ TURNS_FAILED = Counter(
 TURNS_RETRIED = Counter(
     "pocket_portals_turns_retried_total",
     "Attempts of a turn after its first (a worker died, or the step raised).",
+)
+ORPHANED_LEASES_RELEASED = Counter(
+    "pocket_portals_orphaned_leases_released_total",
+    "Session leases released by a worker's main process when the pool process holding one died.",
 )
 TURN_QUEUE_WAIT_SECONDS = Histogram(
     "pocket_portals_turn_queue_wait_seconds",

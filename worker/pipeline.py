@@ -21,7 +21,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
@@ -107,21 +107,41 @@ class _EventStream:
     """A turn's narration, published on the session's event stream as it is produced. Called
     from the step's thread; each event is written before the next (their order is the
     story's). Pieces that come within `narration_delta_interval` of the last one published
-    wait and go together; the pipeline sends what is left (`flush`) before the commit."""
+    wait and go together; the pipeline sends what is left (`flush`) before the commit.
 
-    def __init__(self, pipeline: TurnPipeline, turn: TurnRecord) -> None:
+    Every append is fenced by the attempt's runner token: once another attempt of the turn
+    has started (this one's lease was lost), the store refuses this one's words and the
+    stream goes quiet; the step runs on, but its commit is refused too."""
+
+    def __init__(self, pipeline: TurnPipeline, turn: TurnRecord, runner: str) -> None:
         self.pipeline = pipeline
         self.turn = turn
+        self.runner = runner
         self.interval = pipeline.settings.narration_delta_interval
+        self.superseded = False
         self._waiting = ""
         self._published_at = -math.inf
 
-    def _event(self, event: EventName, data: dict[str, object]) -> Coroutine[object, object, str]:
-        return self.pipeline.backend.append_event(
-            self.turn.session_id, event.value, {"turn_id": self.turn.turn_id, **data}
-        )
+    async def _event(self, event: EventName, data: dict[str, object]) -> None:
+        if self.superseded:
+            return
+        try:
+            await self.pipeline.backend.append_event(
+                self.turn.session_id,
+                event.value,
+                {"turn_id": self.turn.turn_id, **data},
+                runner=self.runner,
+            )
+        except LeaseLost:
+            self.superseded = True
+            logger.warning(
+                "attempt superseded: its narration is no longer published",
+                extra={"session_id": self.turn.session_id, "turn_id": self.turn.turn_id},
+            )
 
     def _publish(self, event: EventName, data: dict[str, object]) -> None:
+        if self.superseded:
+            return
         future = asyncio.run_coroutine_threadsafe(self._event(event, data), self.pipeline.loop)
         future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
 
@@ -136,6 +156,10 @@ class _EventStream:
     def restart(self, reason: str) -> None:
         self._waiting = ""  # words of the attempt that starts over: the reader drops them
         self._publish(EventName.TURN_RESTARTED, {"reason": reason})
+
+    async def send(self, event: EventName, data: dict[str, object]) -> None:
+        """On the loop: one event of this attempt."""
+        await self._event(event, data)
 
     async def flush(self) -> None:
         """On the loop, once the step is done: the narration's last words."""
@@ -164,8 +188,10 @@ class TurnPipeline:
             max_workers=settings.worker_step_threads, thread_name_prefix="turn-step"
         )
 
-    async def drain(self, session_id: str) -> DrainOutcome:
-        holder = uuid.uuid4().hex
+    async def drain(self, session_id: str, *, owner: str = "") -> DrainOutcome:
+        """`owner`: the prefix of this drain's lease holder name, which names the process
+        (see worker.lost), so its parent can release the lease at once if it dies."""
+        holder = owner + uuid.uuid4().hex
         deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
             if not await self.backend.acquire_lease(session_id, holder, self.settings.lease_ttl):
@@ -216,7 +242,10 @@ class TurnPipeline:
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).
                 await self._fail(
-                    head, "turn_abandoned", "This turn could not be completed; please try again."
+                    head,
+                    "turn_abandoned",
+                    "This turn could not be completed; please try again.",
+                    runner=None,  # no attempt of ours ran: the lease is what guards this
                 )
                 continue
             if head.attempts:
@@ -224,7 +253,9 @@ class TurnPipeline:
             # The state the step starts from is read alongside (its own round trip, at the
             # same time); the commit's version check makes the order of the two irrelevant.
             running, state = await asyncio.gather(
-                self.backend.start_turn(session_id, head.turn_id, time.time(), head=head),
+                self.backend.start_turn(
+                    session_id, head.turn_id, time.time(), head=head, runner=holder
+                ),
                 self.backend.get(session_id),
             )
             if running is None:
@@ -254,18 +285,13 @@ class TurnPipeline:
             running.attempts,
             extra={"session_id": session_id, "turn_id": running.turn_id},
         )
+        stream = _EventStream(self, running, holder)
         if running.attempts > 1:
             # Whatever a client saw of an earlier attempt's narration is void.
-            await self.backend.append_event(
-                session_id,
-                EventName.TURN_RESTARTED.value,
-                {
-                    "turn_id": running.turn_id,
-                    "reason": "redelivered",
-                    "attempt": running.attempts,
-                },
+            await stream.send(
+                EventName.TURN_RESTARTED, {"reason": "redelivered", "attempt": running.attempts}
             )
-        return await self._apply(session_id, holder, running, state)
+        return await self._apply(session_id, holder, running, state, stream)
 
     def close(self) -> None:
         """Let the step threads go once they are idle (a running step still finishes)."""
@@ -283,7 +309,12 @@ class TurnPipeline:
         return float(min(delay, self.settings.lease_ttl / 2))
 
     async def _apply(
-        self, session_id: str, holder: str, running: TurnRecord, state: GameState | None
+        self,
+        session_id: str,
+        holder: str,
+        running: TurnRecord,
+        state: GameState | None,
+        stream: _EventStream,
     ) -> bool:
         """Run and commit one attempt of the head turn. False: the session is gone."""
         ids = {"session_id": session_id, "turn_id": running.turn_id}
@@ -294,7 +325,6 @@ class TurnPipeline:
             return prefetched.pop() if prefetched and sid == session_id else self._load_state(sid)
 
         try:
-            stream = _EventStream(self, running)
             step = await self._with_heartbeat(
                 session_id,
                 holder,
@@ -306,26 +336,30 @@ class TurnPipeline:
         except SessionNotFound:
             return False
         except (AdventureCompleted, NarratorUnavailable) as exc:
-            await self._fail(running, exc.code, exc.message)
+            await self._fail(running, exc.code, exc.message, runner=holder)
             return True
         except BackendUnavailable:
             raise  # the store is down: the task retries later, the turn stays at the head
         except Exception:
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
-                await self._fail(running, "step_failed", _STEP_FAILED)
+                await self._fail(running, "step_failed", _STEP_FAILED, runner=holder)
             return True  # otherwise it stays at the head and is tried again after a backoff
         try:
-            await self._commit(step, running)
+            await self._commit(step, running, holder)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
+        except LeaseLost:
+            # Another attempt started after ours: it alone may commit (and its stream holds
+            # only its own words). The next head read finds our lease gone and stops.
+            logger.warning("commit refused: a later attempt of this turn runs", extra=ids)
         except SessionNotFound:
             return False
         except (ValueError, TypeError):
             # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
             # attempt would fail the same way, holding up the turns behind it.
             logger.exception("turn result could not be stored", extra=ids)
-            await self._fail(running, "step_failed", _STEP_FAILED)
+            await self._fail(running, "step_failed", _STEP_FAILED, runner=holder)
         return True
 
     async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
@@ -360,7 +394,7 @@ class TurnPipeline:
         future = asyncio.run_coroutine_threadsafe(self.backend.get(session_id), self.loop)
         return future.result(timeout=self.settings.redis_socket_timeout * 2)
 
-    async def _commit(self, step: StepResult, turn: TurnRecord) -> None:
+    async def _commit(self, step: StepResult, turn: TurnRecord, runner: str) -> None:
         state = step.state
         # What a player reads must be text a response can carry: a narrator (an LLM's JSON
         # escapes) can produce a lone surrogate, which no encoding stores or sends.
@@ -376,7 +410,7 @@ class TurnPipeline:
         done = turn.model_copy(
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
         )
-        await self.backend.commit_turn(state, done)
+        await self.backend.commit_turn(state, done, runner=runner)
         TURNS_COMPLETED.inc()
         took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
         TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
@@ -393,7 +427,18 @@ class TurnPipeline:
             },
         )
 
-    async def _fail(self, turn: TurnRecord, code: str, message: str) -> None:
+    async def _fail(self, turn: TurnRecord, code: str, message: str, *, runner: str | None) -> None:
+        try:
+            await self._record_failure(turn, code, message, runner)
+        except LeaseLost:
+            logger.warning(
+                "failure not recorded: a later attempt of this turn runs",
+                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
+            )
+
+    async def _record_failure(
+        self, turn: TurnRecord, code: str, message: str, runner: str | None
+    ) -> None:
         failed = turn.model_copy(
             update={
                 "status": TurnStatus.FAILED,
@@ -402,11 +447,13 @@ class TurnPipeline:
             }
         )
         try:
-            recorded = await self.backend.fail_turn(failed)
+            recorded = await self.backend.fail_turn(failed, runner=runner)
         except (ValueError, TypeError):
             # The record itself holds what cannot be encoded: keep what can be of its action.
             action = failed.action.encode("utf-8", "replace").decode("utf-8")
-            recorded = await self.backend.fail_turn(failed.model_copy(update={"action": action}))
+            recorded = await self.backend.fail_turn(
+                failed.model_copy(update={"action": action}), runner=runner
+            )
         if recorded:
             TURNS_FAILED.labels(code).inc()
             logger.warning(

@@ -17,6 +17,7 @@ from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.settings import get_settings
 from worker.application import PROCESS_SESSION, READY_MARK, app
+from worker.lost import TurnRequest, install_lease_releaser, lease_owner
 from worker.metrics import prepare_metrics_dir, serve_worker_metrics
 from worker.pipeline import DrainOutcome
 from worker.runtime import WorkerRuntime, get_runtime
@@ -85,6 +86,12 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     def run_pass(now: float) -> int:
         return runtime.run(sweep_once(runtime.backend, settings, publish, now), timeout=60)
 
+    def release_orphaned(session_id: str, owner: str) -> bool:
+        release = runtime.backend.release_orphaned_lease(session_id, owner)
+        return runtime.run(release, timeout=settings.redis_socket_timeout * 2)
+
+    install_lease_releaser(release_orphaned)
+
     _sweeper = Sweeper(run_pass, settings.sweep_interval, settings.worker_heartbeat_file)
     _sweeper.start()
     serve_worker_metrics(settings)
@@ -125,11 +132,19 @@ def _again_later(task: Task, countdown: float) -> None:
         raise Reject(refused.reason, requeue=True) from None
 
 
-@app.task(name=PROCESS_SESSION, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
+class _SessionTask(Task):  # type: ignore[misc]
+    # The request class the pool's parent uses: it frees a dead child's lease (worker.lost).
+    Request = TurnRequest
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=PROCESS_SESSION, bind=True, base=_SessionTask, max_retries=None, acks_late=True
+)
 def process_session(self: Task, session_id: str) -> str:
     runtime = get_runtime()
+    owner = lease_owner(self.request.hostname or "", os.getpid())
     try:
-        outcome = runtime.run(runtime.pipeline.drain(session_id))
+        outcome = runtime.run(runtime.pipeline.drain(session_id, owner=owner))
     except BackendUnavailable as exc:
         # The turn stays at the head of its inbox; try again when the store is back.
         delay = _OUTAGE_BACKOFF[min(self.request.retries, len(_OUTAGE_BACKOFF) - 1)]
@@ -146,7 +161,7 @@ def process_session(self: Task, session_id: str) -> str:
         # One process: nobody else can hold the lease for long, and a fresh task would be
         # this same thread; keep draining instead.
         while outcome is DrainOutcome.HANDOFF:
-            outcome = runtime.run(runtime.pipeline.drain(session_id))
+            outcome = runtime.run(runtime.pipeline.drain(session_id, owner=owner))
         return outcome.value
     if outcome is DrainOutcome.LEASE_BUSY:
         # The holder drains our turn too if it is alive; if it died, its lease expires and

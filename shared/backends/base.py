@@ -96,24 +96,40 @@ class SessionBackend(Protocol):
     async def pending_count(self, session_id: str) -> int: ...
 
     async def start_turn(
-        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+        self,
+        session_id: str,
+        turn_id: str,
+        now: float,
+        *,
+        head: TurnRecord | None = None,
+        runner: str | None = None,
     ) -> TurnRecord | None:
         """Mark the head turn running (counting the attempt) and emit `turn.started`; None if
         `turn_id` is no longer the head (someone else finished it). `head`: its record as the
         caller just read it with `head_turn`, which a backend may use instead of reading it
-        again."""
+        again. `runner`: this attempt's fencing token; starting an attempt supersedes every
+        earlier one (see `commit_turn`)."""
 
-    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+    async def commit_turn(
+        self, state: GameState, record: TurnRecord, *, runner: str | None = None
+    ) -> int:
         """Atomically, if the stored version is still `state.version` and `record` is the
         head turn: store `state` as the next version, pop the inbox, store the finished
         record, emit `turn.completed`, refresh every key's TTL. Returns the new version.
-        Raises `VersionConflict` or `SessionNotFound`."""
+        Raises `VersionConflict` or `SessionNotFound`; with `runner`, `LeaseLost` once an
+        attempt other than that runner's has started."""
 
-    async def fail_turn(self, record: TurnRecord) -> bool:
-        """Pop the head turn without changing the state, store it failed, emit `turn.failed`."""
+    async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
+        """Pop the head turn without changing the state, store it failed, emit `turn.failed`.
+        With `runner`, fenced as `commit_turn` is."""
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str: ...
+    async def append_event(
+        self, session_id: str, event: str, data: dict[str, Any], *, runner: str | None = None
+    ) -> str:
+        """Add an event to the session's stream. With `runner`, only while that runner's
+        attempt is the turn's latest (else `LeaseLost`): a superseded attempt's words never
+        reach the stream after its successor's `turn.started`."""
 
     async def read_events(
         self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
@@ -139,6 +155,12 @@ class SessionBackend(Protocol):
 
     async def release_lease(self, session_id: str, holder: str) -> int:
         """Give the lease up (if still held by `holder`); returns how many turns wait."""
+
+    async def release_orphaned_lease(self, session_id: str, owner: str) -> bool:
+        """Release the lease if its holder's name starts with `owner`: the prefix of a worker
+        process known to be dead, whose lease would otherwise hold the session until it
+        expires. A holder that is in fact alive cannot commit once another attempt starts
+        (see `start_turn`)."""
 
     async def lease_time_left(self, session_id: str) -> float:
         """Seconds until the session's lease expires unless renewed; 0 when nobody holds it."""

@@ -46,6 +46,11 @@ class _Session:
     turn_log: list[str] = field(default_factory=list)
     idempotency: dict[str, tuple[str, str]] = field(default_factory=dict)
     events: list[SessionEvent] = field(default_factory=list)
+    # The fencing token of the attempt started last (see SessionBackend.start_turn).
+    runner: str | None = None
+
+    def superseded(self, runner: str | None) -> bool:
+        return bool(runner) and self.runner != runner
 
 
 def _event_seq(event_id: str) -> tuple[int, int]:
@@ -303,7 +308,13 @@ class InMemoryBackend:
             return 0 if session is None else len(session.inbox)
 
     async def start_turn(
-        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+        self,
+        session_id: str,
+        turn_id: str,
+        now: float,
+        *,
+        head: TurnRecord | None = None,
+        runner: str | None = None,
     ) -> TurnRecord | None:
         with self._lock:
             session = self._live(session_id)
@@ -320,6 +331,7 @@ class InMemoryBackend:
                 }
             )
             session.turns[turn_id] = running
+            session.runner = runner or None
             self._emit(
                 session_id,
                 session,
@@ -329,10 +341,14 @@ class InMemoryBackend:
             self._touch(session)
             return running.model_copy()
 
-    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+    async def commit_turn(
+        self, state: GameState, record: TurnRecord, *, runner: str | None = None
+    ) -> int:
         sid = state.session_id
         with self._lock:
             session = self._require(sid)
+            if session.superseded(runner):
+                raise LeaseLost(sid, runner or "")
             if (
                 session.state.version != state.version
                 or not session.inbox
@@ -350,12 +366,14 @@ class InMemoryBackend:
             self._touch(session)
             return session.state.version
 
-    async def fail_turn(self, record: TurnRecord) -> bool:
+    async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         sid = record.session_id
         with self._lock:
             session = self._live(sid)
             if session is None or not session.inbox or session.inbox[0] != record.turn_id:
                 return False
+            if session.superseded(runner):
+                raise LeaseLost(sid, runner or "")
             session.inbox.pop(0)
             session.turns[record.turn_id] = record.model_copy()
             error = record.error.model_dump(mode="json") if record.error else None
@@ -365,9 +383,14 @@ class InMemoryBackend:
             return True
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str:
+    async def append_event(
+        self, session_id: str, event: str, data: dict[str, Any], *, runner: str | None = None
+    ) -> str:
         with self._lock:
-            return self._emit(session_id, self._require(session_id), event, data)
+            session = self._require(session_id)
+            if session.superseded(runner):
+                raise LeaseLost(session_id, runner or "")
+            return self._emit(session_id, session, event, data)
 
     def _events_after(self, session_id: str, after: str, count: int) -> list[SessionEvent]:
         session = self._live(session_id)
@@ -446,6 +469,14 @@ class InMemoryBackend:
                 del self._leases[session_id]
             session = self._live(session_id)
             return 0 if session is None else len(session.inbox)
+
+    async def release_orphaned_lease(self, session_id: str, owner: str) -> bool:
+        with self._lock:
+            current = self._leases.get(session_id)
+            if not owner or current is None or not current[0].startswith(owner):
+                return False
+            del self._leases[session_id]
+            return True
 
     # -- sessions with waiting turns ------------------------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:

@@ -419,7 +419,13 @@ class RedisBackend:
             return int(await self.client.llen(SessionKeys(session_id).inbox))
 
     async def start_turn(
-        self, session_id: str, turn_id: str, now: float, *, head: TurnRecord | None = None
+        self,
+        session_id: str,
+        turn_id: str,
+        now: float,
+        *,
+        head: TurnRecord | None = None,
+        runner: str | None = None,
     ) -> TurnRecord | None:
         # START only applies to the inbox head, so a head record read a moment ago is as
         # good as a fresh read; only a lease holder changes a queued record.
@@ -441,13 +447,15 @@ class RedisBackend:
                 turn_id,
                 dump_record(running, self.codec),
                 self.session_ttl,
-                self.events_maxlen,
+                runner or "",
                 event_data(running, attempt=running.attempts),
             ],
         )
         return running if started else None
 
-    async def commit_turn(self, state: GameState, record: TurnRecord) -> int:
+    async def commit_turn(
+        self, state: GameState, record: TurnRecord, *, runner: str | None = None
+    ) -> int:
         keys = SessionKeys(state.session_id)
         new_state = state.model_copy(update={"version": state.version + 1})
         reply = await self._run(
@@ -461,12 +469,15 @@ class RedisBackend:
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(record, result=result_document(record, new_state)),
+                runner or "",
             ],
         )
+        if reply[0] == "superseded":
+            raise LeaseLost(state.session_id, runner or "")
         self._check_cas(reply, state)
         return new_state.version
 
-    async def fail_turn(self, record: TurnRecord) -> bool:
+    async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         error = record.error.model_dump(mode="json") if record.error else None
         done = await self._run(
             "FAIL",
@@ -477,8 +488,11 @@ class RedisBackend:
                 self.session_ttl,
                 self.events_maxlen,
                 event_data(record, error=error),
+                runner or "",
             ],
         )
+        if done == -1:
+            raise LeaseLost(record.session_id, runner or "")
         return bool(done)
 
     @staticmethod
@@ -489,14 +503,18 @@ class RedisBackend:
             raise VersionConflict(state.session_id, state.version)
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(self, session_id: str, event: str, data: dict[str, Any]) -> str:
+    async def append_event(
+        self, session_id: str, event: str, data: dict[str, Any], *, runner: str | None = None
+    ) -> str:
         event_id = await self._run(
             "APPEND_EVENT",
             SessionKeys(session_id).expiring(),
-            [self.events_maxlen, event, json.dumps(data, separators=(",", ":"))],
+            [runner or "", event, json.dumps(data, separators=(",", ":"))],
         )
         if event_id is None:
             raise SessionNotFound(session_id)
+        if isinstance(event_id, list):
+            raise LeaseLost(session_id, runner or "")
         return str(event_id)
 
     async def read_events(
@@ -565,6 +583,12 @@ class RedisBackend:
     async def release_lease(self, session_id: str, holder: str) -> int:
         keys = SessionKeys(session_id)
         return int(await self._run("RELEASE", [keys.lease, keys.inbox], [holder]))
+
+    async def release_orphaned_lease(self, session_id: str, owner: str) -> bool:
+        if not owner:
+            return False
+        keys = SessionKeys(session_id)
+        return bool(await self._run("RELEASE_ORPHANED", [keys.lease], [owner]))
 
     # -- sessions with waiting turns ------------------------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:

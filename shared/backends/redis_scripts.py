@@ -2,6 +2,11 @@
 
 All of them take the session's expiring keys in `SessionKeys.expiring()` order:
 KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, [6] events.
+
+The state hash's `runner` field fences attempts: START writes the starting attempt's runner
+token there, and a worker's COMMIT, FAIL and event appends that name a runner are refused
+once another attempt has started, so a turn's stream only ever carries the words of the
+attempt that can still commit.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ __all__ = [
     "IMPORT",
     "RENEW",
     "RELEASE",
+    "RELEASE_ORPHANED",
     "SETTLE_PENDING",
     "START",
     "UPDATE",
@@ -30,6 +36,9 @@ _REFRESH = (
     + """
 local function refresh(ttl)
   for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+local function superseded(runner)
+  return runner ~= nil and runner ~= '' and redis.call('HGET', KEYS[1], 'runner') ~= runner
 end
 local function emit(name, data)
   return redis.call('XADD', KEYS[6], 'MAXLEN', '~', EVENTS_CAP, '*', 'event', name, 'data', data)
@@ -166,9 +175,14 @@ return 1
 START = (
     _REFRESH
     + """
--- ARGV: turn_id, running_record_json, ttl, (unused), event_data
+-- ARGV: turn_id, running_record_json, ttl, runner ('' for none), event_data
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'runner', ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], 'runner')
+end
 emit('turn.started', ARGV[5])
 refresh(ARGV[3])
 return 1
@@ -179,9 +193,10 @@ COMMIT = (
     _REFRESH
     + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
---       events_kept, event_data
+--       events_kept, event_data, runner ('' for an unfenced commit)
 local v = redis.call('HGET', KEYS[1], 'version')
 if not v then return {'missing'} end
+if superseded(ARGV[8]) then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
@@ -197,8 +212,9 @@ return {'ok', tostring(tonumber(v) + 1)}
 FAIL = (
     _REFRESH
     + """
--- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data
+-- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, runner ('' for none)
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
+if superseded(ARGV[6]) then return -1 end
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 emit('turn.failed', ARGV[5])
@@ -211,10 +227,11 @@ return 1
 APPEND_EVENT = (
     _REFRESH
     + """
--- ARGV: (unused), name, data. Only for a live session: a stream key created after the session
--- expired would never expire itself.
+-- ARGV: runner ('' for none), name, data. Only for a live session: a stream key created after
+-- the session expired would never expire itself.
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then return false end
+if superseded(ARGV[1]) then return {'superseded'} end
 local id = emit(ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[6], ttl)
 return id
@@ -249,6 +266,15 @@ return 0
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return redis.call('LLEN', KEYS[2])
+"""
+
+# KEYS[1]: the lease key. ARGV: the holder prefix of a process known to be dead.
+RELEASE_ORPHANED = """
+local holder = redis.call('GET', KEYS[1])
+if holder and string.sub(holder, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 # An exported session written back (portals sessions import / migrate). KEYS: every key of

@@ -148,6 +148,25 @@ def test_pool_child_killed_mid_turn_is_retried_once_and_order_kept(
         player.close()
 
 
+def test_a_killed_pool_child_gives_its_session_back_at_once(
+    worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    """The pool's parent releases the lease its dead child held: with a lease of ten minutes
+    the retried turn could not otherwise finish within the wait below."""
+    worker = worker_factory({"NARRATOR_DELAY": "2", "LEASE_TTL": "600"})
+    gateway = gateway_factory()
+    player = Player(gateway.url)
+    try:
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        os.kill(turn_pid(worker, turn_id), signal.SIGKILL)
+        assert finish(player, turn_id, timeout=90)["status"] == "completed"
+        turn_pid(worker, turn_id, attempt=2)
+        assert "died mid-turn: its session's lease is released" in worker.log()
+        assert player.state()["version"] == 1
+    finally:
+        player.close()
+
+
 def test_whole_worker_killed_mid_turn_recovers_after_the_visibility_timeout(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:

@@ -256,15 +256,15 @@ async def test_narration_pieces_that_come_close_together_are_published_together(
     written: list[tuple[str, dict[str, Any]]] = []
     append_event = backend.append_event
 
-    async def recording(session_id: str, event: str, data: dict[str, Any]) -> str:
+    async def recording(session_id: str, event: str, data: dict[str, Any], **kw: Any) -> str:
         written.append((event, data))
-        return await append_event(session_id, event, data)
+        return await append_event(session_id, event, data, **kw)
 
     commit_turn = backend.commit_turn
 
-    async def committing(state: GameState, record: TurnRecord) -> int:
+    async def committing(state: GameState, record: TurnRecord, **kw: Any) -> int:
         written.append(("commit", {}))
-        return await commit_turn(state, record)
+        return await commit_turn(state, record, **kw)
 
     monkeypatch.setattr(backend, "append_event", recording)
     monkeypatch.setattr(backend, "commit_turn", committing)
@@ -278,6 +278,49 @@ async def test_narration_pieces_that_come_close_together_are_published_together(
     assert names.index("commit") > max(
         i for i, name in enumerate(names) if name == "narration.delta"
     )
+    done = await backend.get_turn(state.session_id, turn.turn_id)
+    assert done is not None and done.status is TurnStatus.COMPLETED
+
+
+async def test_a_superseded_attempt_neither_narrates_nor_commits(
+    backend: SessionBackend, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mid-step, another attempt of the turn starts (our lease was lost to a worker that took
+    over). From then on none of our words reach the stream and our commit is refused; the
+    turn applies once."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    (turn,) = await queue(backend, state, "Play Pip, a halfling rogue")
+    loop = asyncio.get_running_loop()
+    calls: list[int] = []
+
+    def overtaken(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> Any:
+        calls.append(turn.attempts)
+        step = run_flow_step(sid, turn, load, s, out)
+        if len(calls) == 1:
+            out.delta("before the takeover ")
+            rival = backend.start_turn(sid, turn.turn_id, time.time(), runner="rival")
+            assert asyncio.run_coroutine_threadsafe(rival, loop).result(10) is not None
+            time.sleep(s.narration_delta_interval)  # the next piece is published at once
+            out.delta("after the takeover")
+        return step
+
+    written: list[str] = []
+    append_event = backend.append_event
+
+    async def recording(session_id: str, event: str, data: dict[str, Any], **kw: Any) -> str:
+        event_id = await append_event(session_id, event, data, **kw)
+        written.append(str(data.get("text", event)))
+        return event_id
+
+    monkeypatch.setattr(backend, "append_event", recording)
+    pipeline = TurnPipeline(backend, settings, loop=loop, step_runner=overtaken)  # type: ignore[arg-type]
+    assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    assert "before the takeover " in written and "after the takeover" not in written
+    # Our lease was never really taken here, so we ran the turn again, as its third attempt.
+    assert calls == [1, 3] and "turn.restarted" in written
+    stored = await backend.get(state.session_id)
+    assert stored is not None and stored.version == 1
     done = await backend.get_turn(state.session_id, turn.turn_id)
     assert done is not None and done.status is TurnStatus.COMPLETED
 

@@ -141,6 +141,53 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert completed[0].data["result"]["narrative"] == "n"
 
 
+async def test_a_later_attempt_fences_the_earlier_ones_words_and_commit(
+    harness: Harness,
+) -> None:
+    """Attempt A lost its lease while running; attempt B started the same turn. A's events,
+    failure and commit are refused from then on, B's go through, unfenced writers too."""
+    backend = harness.backend
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(state.session_id)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    sid = state.session_id
+    first = await backend.start_turn(sid, turn.turn_id, 1.0, runner="a")
+    assert first is not None
+    await backend.append_event(sid, "narration.delta", {"text": "A1"}, runner="a")
+    second = await backend.start_turn(sid, turn.turn_id, 2.0, runner="b")
+    assert second is not None and second.attempts == 2
+
+    with pytest.raises(LeaseLost):
+        await backend.append_event(sid, "narration.delta", {"text": "A2"}, runner="a")
+    await backend.append_event(sid, "narration.delta", {"text": "B1"}, runner="b")
+    await backend.append_event(sid, "session.note", {})  # not a turn's attempt: never fenced
+    failed = first.model_copy(
+        update={"status": TurnStatus.FAILED, "error": TurnError(code="x", message="m")}
+    )
+    with pytest.raises(LeaseLost):
+        await backend.fail_turn(failed, runner="a")
+    done = second.model_copy(
+        update={
+            "status": TurnStatus.COMPLETED,
+            "result": TurnResult(narrative="n", choices=["a"], state_version=1),
+        }
+    )
+    with pytest.raises(LeaseLost):
+        await backend.commit_turn(state, done, runner="a")
+    texts = [e.data.get("text") for e in await backend.read_events(sid, "0")]
+    assert texts[-2:] == ["B1", None] and "A1" in texts and "A2" not in texts
+    assert await backend.pending_count(sid) == 1
+    assert await backend.commit_turn(state, done, runner="b") == 1
+    # An attempt started with no runner fences every runner that came before it.
+    later = new_turn(sid)
+    await backend.accept_turn(later, max_pending=8, idempotency=None)
+    assert await backend.start_turn(sid, later.turn_id, 3.0, runner="c")
+    assert await backend.start_turn(sid, later.turn_id, 4.0)
+    with pytest.raises(LeaseLost):
+        await backend.append_event(sid, "narration.delta", {"text": "C"}, runner="c")
+
+
 async def test_fail_pops_without_changing_state(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
@@ -252,6 +299,19 @@ async def test_lease_is_exclusive_until_released(harness: Harness) -> None:
     assert await backend.lease_time_left(sid) == 0
     assert await backend.acquire_lease(sid, "b", 10)
     assert await backend.release_lease(new_state().session_id, "b") == 0
+
+
+async def test_a_dead_process_lease_is_released_by_its_prefix_only(harness: Harness) -> None:
+    backend = harness.backend
+    sid = new_state().session_id
+    assert not await backend.release_orphaned_lease(sid, "node-a/41/")  # nobody holds it
+    assert await backend.acquire_lease(sid, "node-a/41/0f3c", 30)
+    assert not await backend.release_orphaned_lease(sid, "node-a/4/")
+    assert not await backend.release_orphaned_lease(sid, "node-b/41/")
+    assert not await backend.release_orphaned_lease(sid, "")
+    assert not await backend.acquire_lease(sid, "node-a/42/9e1d", 30)
+    assert await backend.release_orphaned_lease(sid, "node-a/41/")
+    assert await backend.acquire_lease(sid, "node-a/42/9e1d", 30)
 
 
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
