@@ -13,13 +13,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
-    BackendUnavailable,
-    Overloaded,
     PortalsError,
     RateLimited,
-    SchemaTooNew,
-    TooManyPendingTurns,
-    TooManyStreams,
 )
 
 __all__ = ["error_response", "install_error_handlers", "internal_error_response"]
@@ -58,10 +53,10 @@ def _retry_after(exc: PortalsError) -> Mapping[str, str] | None:
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(exc.retry_after),
         }
-    if isinstance(
-        exc, TooManyPendingTurns | TooManyStreams | BackendUnavailable | Overloaded | SchemaTooNew
-    ):
-        return {"Retry-After": str(exc.retry_after)}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        # Every refusal that passes: a rate, a cap or an outage.
+        return {"Retry-After": str(retry_after)}
     return None
 
 

@@ -144,6 +144,32 @@ def _session_flood(url: str, row: Row, stop: threading.Event) -> None:
             row.sent += 1
 
 
+def _turn_flood(url: str, row: Row, stop: threading.Event, sessions: int) -> None:
+    """One address, all the sessions its creation budget gives, turns sent on every one of
+    them as fast as the service takes them (a refused turn is sent again at once)."""
+    with _attacker_client(url) as http:
+        auths: list[tuple[str, dict[str, str]]] = []
+        for _ in range(sessions):
+            created = http.post("/sessions")
+            row.sent += 1
+            if created.status_code != 201:
+                row.got[f"session {created.status_code}"] += 1
+                continue
+            body = created.json()
+            path = f"/sessions/{body['session_id']}/turns"
+            auths.append((path, {"Authorization": f"Bearer {body['player_token']}"}))
+        while auths and not stop.is_set():
+            for path, auth in auths:
+                try:
+                    answer = http.post(path, json={"action": "Look around"}, headers=auth)
+                except httpx.HTTPError as exc:
+                    row.got[type(exc).__name__] += 1
+                    continue
+                row.sent += 1
+                code = answer.json().get("error", {}).get("code", "") if answer.is_error else ""
+                row.got[f"{answer.status_code} {code}".strip()] += 1
+
+
 def _stream_flood(url: str, row: Row, stop: threading.Event, count: int) -> None:
     with _attacker_client(url) as http:
         created = http.post("/sessions")
@@ -237,6 +263,10 @@ def _attacks(args: argparse.Namespace) -> list[tuple[str, Attack | None]]:
             lambda url, row, stop: _stream_flood(url, row, stop, args.streams),
         ),
         ("large chunked bodies: 50 MB offered per request", _large_bodies),
+        (
+            "turn flood: 10 sessions of one client, turns sent as fast as they are taken",
+            lambda url, row, stop: _turn_flood(url, row, stop, 10),
+        ),
     ]
 
 

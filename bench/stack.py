@@ -40,6 +40,7 @@ class ServiceStack:
             # One load generator on one address: the per-client limit is not what is measured.
             "RATE_LIMIT_PER_MINUTE": "0",
             "SESSION_CREATE_PER_MINUTE": "0",
+            "MAX_TURNS_IN_FLIGHT_PER_CLIENT": "0",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

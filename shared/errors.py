@@ -15,6 +15,7 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     │   ├── AdventureCompleted        409 adventure_completed
     │   ├── PayloadTooLarge           413 payload_too_large
     │   ├── TooManyPendingTurns       429 too_many_pending_turns
+    │   ├── TooManyTurnsInFlight      429 too_many_turns_in_flight (one client, all sessions)
     │   ├── TooManyStreams            429 too_many_streams
     │   └── RateLimited               429 rate_limited
     ├── ServiceError              the service's fault or state (5xx)
@@ -47,6 +48,7 @@ __all__ = [
     "SessionNotFound",
     "TooManyPendingTurns",
     "TooManyStreams",
+    "TooManyTurnsInFlight",
     "TurnFailed",
     "TurnNotFound",
     "Unauthorized",
@@ -144,6 +146,19 @@ class TooManyPendingTurns(RequestError):
     def __init__(self, session_id: str, limit: int, retry_after: int = 2) -> None:
         super().__init__(f"This session already has {limit} turns waiting; wait for one to finish.")
         self.session_id = session_id
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class TooManyTurnsInFlight(RequestError):
+    code = "too_many_turns_in_flight"
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after: int = 2) -> None:
+        super().__init__(
+            f"This client already has {limit} turns waiting or running, across its sessions; "
+            "wait for one to finish."
+        )
         self.limit = limit
         self.retry_after = retry_after
 

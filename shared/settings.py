@@ -100,9 +100,17 @@ class Settings(BaseSettings):
     turn_retry_backoff: Annotated[float, Field(ge=0)] = 0.5
 
     max_pending_turns: Annotated[int, Field(gt=0)] = 8
-    # Turns waiting in the broker queue, all sessions together, before new ones get
-    # 503 overloaded: a bound on how far behind the workers may fall.
+    # Turns accepted and not yet finished, all sessions together, before new ones get
+    # 503 overloaded: a bound on how far behind the workers may fall. Counted atomically in
+    # the session store by admission tickets, which every gateway process shares.
     max_queue_depth: Annotated[int, Field(gt=0)] = 10_000
+    # Turns one client (address; an IPv6 client is its /64) may have accepted and not yet
+    # finished across all its sessions; beyond it, 429 too_many_turns_in_flight, so a flood
+    # of sessions from one client meets its own limit long before the service is full.
+    # 0 turns the limit off.
+    max_turns_in_flight_per_client: Annotated[int, Field(ge=0)] = 32
+    # A ticket its turn never gave back (its gateway or worker died) lapses after this long.
+    admission_ticket_ttl: Seconds = 900.0
     # Requests per client (IP address) per minute, shared by every gateway process through
     # the session store; 0 turns the limit off.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600

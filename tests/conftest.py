@@ -186,8 +186,10 @@ def service_env(
         "LEASE_TTL": "5",
         "PYTHONUNBUFFERED": "1",
         # Tests create sessions by the dozen from one address, sharing one store; the
-        # creation budget has tests of its own (tests/api/test_sessions.py).
+        # creation budget and the per-client turn limit have tests of their own
+        # (tests/api/test_sessions.py, test_turns.py).
         "SESSION_CREATE_PER_MINUTE": "0",
+        "MAX_TURNS_IN_FLIGHT_PER_CLIENT": "0",
     }
     if broker == "amqp":
         env["CELERY_BROKER_URL"] = request.getfixturevalue("amqp_url")
@@ -242,5 +244,6 @@ def memory_settings(tmp_path: Path) -> Settings:
         crewai_storage_dir=tmp_path / "crewai",
         sse_ping_interval=1,
         session_create_per_minute=0,
+        max_turns_in_flight_per_client=0,
         _env_file=None,  # type: ignore[call-arg]
     )

@@ -411,6 +411,7 @@ class TurnPipeline:
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
         )
         await self.backend.commit_turn(state, done, runner=runner)
+        await self._release_admission(turn)
         TURNS_COMPLETED.inc()
         took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
         TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
@@ -426,6 +427,18 @@ class TurnPipeline:
                 "duration_ms": round(took * 1000, 1),
             },
         )
+
+    async def _release_admission(self, turn: TurnRecord) -> None:
+        """The turn is finished: its client may send another. Not a reason to fail the turn
+        (it is committed): a ticket not released lapses by itself."""
+        try:
+            await self.backend.release_admission(turn.turn_id)
+        except PortalsError as exc:
+            logger.warning(
+                "admission ticket not released: %s",
+                exc.code,
+                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
+            )
 
     async def _fail(self, turn: TurnRecord, code: str, message: str, *, runner: str | None) -> None:
         try:
@@ -455,6 +468,7 @@ class TurnPipeline:
                 failed.model_copy(update={"action": action}), runner=runner
             )
         if recorded:
+            await self._release_admission(turn)
             TURNS_FAILED.labels(code).inc()
             logger.warning(
                 "turn %s failed: %s",

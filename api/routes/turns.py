@@ -9,7 +9,7 @@ import re
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from api.deps import (
     AuthorizedState,
@@ -22,14 +22,16 @@ from api.deps import (
     bearer_token,
 )
 from api.openapi import AUTHORIZED, errors
-from api.ratelimit import rate_limit
+from api.ratelimit import client_key, rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
-from shared.backends import IdempotencyClaim, SessionBackend
+from shared.backends import Admission, IdempotencyClaim, SessionBackend
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
     InvalidRequest,
     Overloaded,
+    PortalsError,
+    TooManyTurnsInFlight,
     TurnNotFound,
 )
 from shared.ids import new_turn_id, token_matches
@@ -44,6 +46,7 @@ from shared.models import (
     TurnResult,
     TurnStatus,
 )
+from shared.settings import Settings
 
 __all__ = ["router"]
 
@@ -82,6 +85,7 @@ def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
 
 @router.post("", status_code=202, response_model=TurnAccepted, responses=errors(409))
 async def submit_turn(
+    request: Request,
     state: AuthorizedState,
     body: TurnRequest,
     backend: Backend,
@@ -91,11 +95,11 @@ async def submit_turn(
 ) -> TurnAccepted:
     claim = _claim(idempotency_key, body)
     session_id = state.session_id
+    turn_id = new_turn_id()
     try:
-        if await queue.depth() >= settings.max_queue_depth:
-            raise Overloaded(retry_after=5)
         action = _action(state, body)
-    except (Overloaded, AdventureCompleted, InvalidRequest):
+        await _admit(backend, settings, turn_id, client_key(request))
+    except (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest):
         # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
         # be refused: the epilogue it led to, or its choices, may have changed since.
         earlier = await backend.idempotent_turn(session_id, claim) if claim else None
@@ -104,19 +108,25 @@ async def submit_turn(
         TURNS_DEDUPLICATED.inc()
         return _accepted(session_id, earlier)
     record = TurnRecord(
-        turn_id=new_turn_id(),
+        turn_id=turn_id,
         session_id=session_id,
         action=action,
         choice_index=body.choice_index,
         accepted_at=time.time(),
         correlation_id=CORRELATION_ID.get(),
     )
-    # Marked pending as it is recorded: if this process dies before the task is published,
-    # the workers' sweeper still finds the session and queues it.
-    stored = await backend.accept_turn(
-        record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
-    )
+    try:
+        # Marked pending as it is recorded: if this process dies before the task is
+        # published, the workers' sweeper still finds the session and queues it.
+        stored = await backend.accept_turn(
+            record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
+        )
+    except BaseException:
+        await _give_back(backend, turn_id)
+        raise
     duplicate = stored.turn_id != record.turn_id
+    if duplicate:
+        await _give_back(backend, turn_id)  # the earlier turn holds a ticket of its own
     if stored.status is TurnStatus.QUEUED:
         try:
             await queue.enqueue(session_id)
@@ -124,6 +134,33 @@ async def submit_turn(
             stored = await _withdraw(backend, stored, claim)
     (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()
     return _accepted(session_id, stored)
+
+
+async def _admit(backend: SessionBackend, settings: Settings, turn_id: str, client: str) -> None:
+    """A ticket for the new turn, counted atomically in the store: the service's bound on
+    turns in flight, and the client's own (across all its sessions), so a flood from one
+    client meets its limit long before honest players meet the service's."""
+    admission = await backend.admit_turn(
+        turn_id,
+        client,
+        now=time.time(),
+        ttl=settings.admission_ticket_ttl,
+        max_total=settings.max_queue_depth,
+        max_per_client=settings.max_turns_in_flight_per_client,
+    )
+    if admission is Admission.OVERLOADED:
+        raise Overloaded(retry_after=5)
+    if admission is Admission.CLIENT_BUSY:
+        raise TooManyTurnsInFlight(settings.max_turns_in_flight_per_client)
+
+
+async def _give_back(backend: SessionBackend, turn_id: str) -> None:
+    """Release the ticket of a turn that will not run; if the store cannot take that now,
+    the ticket lapses by itself (ADMISSION_TICKET_TTL)."""
+    try:
+        await backend.release_admission(turn_id)
+    except PortalsError:
+        logger.warning("admission ticket not released; it lapses by itself")
 
 
 def _action(state: GameState, body: TurnRequest) -> str:
@@ -162,6 +199,7 @@ async def _withdraw(
         return stored
     if withdrawn:
         TURNS_FAILED.labels(error.code).inc()
+        await _give_back(backend, stored.turn_id)
         raise BackendUnavailable("task queue")
     # It left the inbox already: a worker draining this session applied it.
     return await backend.get_turn(stored.session_id, stored.turn_id) or stored

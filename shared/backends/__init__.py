@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from shared.backends.base import IdempotencyClaim, SessionBackend
+from shared.backends.base import Admission, IdempotencyClaim, SessionBackend
 from shared.backends.memory import InMemoryBackend
 from shared.backends.redis import RedisBackend
 from shared.settings import BackendKind, Settings
 
 __all__ = [
+    "Admission",
     "IdempotencyClaim",
     "InMemoryBackend",
     "RedisBackend",

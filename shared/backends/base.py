@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord
 
-__all__ = ["EVENTS_CAP", "IdempotencyClaim", "SessionBackend"]
+__all__ = ["EVENTS_CAP", "Admission", "IdempotencyClaim", "SessionBackend"]
 
 # Events a session's stream may hold while turns are in flight (an LLM's narration deltas pile
 # up); once none is, it keeps its last `events_maxlen` events, narration deltas left out.
@@ -27,6 +28,12 @@ class IdempotencyClaim:
 
     key: str
     fingerprint: str
+
+
+class Admission(StrEnum):
+    ADMITTED = "admitted"
+    OVERLOADED = "overloaded"
+    CLIENT_BUSY = "client_busy"
 
 
 class SessionBackend(Protocol):
@@ -178,6 +185,25 @@ class SessionBackend(Protocol):
 
     async def settle_pending(self, session_id: str, marked_at: float) -> None:
         """Forget the mark if it is still the one from `marked_at` (no newer turn since)."""
+
+    # -- admission (shared by every gateway process) -----------------------------------------
+    async def admit_turn(
+        self,
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> Admission:
+        """Take an admission ticket for a new turn, atomically: refused (`OVERLOADED`) when
+        `max_total` turns are in flight across the service, or (`CLIENT_BUSY`) when `client`
+        already has `max_per_client` (0: no limit). A ticket not released lapses after `ttl`
+        seconds, so tickets of processes that died never pile up."""
+
+    async def release_admission(self, turn_id: str) -> None:
+        """The turn finished (or was never queued): give its ticket back. No ticket, no-op."""
 
     # -- rate limits (shared by every gateway process) ---------------------------------------
     async def count_request(self, client: str, window: int) -> tuple[int, float]:

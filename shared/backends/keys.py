@@ -14,10 +14,12 @@ from shared.ids import is_session_id
 
 __all__ = [
     "ACTIVE_SESSIONS",
+    "AdmissionKeys",
     "KEY_PREFIX",
     "PENDING_SESSIONS",
     "RATE_LIMIT_PREFIX",
     "SessionKeys",
+    "client_digest",
     "rate_limit_key",
 ]
 
@@ -31,10 +33,39 @@ PENDING_SESSIONS = "pocket_portals:pending"
 ACTIVE_SESSIONS = "pocket_portals:active"
 
 
-def rate_limit_key(client: str, window_number: int) -> str:
+def client_digest(client: str) -> str:
     # Hashed: a client identity (an address from a proxy header) never shapes a key name.
-    digest = hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()[:32]
-    return f"{RATE_LIMIT_PREFIX}{digest}:{window_number}"
+    return hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AdmissionKeys:
+    """The admission tickets of the turns accepted and not yet finished, for the workers of
+    one task queue (`scope`): the bound is on how far behind those workers fall. `turns`:
+    ticket (turn id) -> when it lapses by itself; `clients`: ticket -> client digest;
+    `client(digest)`: that client's tickets. One hash tag: one Cluster slot."""
+
+    scope: str
+
+    @property
+    def _prefix(self) -> str:
+        tag = self.scope.replace("{", "").replace("}", "")
+        return f"pocket_portals:{{admission:{tag}}}"
+
+    @property
+    def turns(self) -> str:
+        return f"{self._prefix}:turns"
+
+    @property
+    def clients(self) -> str:
+        return f"{self._prefix}:clients"
+
+    def client(self, digest: str) -> str:
+        return f"{self._prefix}:client:{digest}"
+
+
+def rate_limit_key(client: str, window_number: int) -> str:
+    return f"{RATE_LIMIT_PREFIX}{client_digest(client)}:{window_number}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.backends.base import EVENTS_CAP, IdempotencyClaim
+from shared.backends.base import EVENTS_CAP, Admission, IdempotencyClaim
 from shared.errors import (
     IdempotencyKeyReused,
     LeaseLost,
@@ -77,6 +77,8 @@ class InMemoryBackend:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._last_event = (0, 0)
         self._request_counts: dict[tuple[str, int], int] = {}
+        # Admission tickets: turn id -> (client, lapses at).
+        self._admitted: dict[str, tuple[str, float]] = {}
         self._pending: dict[str, float] = {}
         self._active: dict[str, float] = {}
 
@@ -87,6 +89,7 @@ class InMemoryBackend:
             self._leases.clear()
             self._pending.clear()
             self._request_counts.clear()
+            self._admitted.clear()
 
     @property
     def session_count(self) -> int:
@@ -499,6 +502,32 @@ class InMemoryBackend:
                 del self._pending[session_id]
 
     # -- rate limits --------------------------------------------------------------------------
+    async def admit_turn(
+        self,
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> Admission:
+        with self._lock:
+            tickets = self._admitted
+            for lapsed in [t for t, (_, until) in tickets.items() if until <= now]:
+                del tickets[lapsed]
+            if len(tickets) >= max_total:
+                return Admission.OVERLOADED
+            held = sum(1 for owner, _ in tickets.values() if owner == client)
+            if max_per_client and held >= max_per_client:
+                return Admission.CLIENT_BUSY
+            tickets[turn_id] = (client, now + ttl)
+            return Admission.ADMITTED
+
+    async def release_admission(self, turn_id: str) -> None:
+        with self._lock:
+            self._admitted.pop(turn_id, None)
+
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()
         number = int(now // window)

@@ -29,9 +29,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
-from shared.backends.base import IdempotencyClaim
+from shared.backends.base import Admission, IdempotencyClaim
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
-from shared.backends.keys import ACTIVE_SESSIONS, PENDING_SESSIONS, SessionKeys, rate_limit_key
+from shared.backends.keys import (
+    ACTIVE_SESSIONS,
+    PENDING_SESSIONS,
+    AdmissionKeys,
+    SessionKeys,
+    client_digest,
+    rate_limit_key,
+)
 from shared.backends.redis_documents import (
     dump_record,
     event_data,
@@ -103,8 +110,10 @@ class RedisBackend:
         stream_client: Client | None = None,
         codec: Codec | None = None,
         also_close: Sequence[aioredis.Redis] = (),
+        admission_scope: str = "pocket_portals.turns",
     ) -> None:
         self.client = client
+        self.admission = AdmissionKeys(admission_scope)
         # Clients that only serve the ones above (a Sentinel's connections to its monitors).
         self._also_close = also_close
         self.codec = codec or Codec()
@@ -130,6 +139,7 @@ class RedisBackend:
             # A blocking XREAD must return before the socket timeout would cut it off.
             "max_block": max(0.1, settings.redis_socket_timeout * 0.8),
             "codec": Codec.from_settings(settings),
+            "admission_scope": settings.celery_queue,
         }
         timeouts = {
             "socket_timeout": settings.redis_socket_timeout,
@@ -615,6 +625,37 @@ class RedisBackend:
         await self._run("SETTLE_PENDING", [PENDING_SESSIONS], [session_id, repr(marked_at)])
 
     # -- rate limits --------------------------------------------------------------------------
+    async def admit_turn(
+        self,
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> Admission:
+        digest = client_digest(client)
+        keys = self.admission
+        answer = await self._run(
+            "ADMIT",
+            [keys.turns, keys.clients, keys.client(digest)],
+            [turn_id, now, now + ttl, max_total, max_per_client, digest],
+        )
+        return Admission(answer)
+
+    async def release_admission(self, turn_id: str) -> None:
+        keys = self.admission
+        async with self._guard():
+            digest = await self.client.hget(keys.clients, turn_id)
+        if not isinstance(digest, str):
+            return  # lapsed already, or a turn accepted before admission tickets
+        await self._run(
+            "RELEASE_ADMISSION",
+            [keys.turns, keys.clients, keys.client(digest)],
+            [turn_id],
+        )
+
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()
         number = int(now // window)

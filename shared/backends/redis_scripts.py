@@ -15,6 +15,8 @@ from shared.backends.base import EVENTS_CAP
 
 __all__ = [
     "ACCEPT",
+    "ADMIT",
+    "RELEASE_ADMISSION",
     "APPEND_EVENT",
     "COMMIT",
     "COUNT_REQUEST",
@@ -252,6 +254,35 @@ COUNT_REQUEST = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
+"""
+
+# Fair admission of a new turn. KEYS[1]: every ticket (turn id -> lapse time), [2] ticket ->
+# client digest, [3] this client's tickets. ARGV: turn_id, now, lapses_at, max_total,
+# max_per_client (0: no limit), client digest. Tickets whose holders died before releasing
+# them lapse by themselves: the count heals instead of drifting up.
+ADMIT = """
+local now = tonumber(ARGV[2])
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
+if #lapsed > 0 then
+  redis.call('ZREM', KEYS[1], unpack(lapsed))
+  redis.call('HDEL', KEYS[2], unpack(lapsed))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'overloaded' end
+local per_client = tonumber(ARGV[5])
+if per_client > 0 and redis.call('ZCARD', KEYS[3]) >= per_client then return 'client_busy' end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])
+redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(ARGV[3])) + 1)
+return 'admitted'
+"""
+
+# KEYS: as ADMIT's, [3] the ticket's client's tickets. ARGV: turn_id.
+RELEASE_ADMISSION = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms

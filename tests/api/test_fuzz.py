@@ -41,6 +41,7 @@ def _settings(storage: Path) -> Settings:
         crewai_storage_dir=storage,
         rate_limit_per_minute=0,
         session_create_per_minute=0,
+        max_turns_in_flight_per_client=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

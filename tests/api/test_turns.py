@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from tests.support.player import Player
@@ -130,6 +131,38 @@ def test_too_many_pending_turns(gateway_url_factory: Callable[..., str]) -> None
             assert int(refused.headers["Retry-After"]) >= 1
     finally:
         player.close()
+
+
+def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
+    gateway_url_factory: Callable[..., str],
+) -> None:
+    """A flood of sessions from one address meets that address's own limit; a player at
+    another address is not held back by it, and the flooder's next turn is taken as soon as
+    one of its turns has finished."""
+    url = gateway_url_factory(max_turns_in_flight_per_client=3, narrator_delay=8.0)
+    flooder = [Player(url), Player(url)]
+    other_address = httpx.Client(
+        base_url=url, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=60
+    )
+    honest = Player(url, client=other_address)
+    try:
+        first = flooder[0].submit({"action": "Look around"})
+        accepted = [first.status_code]
+        accepted += [flooder[0].submit({"action": "Look up"}).status_code]
+        accepted += [flooder[1].submit({"action": "Look down"}).status_code]
+        assert accepted == [202, 202, 202]
+        refused = flooder[1].submit({"action": "Look again"})
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "too_many_turns_in_flight"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert honest.submit({"action": "Look around"}).status_code == 202
+
+        done = flooder[0].finished(first.json()["turn_id"], timeout=120)
+        assert done["status"] == "completed"
+        assert flooder[1].submit({"action": "Look again"}).status_code == 202
+    finally:
+        for player in (*flooder, honest):
+            player.close()
 
 
 def test_unknown_and_malformed_turns(player: Player) -> None:

@@ -1,9 +1,11 @@
 """Protections that only show with real processes: a rate limit shared by two gateway
-processes, backpressure on the real broker queue, and tokens kept out of access logs."""
+processes, the service-wide bound on turns in flight counted by two gateway processes, and
+tokens kept out of access logs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -29,20 +31,18 @@ def test_rate_limit_is_shared_by_gateway_processes(gateway_factory: GatewayFacto
 
 
 def test_queue_depth_bound_answers_overloaded(gateway_factory: GatewayFactory) -> None:
-    gateway = gateway_factory({"MAX_QUEUE_DEPTH": "2"})  # and no worker: the queue only grows
-    players: list[Player] = []
+    """Admission is counted atomically as turns are accepted, by every gateway process
+    together: the bound holds exactly, even for turns sent at the same moment."""
+    gateways = [gateway_factory({"MAX_QUEUE_DEPTH": "4"}) for _ in range(2)]  # no worker
+    players = [Player(gateways[n % 2].url) for n in range(8)]
     try:
-
-        def refused() -> httpx.Response | None:
-            player = Player(gateway.url)
-            players.append(player)
-            answer = player.submit({"choice_index": 1})
-            return answer if answer.status_code == 503 else None
-
-        answer = wait_until(refused, timeout=30, what="the queue bound", interval=0.2)
-        assert answer.json()["error"]["code"] == "overloaded"
-        assert int(answer.headers["Retry-After"]) >= 1
-        assert len(players) >= 3
+        with ThreadPoolExecutor(max_workers=len(players)) as pool:
+            answers = list(pool.map(lambda p: p.submit({"choice_index": 1}), players))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [202] * 4 + [503] * 4, statuses
+        refused = next(a for a in answers if a.status_code == 503)
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert int(refused.headers["Retry-After"]) >= 1
     finally:
         for player in players:
             player.close()

@@ -52,6 +52,7 @@ def test_a_thread_pool_worker_keeps_a_hundred_llm_turns_in_flight(
         "LLM_FALLBACK": "fail",  # a turn told offline would not prove anything here
         "RATE_LIMIT_PER_MINUTE": "0",
         "SESSION_CREATE_PER_MINUTE": "0",
+        "MAX_TURNS_IN_FLIGHT_PER_CLIENT": "0",
         "REDIS_MAX_CONNECTIONS": "100",
         "WORKER_STEP_THREADS": "400",
     }

@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from shared.backends import IdempotencyClaim, InMemoryBackend, RedisBackend, SessionBackend
+from shared.backends import (
+    Admission,
+    IdempotencyClaim,
+    InMemoryBackend,
+    RedisBackend,
+    SessionBackend,
+)
 from shared.backends.keys import SessionKeys
 from shared.errors import (
     IdempotencyKeyReused,
@@ -312,6 +318,37 @@ async def test_a_dead_process_lease_is_released_by_its_prefix_only(harness: Harn
     assert not await backend.acquire_lease(sid, "node-a/42/9e1d", 30)
     assert await backend.release_orphaned_lease(sid, "node-a/41/")
     assert await backend.acquire_lease(sid, "node-a/42/9e1d", 30)
+
+
+async def test_admission_is_counted_per_client_and_in_all(harness: Harness) -> None:
+    backend = harness.backend
+    if isinstance(backend, RedisBackend):  # tickets earlier tests left on this test server
+        await backend.client.delete(backend.admission.turns, backend.admission.clients)
+    now = time.time()
+
+    async def admit(turn_id: str, client: str, at: float = now) -> Admission:
+        return await backend.admit_turn(
+            turn_id, client, now=at, ttl=60, max_total=5, max_per_client=3
+        )
+
+    for n in range(3):
+        assert await admit(f"flood-{n}", "203.0.113.9") is Admission.ADMITTED
+    assert await admit("flood-3", "203.0.113.9") is Admission.CLIENT_BUSY
+    assert await admit("honest-0", "198.51.100.1") is Admission.ADMITTED
+    assert await admit("honest-1", "198.51.100.2") is Admission.ADMITTED
+    # Five in flight: everyone waits now, the flooder included.
+    assert await admit("honest-2", "198.51.100.3") is Admission.OVERLOADED
+    await backend.release_admission("flood-0")
+    await backend.release_admission("flood-0")  # a second release changes nothing
+    await backend.release_admission("never-admitted")
+    assert await admit("flood-4", "203.0.113.9") is Admission.ADMITTED
+    assert await admit("flood-5", "203.0.113.9") is Admission.OVERLOADED
+    # Tickets nobody released (their gateway or worker died) lapse after their ttl.
+    later = now + 61
+    assert await admit("honest-3", "198.51.100.3", later) is Admission.ADMITTED
+    for n in range(3):
+        assert await admit(f"flood-late-{n}", "203.0.113.9", later) is Admission.ADMITTED
+    assert await admit("flood-late-3", "203.0.113.9", later) is Admission.CLIENT_BUSY
 
 
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
