@@ -17,8 +17,9 @@ _DESCRIPTIONS = {
     413: "The body is larger than allowed (payload_too_large).",
     422: "Invalid request (invalid_request), or an Idempotency-Key reused with another body "
     "(idempotency_key_reused).",
-    429: "Too many pending turns for the session (too_many_pending_turns) or too many requests "
-    "from this client (rate_limited); see Retry-After.",
+    429: "Too many pending turns for the session (too_many_pending_turns), too many turns in "
+    "flight from this client (too_many_turns_in_flight) or too many requests from this client "
+    "(rate_limited); see Retry-After.",
     503: "The session store or the task queue is unavailable (backend_unavailable), or the "
     "service is overloaded (overloaded); see Retry-After.",
 }

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 from shared.redis_urls import cluster_url, sentinel_target
 
 __all__ = ["BackendKind", "Environment", "Settings", "get_settings"]
+
+
+def _private_networks() -> list[IPv4Network | IPv6Network]:
+    """Loopback and the private ranges (RFC 1918, IPv6 unique local)."""
+    cidrs = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7"]
+    return [ip_network(cidr) for cidr in cidrs]
 
 
 class BackendKind(StrEnum):
@@ -45,6 +52,10 @@ class Settings(BaseSettings):
     # Origins allowed to call the API from a browser (CORS), as a JSON list:
     # CORS_ORIGINS='["https://play.example.com"]'. Empty: no cross-origin access.
     cors_origins: list[str] = Field(default_factory=list)
+    # Client networks that may read the gateway's /metrics, as a JSON list of CIDRs; any
+    # other client gets 404, as for a route that does not exist. The default lets in loopback
+    # and private networks (a Prometheus beside the service), not the public internet.
+    metrics_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=_private_networks)
 
     session_backend: BackendKind = BackendKind.REDIS
     redis_url: str = "redis://localhost:6379/0"

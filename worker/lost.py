@@ -32,9 +32,11 @@ LeaseReleaser = Callable[[str, str], bool]
 _releaser: LeaseReleaser | None = None
 
 
-def lease_owner(node: str, pid: int) -> str:
-    """The prefix of the lease holders of the drains run by process `pid` of worker `node`."""
-    return f"{node}/{pid}/"
+def lease_owner(node: str, pid: int, thread: int | None = None) -> str:
+    """The prefix of the lease holders of the drains run by process `pid` of worker `node`
+    (by its thread `thread`: a thread runs one drain at a time)."""
+    prefix = f"{node}/{pid}/"
+    return prefix if thread is None else f"{prefix}{thread}/"
 
 
 def install_lease_releaser(releaser: LeaseReleaser | None) -> None:

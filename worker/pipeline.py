@@ -190,11 +190,15 @@ class TurnPipeline:
 
     async def drain(self, session_id: str, *, owner: str = "") -> DrainOutcome:
         """`owner`: the prefix of this drain's lease holder name, which names the process
-        (see worker.lost), so its parent can release the lease at once if it dies."""
+        and thread (see worker.lost): its parent can release the lease at once if it dies,
+        and a later drain of this thread takes over a lease an earlier one could not
+        release (the store went away mid-drain) instead of waiting for it to expire."""
         holder = owner + uuid.uuid4().hex
         deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
-            if not await self.backend.acquire_lease(session_id, holder, self.settings.lease_ttl):
+            if not await self.backend.acquire_lease(
+                session_id, holder, self.settings.lease_ttl, reclaim=owner
+            ):
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
             try:

@@ -34,8 +34,8 @@ _BUG_RETRIES = 3
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _warm_up(**_: Any) -> None:
-    """Import the game (CrewAI: seconds) and open the runtime in each new child, before its
-    first turn, rather than in the parent: a Flow must never have run before a fork."""
+    """Open the runtime in each new child, before its first turn. The game (CrewAI) is
+    imported already: by the parent before it forks (see `_prepare_files`), or here."""
     import shared.game.flow  # noqa: F401
 
     get_runtime()
@@ -57,6 +57,10 @@ def _prepare_files(**_: Any) -> None:
     except ConfigurationError as exc:
         logger.critical("worker not started: %s", exc.message)
         raise SystemExit(exc.message) from exc
+    # Imported (never run: a Flow must not have run before a fork) in the parent, once, so
+    # a pool process forked later has it already: a child that replaces a dead one takes
+    # turns at once instead of after seconds of import, and the children share its pages.
+    import shared.game.flow  # noqa: F401
 
 
 _sweeper: Sweeper | None = None
@@ -142,7 +146,7 @@ class _SessionTask(Task):  # type: ignore[misc]
 )
 def process_session(self: Task, session_id: str) -> str:
     runtime = get_runtime()
-    owner = lease_owner(self.request.hostname or "", os.getpid())
+    owner = lease_owner(self.request.hostname or "", os.getpid(), threading.get_ident())
     try:
         outcome = runtime.run(runtime.pipeline.drain(session_id, owner=owner))
     except BackendUnavailable as exc:

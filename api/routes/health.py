@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from ipaddress import IPv4Network, IPv6Network
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from api.deps import Backend, Queue, SettingsDep
 from api.metrics import CONTENT_TYPE_LATEST, exposition
@@ -72,7 +75,12 @@ async def readyz(backend: Backend, queue: Queue, settings: SettingsDep) -> JSONR
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
-async def metrics(queue: Queue, backend: Backend, settings: SettingsDep) -> Response:
+async def metrics(
+    request: Request, queue: Queue, backend: Backend, settings: SettingsDep
+) -> Response:
+    if not _may_scrape(request, settings.metrics_allowed_networks):
+        # As for a route that does not exist: nothing to learn from probing it.
+        raise HTTPException(status_code=404)
     # The other metrics still matter when a store does not answer, most of all then.
     with contextlib.suppress(BackendUnavailable):
         QUEUE_DEPTH.set(await queue.depth())  # sampled at most once a second
@@ -80,3 +88,16 @@ async def metrics(queue: Queue, backend: Backend, settings: SettingsDep) -> Resp
         since = time.time() - settings.active_session_window
         ACTIVE_SESSIONS.set(await backend.active_sessions(since))
     return Response(exposition(settings), media_type=CONTENT_TYPE_LATEST)
+
+
+def _may_scrape(request: Request, allowed: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """Whether the client (the player's address behind a trusted proxy) is in a network
+    allowed to read the metrics: the exposition tells an attacker how loaded the service is."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in allowed)

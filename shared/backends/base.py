@@ -156,7 +156,13 @@ class SessionBackend(Protocol):
         ...
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
+    async def acquire_lease(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> bool:
+        """Take the session's lease for `ttl` seconds if nobody holds it, or if its holder's
+        name starts with `reclaim`: a drain of the caller's own thread that stopped without
+        releasing it (the store went away mid-drain), which would else hold the session
+        until the lease expires."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

@@ -441,10 +441,13 @@ class InMemoryBackend:
             return session.events[-1].id if session and session.events else "0-0"
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+    async def acquire_lease(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> bool:
         with self._lock:
             current = self._leases.get(session_id)
-            if current is not None and current[1] > self._clock():
+            held = current is not None and current[1] > self._clock()
+            if held and not (reclaim and current is not None and current[0].startswith(reclaim)):
                 return False
             self._leases[session_id] = (holder, self._clock() + ttl)
             return True

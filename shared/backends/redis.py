@@ -571,13 +571,14 @@ class RedisBackend:
         return str(entries[0][0]) if entries else "0-0"
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+    async def acquire_lease(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> bool:
+        lease = SessionKeys(session_id).lease
+        if reclaim:
+            return bool(await self._run("ACQUIRE", [lease], [holder, int(ttl * 1000), reclaim]))
         async with self._guard():
-            return bool(
-                await self.client.set(
-                    SessionKeys(session_id).lease, holder, nx=True, px=int(ttl * 1000)
-                )
-            )
+            return bool(await self.client.set(lease, holder, nx=True, px=int(ttl * 1000)))
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         renewed = await self._run(

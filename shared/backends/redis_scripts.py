@@ -15,6 +15,7 @@ from shared.backends.base import EVENTS_CAP
 
 __all__ = [
     "ACCEPT",
+    "ACQUIRE",
     "ADMIT",
     "RELEASE_ADMISSION",
     "APPEND_EVENT",
@@ -283,6 +284,14 @@ RELEASE_ADMISSION = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HDEL', KEYS[2], ARGV[1])
+"""
+
+# KEYS[1]: the lease key. ARGV: holder, ttl_ms, the prefix of holders that may be taken over.
+ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current and string.sub(current, 1, #ARGV[3]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from ipaddress import ip_network
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -98,3 +101,17 @@ def test_a_made_up_method_is_counted_as_other(player: Player) -> None:
         if name == "pocket_portals_http_requests_total" and ("method", "other") in labels
     )
     assert grown == 3
+
+
+def test_metrics_are_only_for_the_networks_allowed(
+    gateway_url_factory: Callable[..., str],
+) -> None:
+    url = gateway_url_factory(metrics_allowed_networks=[ip_network("127.0.0.2/32")])
+    refused = httpx.get(f"{url}/metrics", timeout=10)  # from 127.0.0.1
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "not_found"
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=url, transport=transport, timeout=10) as scraper:
+        allowed = scraper.get("/metrics")
+    assert allowed.status_code == 200
+    assert "pocket_portals_http_requests_total" in allowed.text

@@ -320,6 +320,17 @@ async def test_a_dead_process_lease_is_released_by_its_prefix_only(harness: Harn
     assert await backend.acquire_lease(sid, "node-a/42/9e1d", 30)
 
 
+async def test_a_thread_takes_back_a_lease_its_earlier_drain_left(harness: Harness) -> None:
+    backend = harness.backend
+    sid = new_state().session_id
+    assert await backend.acquire_lease(sid, "node-a/41/7/first", 30, reclaim="node-a/41/7/")
+    assert not await backend.acquire_lease(sid, "node-a/41/8/other", 30, reclaim="node-a/41/8/")
+    assert not await backend.acquire_lease(sid, "node-a/41/7/second", 30)  # no reclaim asked
+    assert await backend.acquire_lease(sid, "node-a/41/7/second", 30, reclaim="node-a/41/7/")
+    assert not await backend.renew_lease(sid, "node-a/41/7/first", 30)
+    assert await backend.renew_lease(sid, "node-a/41/7/second", 30)
+
+
 async def test_admission_is_counted_per_client_and_in_all(harness: Harness) -> None:
     backend = harness.backend
     if isinstance(backend, RedisBackend):  # tickets earlier tests left on this test server
