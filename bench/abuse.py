@@ -8,7 +8,9 @@ is its own client to the per-address limits. For each attack the honest player p
 a second (submit, then long-poll until completed, as a person reading the story would) while
 it lasts; the table gives what the attacker sent and got,
 the player's turn latency (p50/p99) and errors, and the gateway's peak open files and memory.
-A quiet row (no attack) is the baseline measured in the same run.
+A quiet row (no attack) is the baseline measured in the same run. CPU % is the CPU time the
+gateway, the worker (with its pool) and this load generator used over the attack, in % of one
+core: on a 2-core machine the attacker's own CPU is taken from the service too.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class Row:
     errors: int = 0
     peak_fds: int = 0
     peak_rss_kib: int = 0
+    # CPU seconds the gateway and the worker (all its processes) used during the attack.
+    gateway_cpu: float = 0.0
+    worker_cpu: float = 0.0
+    # ... and this process: the attacker and the honest player share the machine's cores.
+    load_cpu: float = 0.0
+    seconds: float = 0.0
 
 
 _attacker = threading.local()
@@ -90,6 +98,24 @@ def _honest(url: str, row: Row, stop: threading.Event) -> None:
                 player = Player(url, timeout=60)  # the adventure ended: a new one
     finally:
         player.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and of its children that have exited and been waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """The CPU time of `pid` and its live children (a prefork worker and its pool)."""
+    total = _cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += _cpu_seconds(int(child))
+        except OSError:
+            pass  # exited meanwhile
+    return total
 
 
 def _watch_gateway(pid: int, row: Row, stop: threading.Event) -> None:
@@ -274,11 +300,14 @@ def run_attack(
     name: str,
     attack: Attack | None,
     front: NginxProxy,
-    gateway_pid: int,
+    stack: ServiceStack,
     seconds: float,
     address: str,
 ) -> Row:
     row = Row(name)
+    gateway_pid, worker_pid = stack.gateway.pid, stack.workers[0].pid
+    cpu_before = (_cpu_seconds(gateway_pid), _tree_cpu_seconds(worker_pid), time.monotonic())
+    load_before = time.process_time()
     stop = threading.Event()
     threads = [
         threading.Thread(target=_honest, args=(front.url, row, stop)),
@@ -297,6 +326,10 @@ def run_attack(
     stop.set()
     for thread in threads:
         thread.join(timeout=90)
+    row.gateway_cpu = _cpu_seconds(gateway_pid) - cpu_before[0]
+    row.worker_cpu = _tree_cpu_seconds(worker_pid) - cpu_before[1]
+    row.seconds = time.monotonic() - cpu_before[2]
+    row.load_cpu = time.process_time() - load_before
     return row
 
 
@@ -317,15 +350,19 @@ def render(rows: list[Row], args: argparse.Namespace) -> str:
         f"every {THINK_SECONDS:.0f} s) from 127.0.0.1",
         "",
         "| attack | sent | attacker got | honest turns | turn p50 ms | turn p99 ms "
-        "| honest errors | gateway fds (peak) | gateway RSS MiB (peak) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| honest errors | gateway fds (peak) | gateway RSS MiB (peak) "
+        "| gateway CPU % | worker CPU % | load generator CPU % |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         got = ", ".join(f"{what}: {n}" for what, n in row.got.most_common(4)) or "-"
         lines.append(
             f"| {row.attack} | {row.sent} | {got} | {len(row.latencies)} "
             f"| {ms(row.latencies, 0.5)} | {ms(row.latencies, 0.99)} | {row.errors} "
-            f"| {row.peak_fds} | {row.peak_rss_kib / 1024:.0f} |"
+            f"| {row.peak_fds} | {row.peak_rss_kib / 1024:.0f} "
+            f"| {100 * row.gateway_cpu / max(row.seconds, 1e-9):.0f} "
+            f"| {100 * row.worker_cpu / max(row.seconds, 1e-9):.0f} "
+            f"| {100 * row.load_cpu / max(row.seconds, 1e-9):.0f} |"
         )
     quiet = rows[0].latencies
     if quiet:
@@ -356,9 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for number, (name, attack) in enumerate(_attacks(args), start=2):
                 address = f"127.0.0.{number}"
-                rows.append(
-                    run_attack(name, attack, front, stack.gateway.pid, args.seconds, address)
-                )
+                rows.append(run_attack(name, attack, front, stack, args.seconds, address))
         finally:
             front.stop()
             stack.stop()
