@@ -120,8 +120,10 @@ class Settings(BaseSettings):
     # of sessions from one client meets its own limit long before the service is full.
     # 0 turns the limit off.
     max_turns_in_flight_per_client: Annotated[int, Field(ge=0)] = 32
-    # A ticket its turn never gave back (its gateway or worker died) lapses after this long.
-    admission_ticket_ttl: Seconds = 900.0
+    # A ticket its turn never gave back (its gateway or worker died, its session was deleted)
+    # lapses after this long. Longer than turns may wait in the queue: a ticket that lapses
+    # while its turn still waits no longer counts against the bounds above.
+    admission_ticket_ttl: Seconds = 3600.0
     # Requests per client (IP address) per minute, shared by every gateway process through
     # the session store; 0 turns the limit off.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600

@@ -5,8 +5,10 @@ session's lease, and the session would wait for the lease to expire (`LEASE_TTL`
 another worker could serve it. The pool's parent learns of the death at once: Celery calls
 its request's `on_failure` with `WorkerLostError` (or `on_timeout` for a hard limit) before
 the task is put back on the queue. `TurnRequest` then releases the lease if the dead child
-held it: drains name their lease holder `<node>/<pid>/<random>` (`lease_owner`), so the
-parent knows which holder was the child's. This is safe against a child that is in fact
+held it: drains name their lease holder `<node>/<instance>/<pid>/<thread>/<random>`
+(`lease_owner`), so the parent knows which holder was the child's. `<instance>` is drawn once
+per worker, in the parent before it forks: containers that share a hostname and number their
+processes alike still never name each other's holders. This is safe against a child that is in fact
 alive: the next attempt's start supersedes it, and a superseded attempt can neither commit
 nor publish (see `SessionBackend.start_turn`).
 """
@@ -14,6 +16,7 @@ nor publish (see `SessionBackend.start_turn`).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,10 +35,15 @@ LeaseReleaser = Callable[[str, str], bool]
 _releaser: LeaseReleaser | None = None
 
 
+# Drawn as the worker's parent imports this module (before the pool forks): its children
+# inherit it.
+INSTANCE = uuid.uuid4().hex[:12]
+
+
 def lease_owner(node: str, pid: int, thread: int | None = None) -> str:
-    """The prefix of the lease holders of the drains run by process `pid` of worker `node`
+    """The prefix of the lease holders of the drains run by process `pid` of this worker
     (by its thread `thread`: a thread runs one drain at a time)."""
-    prefix = f"{node}/{pid}/"
+    prefix = f"{node}/{INSTANCE}/{pid}/"
     return prefix if thread is None else f"{prefix}{thread}/"
 
 

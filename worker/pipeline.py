@@ -143,7 +143,11 @@ class _EventStream:
         if self.superseded:
             return
         future = asyncio.run_coroutine_threadsafe(self._event(event, data), self.pipeline.loop)
-        future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
+        try:
+            future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
+        except BaseException:
+            future.cancel()  # not left to land later, after words that came after it
+            raise
 
     def delta(self, text: str) -> None:
         self._waiting += text
@@ -187,17 +191,21 @@ class TurnPipeline:
         self._steps = ThreadPoolExecutor(
             max_workers=settings.worker_step_threads, thread_name_prefix="turn-step"
         )
+        # (owner, session) -> the holder of a lease a drain could not release (the store
+        # went away mid-drain): that owner's next drain of the session takes it over.
+        self._unreleased: dict[tuple[str, str], str] = {}
 
     async def drain(self, session_id: str, *, owner: str = "") -> DrainOutcome:
         """`owner`: the prefix of this drain's lease holder name, which names the process
         and thread (see worker.lost): its parent can release the lease at once if it dies,
-        and a later drain of this thread takes over a lease an earlier one could not
-        release (the store went away mid-drain) instead of waiting for it to expire."""
+        and this thread's next drain of the session takes over a lease this one could not
+        release instead of waiting for it to expire."""
         holder = owner + uuid.uuid4().hex
         deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
+            left_behind = self._unreleased.pop((owner, session_id), "") if owner else ""
             if not await self.backend.acquire_lease(
-                session_id, holder, self.settings.lease_ttl, reclaim=owner
+                session_id, holder, self.settings.lease_ttl, reclaim=left_behind
             ):
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
@@ -206,11 +214,19 @@ class TurnPipeline:
             finally:
                 # A turn accepted after our last look but before the release found the lease
                 # taken; its own task may have given up, so the release looks once more.
-                waiting = await self.backend.release_lease(session_id, holder)
+                waiting = await self._release(session_id, holder, owner)
             if not waiting:
                 return DrainOutcome.DRAINED
             if out_of_time:
                 return DrainOutcome.HANDOFF
+
+    async def _release(self, session_id: str, holder: str, owner: str) -> int:
+        try:
+            return await self.backend.release_lease(session_id, holder)
+        except BaseException:
+            if owner:
+                self._unreleased[(owner, session_id)] = holder
+            raise
 
     async def lease_wait(self, session_id: str) -> float:
         """How long a task that found the lease taken waits before it looks again: until
@@ -256,9 +272,12 @@ class TurnPipeline:
                 await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
             # The state the step starts from is read alongside (its own round trip, at the
             # same time); the commit's version check makes the order of the two irrelevant.
+            # Each attempt has a fencing token of its own: a late write of an earlier attempt
+            # of this same drain (a timed-out append still in flight) is refused too.
+            runner = f"{holder}#{uuid.uuid4().hex[:12]}"
             running, state = await asyncio.gather(
                 self.backend.start_turn(
-                    session_id, head.turn_id, time.time(), head=head, runner=holder
+                    session_id, head.turn_id, time.time(), head=head, runner=runner, holder=holder
                 ),
                 self.backend.get(session_id),
             )
@@ -268,13 +287,18 @@ class TurnPipeline:
             # request id that accepted it.
             correlation = CORRELATION_ID.set(running.correlation_id)
             try:
-                if not await self._start_and_apply(session_id, holder, running, state):
+                if not await self._start_and_apply(session_id, holder, runner, running, state):
                     return True
             finally:
                 CORRELATION_ID.reset(correlation)
 
     async def _start_and_apply(
-        self, session_id: str, holder: str, running: TurnRecord, state: GameState | None
+        self,
+        session_id: str,
+        holder: str,
+        runner: str,
+        running: TurnRecord,
+        state: GameState | None,
     ) -> bool:
         """Log and count the attempt's start, then run and commit it. False: the session is
         gone."""
@@ -289,7 +313,7 @@ class TurnPipeline:
             running.attempts,
             extra={"session_id": session_id, "turn_id": running.turn_id},
         )
-        stream = _EventStream(self, running, holder)
+        stream = _EventStream(self, running, runner)
         if running.attempts > 1:
             # Whatever a client saw of an earlier attempt's narration is void.
             await stream.send(
@@ -338,32 +362,36 @@ class TurnPipeline:
             )
             await stream.flush()
         except SessionNotFound:
+            await self._release_admission(running)  # deleted or expired: it never finishes
             return False
         except (AdventureCompleted, NarratorUnavailable) as exc:
-            await self._fail(running, exc.code, exc.message, runner=holder)
+            await self._fail(running, exc.code, exc.message, runner=stream.runner)
             return True
         except BackendUnavailable:
             raise  # the store is down: the task retries later, the turn stays at the head
         except Exception:
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
-                await self._fail(running, "step_failed", _STEP_FAILED, runner=holder)
+                await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
             return True  # otherwise it stays at the head and is tried again after a backoff
         try:
-            await self._commit(step, running, holder)
+            await self._commit(step, running, stream.runner)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
         except LeaseLost:
             # Another attempt started after ours: it alone may commit (and its stream holds
             # only its own words). The next head read finds our lease gone and stops.
-            logger.warning("commit refused: a later attempt of this turn runs", extra=ids)
+            logger.warning(
+                "commit refused: this attempt was superseded (another ran or runs)", extra=ids
+            )
         except SessionNotFound:
+            await self._release_admission(running)
             return False
         except (ValueError, TypeError):
             # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
             # attempt would fail the same way, holding up the turns behind it.
             logger.exception("turn result could not be stored", extra=ids)
-            await self._fail(running, "step_failed", _STEP_FAILED, runner=holder)
+            await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
         return True
 
     async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:

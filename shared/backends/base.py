@@ -110,12 +110,14 @@ class SessionBackend(Protocol):
         *,
         head: TurnRecord | None = None,
         runner: str | None = None,
+        holder: str | None = None,
     ) -> TurnRecord | None:
         """Mark the head turn running (counting the attempt) and emit `turn.started`; None if
         `turn_id` is no longer the head (someone else finished it). `head`: its record as the
         caller just read it with `head_turn`, which a backend may use instead of reading it
         again. `runner`: this attempt's fencing token; starting an attempt supersedes every
-        earlier one (see `commit_turn`)."""
+        earlier one (see `commit_turn`). `holder`: start only while it holds the session's
+        lease, so that a drain which lost its lease cannot supersede the one that took it."""
 
     async def commit_turn(
         self, state: GameState, record: TurnRecord, *, runner: str | None = None
@@ -159,10 +161,9 @@ class SessionBackend(Protocol):
     async def acquire_lease(
         self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
     ) -> bool:
-        """Take the session's lease for `ttl` seconds if nobody holds it, or if its holder's
-        name starts with `reclaim`: a drain of the caller's own thread that stopped without
-        releasing it (the store went away mid-drain), which would else hold the session
-        until the lease expires."""
+        """Take the session's lease for `ttl` seconds if nobody holds it, or if `reclaim`
+        does: a drain of the caller's own thread that stopped without releasing it (the store
+        went away mid-drain), which would else hold the session until the lease expires."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

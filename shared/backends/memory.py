@@ -267,6 +267,8 @@ class InMemoryBackend:
             session = self._live(session_id)
             if session is None or turn_id not in session.inbox:
                 return False
+            if session.inbox[0] == turn_id:
+                session.runner = None  # a running attempt of it may no longer publish
             session.inbox.remove(turn_id)
             stored = session.turns.get(turn_id)
             if stored is None:
@@ -318,8 +320,11 @@ class InMemoryBackend:
         *,
         head: TurnRecord | None = None,
         runner: str | None = None,
+        holder: str | None = None,
     ) -> TurnRecord | None:
         with self._lock:
+            if holder and not self._holds(session_id, holder):
+                return None
             session = self._live(session_id)
             if session is None or not session.inbox or session.inbox[0] != turn_id:
                 return None
@@ -359,6 +364,7 @@ class InMemoryBackend:
             ):
                 raise VersionConflict(sid, state.version)
             session.state = state.model_copy(update={"version": state.version + 1}, deep=True)
+            session.runner = None
             session.inbox.pop(0)
             session.turns[record.turn_id] = record.model_copy()
             result = record.result.model_dump(mode="json") if record.result else None
@@ -377,6 +383,7 @@ class InMemoryBackend:
                 return False
             if session.superseded(runner):
                 raise LeaseLost(sid, runner or "")
+            session.runner = None
             session.inbox.pop(0)
             session.turns[record.turn_id] = record.model_copy()
             error = record.error.model_dump(mode="json") if record.error else None
@@ -447,7 +454,7 @@ class InMemoryBackend:
         with self._lock:
             current = self._leases.get(session_id)
             held = current is not None and current[1] > self._clock()
-            if held and not (reclaim and current is not None and current[0].startswith(reclaim)):
+            if held and not (reclaim and current is not None and current[0] == reclaim):
                 return False
             self._leases[session_id] = (holder, self._clock() + ttl)
             return True
@@ -455,6 +462,10 @@ class InMemoryBackend:
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         with self._lock:
             return self._renew(session_id, holder, ttl)
+
+    def _holds(self, session_id: str, holder: str) -> bool:
+        current = self._leases.get(session_id)
+        return current is not None and current[0] == holder and current[1] > self._clock()
 
     def _renew(self, session_id: str, holder: str, ttl: float) -> bool:
         current = self._leases.get(session_id)

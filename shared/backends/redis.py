@@ -436,6 +436,7 @@ class RedisBackend:
         *,
         head: TurnRecord | None = None,
         runner: str | None = None,
+        holder: str | None = None,
     ) -> TurnRecord | None:
         # START only applies to the inbox head, so a head record read a moment ago is as
         # good as a fresh read; only a lease holder changes a queued record.
@@ -450,15 +451,17 @@ class RedisBackend:
                 "attempts": record.attempts + 1,
             }
         )
+        keys = SessionKeys(session_id)
         started = await self._run(
             "START",
-            SessionKeys(session_id).expiring(),
+            [*keys.expiring(), keys.lease],
             [
                 turn_id,
                 dump_record(running, self.codec),
                 self.session_ttl,
                 runner or "",
                 event_data(running, attempt=running.attempts),
+                holder or "",
             ],
         )
         return running if started else None

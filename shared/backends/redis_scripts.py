@@ -3,10 +3,10 @@
 All of them take the session's expiring keys in `SessionKeys.expiring()` order:
 KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, [6] events.
 
-The state hash's `runner` field fences attempts: START writes the starting attempt's runner
-token there, and a worker's COMMIT, FAIL and event appends that name a runner are refused
-once another attempt has started, so a turn's stream only ever carries the words of the
-attempt that can still commit.
+The state hash's `runner` field fences attempts: START (only by the session's lease holder)
+writes the starting attempt's runner token there, and a worker's COMMIT, FAIL and event
+appends that name a runner are refused once another attempt has started or the turn has
+ended, so a turn's stream only ever carries the words of the attempt that can still commit.
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ WITHDRAW = (
     _REFRESH
     + """
 -- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, idem_key
+local was_head = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
+if was_head then redis.call('HDEL', KEYS[1], 'runner') end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 -- The request failed as a whole: a retry with the same key must be able to try again.
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
@@ -178,7 +180,9 @@ return 1
 START = (
     _REFRESH
     + """
--- ARGV: turn_id, running_record_json, ttl, runner ('' for none), event_data
+-- ARGV: turn_id, running_record_json, ttl, runner ('' for none), event_data, lease holder
+-- ('' for no check). KEYS[7]: the lease. Only the lease holder may supersede an attempt.
+if ARGV[6] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 if ARGV[4] ~= '' then
@@ -203,6 +207,7 @@ if superseded(ARGV[8]) then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
+redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
@@ -218,6 +223,7 @@ FAIL = (
 -- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, runner ('' for none)
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 if superseded(ARGV[6]) then return -1 end
+redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 emit('turn.failed', ARGV[5])
@@ -269,7 +275,10 @@ if #lapsed > 0 then
   redis.call('HDEL', KEYS[2], unpack(lapsed))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'overloaded' end
+-- Counted, not ZCARD: more may have lapsed than were cleared above.
+if redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[2], '+inf') >= tonumber(ARGV[4]) then
+  return 'overloaded'
+end
 local per_client = tonumber(ARGV[5])
 if per_client > 0 and redis.call('ZCARD', KEYS[3]) >= per_client then return 'client_busy' end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -286,10 +295,10 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
-# KEYS[1]: the lease key. ARGV: holder, ttl_ms, the prefix of holders that may be taken over.
+# KEYS[1]: the lease key. ARGV: holder, ttl_ms, the holder it may take the lease over from.
 ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
-if current and string.sub(current, 1, #ARGV[3]) ~= ARGV[3] then return 0 end
+if current and current ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """

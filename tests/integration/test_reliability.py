@@ -390,8 +390,9 @@ def test_a_paused_worker_that_lost_its_lease_cannot_overwrite_newer_state(
 
         os.kill(paused, signal.SIGCONT)
         paused = None
+        # Refused by the attempt fence (the turn was taken over and finished since).
         wait_until(
-            lambda: "commit lost a race" in worker.log(),
+            lambda: "commit refused: this attempt was superseded" in worker.log(),
             timeout=60,
             what="the stale commit to be refused",
         )

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
 from shared.backends.codec import CLIENT_OPTIONS
+from shared.errors import BackendUnavailable
 from shared.game.persistence import StateLoader
 from shared.models import GameState, TurnRecord, TurnResult, TurnStatus
 from shared.settings import Settings
@@ -354,3 +355,29 @@ async def test_a_result_that_cannot_be_stored_fails_its_turn_at_once(
     assert failed.error is not None and failed.error.code == "step_failed"
     done = await backend.get_turn(state.session_id, good.turn_id)
     assert done is not None and done.status is TurnStatus.COMPLETED
+
+
+async def test_a_lease_a_drain_could_not_release_is_taken_back_by_its_thread(
+    backend: SessionBackend, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store went away as a drain ended: its lease stays behind. The next drain of the
+    same thread takes it over at once; a drain of another thread waits for it as before."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    await queue(backend, state, "Play Pip, a halfling rogue")
+    release_lease = backend.release_lease
+
+    async def unreachable(session_id: str, holder: str) -> int:
+        raise BackendUnavailable("session store")
+
+    monkeypatch.setattr(backend, "release_lease", unreachable)
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    with pytest.raises(BackendUnavailable):
+        await pipeline.drain(state.session_id, owner="node/instance/41/7/")
+    monkeypatch.setattr(backend, "release_lease", release_lease)
+    await queue(backend, state, "Look around")
+    other = await pipeline.drain(state.session_id, owner="node/instance/41/8/")
+    assert other is DrainOutcome.LEASE_BUSY
+    same = await pipeline.drain(state.session_id, owner="node/instance/41/7/")
+    assert same is DrainOutcome.DRAINED
+    assert await backend.pending_count(state.session_id) == 0

@@ -185,6 +185,9 @@ async def test_a_later_attempt_fences_the_earlier_ones_words_and_commit(
     assert texts[-2:] == ["B1", None] and "A1" in texts and "A2" not in texts
     assert await backend.pending_count(sid) == 1
     assert await backend.commit_turn(state, done, runner="b") == 1
+    # A finished turn's runner can no longer publish either.
+    with pytest.raises(LeaseLost):
+        await backend.append_event(sid, "narration.delta", {"text": "B2"}, runner="b")
     # An attempt started with no runner fences every runner that came before it.
     later = new_turn(sid)
     await backend.accept_turn(later, max_pending=8, idempotency=None)
@@ -192,6 +195,27 @@ async def test_a_later_attempt_fences_the_earlier_ones_words_and_commit(
     assert await backend.start_turn(sid, later.turn_id, 4.0)
     with pytest.raises(LeaseLost):
         await backend.append_event(sid, "narration.delta", {"text": "C"}, runner="c")
+
+
+async def test_only_the_lease_holder_starts_an_attempt_when_it_says_so(
+    harness: Harness,
+) -> None:
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(sid)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert await backend.acquire_lease(sid, "holder-b", 30)
+    assert await backend.start_turn(sid, turn.turn_id, 1.0, runner="b#1", holder="holder-b")
+    # A drain that lost the lease to holder-b cannot supersede its attempt.
+    assert await backend.start_turn(sid, turn.turn_id, 2.0, runner="a#1", holder="a") is None
+    await backend.append_event(sid, "narration.delta", {"text": "B"}, runner="b#1")
+    # Withdrawing the running head turn ends its attempt's right to publish.
+    error = TurnError(code="queue_unavailable", message="m")
+    assert await backend.withdraw_turn(sid, turn.turn_id, error)
+    with pytest.raises(LeaseLost):
+        await backend.append_event(sid, "narration.delta", {"text": "B2"}, runner="b#1")
 
 
 async def test_fail_pops_without_changing_state(harness: Harness) -> None:
@@ -323,10 +347,10 @@ async def test_a_dead_process_lease_is_released_by_its_prefix_only(harness: Harn
 async def test_a_thread_takes_back_a_lease_its_earlier_drain_left(harness: Harness) -> None:
     backend = harness.backend
     sid = new_state().session_id
-    assert await backend.acquire_lease(sid, "node-a/41/7/first", 30, reclaim="node-a/41/7/")
-    assert not await backend.acquire_lease(sid, "node-a/41/8/other", 30, reclaim="node-a/41/8/")
+    assert await backend.acquire_lease(sid, "node-a/41/7/first", 30, reclaim="node-a/41/7/x")
+    assert not await backend.acquire_lease(sid, "node-a/41/8/other", 30, reclaim="node-a/41/7/")
     assert not await backend.acquire_lease(sid, "node-a/41/7/second", 30)  # no reclaim asked
-    assert await backend.acquire_lease(sid, "node-a/41/7/second", 30, reclaim="node-a/41/7/")
+    assert await backend.acquire_lease(sid, "node-a/41/7/second", 30, reclaim="node-a/41/7/first")
     assert not await backend.renew_lease(sid, "node-a/41/7/first", 30)
     assert await backend.renew_lease(sid, "node-a/41/7/second", 30)
 
