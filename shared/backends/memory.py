@@ -346,8 +346,7 @@ class InMemoryBackend:
                 "turn.started",
                 {"turn_id": turn_id, "attempt": running.attempts},
             )
-            self._touch(session)
-            return running.model_copy()
+            return running.model_copy()  # no refresh: as in Redis, accept and commit do
 
     async def commit_turn(
         self, state: GameState, record: TurnRecord, *, runner: str | None = None

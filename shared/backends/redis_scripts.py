@@ -178,10 +178,12 @@ return 1
 )
 
 START = (
-    _REFRESH
+    _REFRESH  # for emit()
     + """
--- ARGV: turn_id, running_record_json, ttl, runner ('' for none), event_data, lease holder
--- ('' for no check). KEYS[7]: the lease. Only the lease holder may supersede an attempt.
+-- ARGV: turn_id, running_record_json, (unused), runner ('' for none), event_data, lease
+-- holder ('' for no check). KEYS[7]: the lease. Only the lease holder may supersede an
+-- attempt. No TTL refresh: the ACCEPT of this turn refreshed every key moments ago, and its
+-- COMMIT will again (six EXPIREs a turn saved).
 if ARGV[6] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
@@ -191,7 +193,6 @@ else
   redis.call('HDEL', KEYS[1], 'runner')
 end
 emit('turn.started', ARGV[5])
-refresh(ARGV[3])
 return 1
 """
 )

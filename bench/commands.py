@@ -1,0 +1,140 @@
+"""`python -m bench.commands`: what Redis executes per turn, store and broker apart.
+
+    python -m bench.commands               # 50 offline turns, one at a time, one session
+    python -m bench.commands --turns 200
+
+The store and the broker each run on a redis-server of their own, started here on free
+loopback ports, beside one prefork worker and a uvicorn gateway. A player submits a turn and
+long-polls it until it is completed, one turn at a time, as a person reading the story would.
+Each server's `INFO commandstats` before and after gives the commands per turn, by command:
+the scripts' own commands included (Redis counts a script's `redis.call`s in commandstats), so
+the figures are what Redis executes, not only the round trips. The store's commands are
+deterministic, so figures from two commits compare directly; the broker's include the
+worker's idle polling, which depends on how long the run takes. Creating the session is not
+counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis
+
+from bench.stack import ServiceStack
+from tests.support.player import Player
+from tests.support.redis_server import RedisServer
+
+__all__ = ["command_counts", "main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_counts(url: str) -> Counter[str]:
+    """Calls per command so far (`INFO commandstats`), the INFO call itself left out."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    counts: Counter[str] = Counter()
+    for name, values in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command != "info":
+            counts[command] = int(values["calls"])
+    return counts
+
+
+def _play(player: Player, turns: int) -> None:
+    for _ in range(turns):
+        answer = player.submit({"action": "Look around"})
+        assert answer.status_code == 202, answer.text
+        done = player.finished(answer.json()["turn_id"], timeout=60)
+        assert done["status"] == "completed", done
+
+
+def _settled_counts(url: str) -> Counter[str]:
+    """The counts once the last turn's tail (the worker's release and final look at the
+    inbox, after the player already has the result) has run."""
+    time.sleep(0.5)
+    return command_counts(url)
+
+
+def render(store: Counter[str], broker: Counter[str], turns: int) -> str:
+    lines = [
+        f"# Redis commands per turn {datetime.now(UTC).isoformat(timespec='seconds')}",
+        "",
+        f"{turns} offline turns, one at a time (submit, then long-poll until completed), one "
+        "session; store and broker on redis-servers of their own; one prefork worker (-c 1). "
+        "Commands executed by Redis, scripts' own calls included.",
+        "",
+        "| command | store per turn | broker per turn |",
+        "|---|---:|---:|",
+    ]
+    for command in sorted(set(store) | set(broker), key=lambda c: -(store[c] + broker[c])):
+        lines.append(
+            f"| {command} | {store[command] / turns:.2f} | {broker[command] / turns:.2f} |"
+        )
+    lines.append(
+        f"| **all** | **{sum(store.values()) / turns:.1f}** "
+        f"| **{sum(broker.values()) / turns:.1f}** |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pocket-commands-") as tmp:
+        broker = RedisServer(Path(tmp) / "broker", appendonly=False).start()
+        store = RedisServer(Path(tmp) / "store", appendonly=False).start()
+        # Background work counted per turn would depend on how long a turn takes: the
+        # sweeper and the heartbeat run far less often than a turn here.
+        env = {
+            "CELERY_BROKER_URL": broker.url,
+            "SWEEP_INTERVAL": "3600",
+            "LEASE_TTL": "60",
+            "MAX_TURNS": "100000",
+        }
+        stack = ServiceStack(
+            Path(tmp), workers=1, concurrency=1, env=env, redis_url=store.url, appendonly=False
+        )
+        player: Player | None = None
+        try:
+            with httpx.Client(base_url=stack.gateway.url, timeout=30) as http:
+                assert http.get("/readyz").status_code == 200
+            player = Player(stack.gateway.url, seed=7)
+            # The first turns warm every path (script loading, queue declaration) and
+            # create the character; the counted ones are turns of play.
+            first = player.submit({"choice_index": 1})
+            assert player.finished(first.json()["turn_id"], timeout=60)["status"] == "completed"
+            _play(player, 1)
+            store_before = _settled_counts(store.url)
+            broker_before = command_counts(broker.url)
+            _play(player, args.turns)
+            store_after = _settled_counts(store.url)
+            broker_after = command_counts(broker.url)
+        finally:
+            if player is not None:
+                player.close()
+            stack.stop()
+            store.stop()
+            broker.stop()
+    table = render(store_after - store_before, broker_after - broker_before, args.turns)
+    sys.stdout.write(table)
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        (RESULTS / f"commands-{stamp}.md").write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
