@@ -37,10 +37,17 @@ class Enqueuer(Protocol):
 
 class CeleryEnqueuer:
     def __init__(
-        self, app: Celery, task_name: str, *, timeout: float = 3.0, depth_max_age: float = 1.0
+        self,
+        app: Celery,
+        task_name: str,
+        *,
+        priority: int | None = None,
+        timeout: float = 3.0,
+        depth_max_age: float = 1.0,
     ) -> None:
         self.app = app
         self.task_name = task_name
+        self.priority = priority
         self.timeout = timeout
         self._depth = Sample(
             self._measure, max_age=depth_max_age, timeout=timeout, what="task queue"
@@ -50,7 +57,7 @@ class CeleryEnqueuer:
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
 
     def _publish(self, session_id: str) -> None:
-        self.app.send_task(self.task_name, args=[session_id])
+        self.app.send_task(self.task_name, args=[session_id], priority=self.priority)
 
     async def enqueue(self, session_id: str) -> None:
         loop = asyncio.get_running_loop()

@@ -37,9 +37,9 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
         eager = EagerEnqueuer()
         eager.warm_up()
         return eager
-    from worker.application import PROCESS_SESSION, create_celery_app
+    from worker.application import PROCESS_SESSION, TURN_PRIORITY, create_celery_app
 
-    return CeleryEnqueuer(create_celery_app(settings), PROCESS_SESSION)
+    return CeleryEnqueuer(create_celery_app(settings), PROCESS_SESSION, priority=TURN_PRIORITY)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -14,9 +14,24 @@ from shared.logs import configure_logging
 from shared.redis_urls import kombu_sentinel, sentinel_target
 from shared.settings import Settings, get_settings
 
-__all__ = ["PROCESS_SESSION", "READY_MARK", "close_celery_app", "create_celery_app"]
+__all__ = [
+    "PROCESS_SESSION",
+    "READY_MARK",
+    "TURN_PRIORITY",
+    "URGENT_PRIORITY",
+    "close_celery_app",
+    "create_celery_app",
+]
 
 PROCESS_SESSION = "pocket_portals.process_session"
+# Message priorities. The Redis transport keeps a list per priority step (0, 3, 6, 9) and
+# takes from the lowest number first: every task is sent at TURN_PRIORITY, and the one that
+# gives back the session of a pool process that died mid-turn at URGENT_PRIORITY, so it does
+# not wait behind a whole backlog (a rejected message goes back to the far end of the list).
+# RabbitMQ ignores priorities on a queue declared without x-max-priority; it puts a rejected
+# message back near the front by itself.
+TURN_PRIORITY = 5
+URGENT_PRIORITY = 0
 # Logged by each pool process once it can run a turn at full speed (tests wait for it).
 READY_MARK = "pocket-portals-turns"
 
@@ -50,6 +65,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=settings.celery_queue,
+        task_default_priority=TURN_PRIORITY,
         task_always_eager=settings.celery_task_always_eager,
         task_eager_propagates=True,
         broker_transport_options=transport,

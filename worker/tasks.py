@@ -16,7 +16,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.settings import get_settings
-from worker.application import PROCESS_SESSION, READY_MARK, app
+from worker.application import PROCESS_SESSION, READY_MARK, TURN_PRIORITY, URGENT_PRIORITY, app
 from worker.lost import TurnRequest, install_lease_releaser, lease_owner
 from worker.metrics import prepare_metrics_dir, serve_worker_metrics
 from worker.pipeline import DrainOutcome
@@ -85,14 +85,18 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     runtime = WorkerRuntime(settings)
 
     def publish(session_id: str) -> None:
-        app.send_task(PROCESS_SESSION, args=[session_id])
+        app.send_task(PROCESS_SESSION, args=[session_id], priority=TURN_PRIORITY)
 
     def run_pass(now: float) -> int:
         return runtime.run(sweep_once(runtime.backend, settings, publish, now), timeout=60)
 
     def release_orphaned(session_id: str, owner: str) -> bool:
         release = runtime.backend.release_orphaned_lease(session_id, owner)
-        return runtime.run(release, timeout=settings.redis_socket_timeout * 2)
+        if not runtime.run(release, timeout=settings.redis_socket_timeout * 2):
+            return False
+        # Its task goes back to the far end of the queue: this one goes to the front.
+        app.send_task(PROCESS_SESSION, args=[session_id], priority=URGENT_PRIORITY)
+        return True
 
     install_lease_releaser(release_orphaned)
 

@@ -151,20 +151,32 @@ def test_pool_child_killed_mid_turn_is_retried_once_and_order_kept(
 def test_a_killed_pool_child_gives_its_session_back_at_once(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
-    """The pool's parent releases the lease its dead child held: with a lease of ten minutes
-    the retried turn could not otherwise finish within the wait below."""
-    worker = worker_factory({"NARRATOR_DELAY": "2", "LEASE_TTL": "600"})
+    """The pool's parent releases the lease its dead child held (with a lease of ten minutes
+    the retried turn could not otherwise finish within the wait below) and sends the session
+    to the front of the queue: its turn goes ahead of the turns queued behind it meanwhile."""
+    worker = worker_factory({"NARRATOR_DELAY": "1", "LEASE_TTL": "600"}, concurrency=1)
     gateway = gateway_factory()
-    player = Player(gateway.url)
+    players = [Player(gateway.url) for _ in range(6)]
     try:
-        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
-        os.kill(turn_pid(worker, turn_id), signal.SIGKILL)
-        assert finish(player, turn_id, timeout=90)["status"] == "completed"
-        turn_pid(worker, turn_id, attempt=2)
+        orphan = players[0].submit({"choice_index": 1}).json()["turn_id"]
+        pid = turn_pid(worker, orphan)
+        backlog = [p.submit({"choice_index": 1}).json()["turn_id"] for p in players[1:]]
+        os.kill(pid, signal.SIGKILL)
+        assert finish(players[0], orphan, timeout=90)["status"] == "completed"
+        turn_pid(worker, orphan, attempt=2)
         assert "died mid-turn: its session's lease is released" in worker.log()
-        assert player.state()["version"] == 1
+        assert players[0].state()["version"] == 1
+        for player, turn_id in zip(players[1:], backlog, strict=True):
+            assert finish(player, turn_id, timeout=90)["status"] == "completed"
+        log = worker.log()
+        resumed = log.index(f"turn {orphan} started in pid")  # attempt 1 ...
+        resumed = log.index(f"turn {orphan} started in pid", resumed + 1)  # ... and 2
+        behind = [log.index(f"turn {turn_id} started in pid") for turn_id in backlog]
+        # Ahead of the backlog (one backlog turn may have been taken in the same instant).
+        assert sum(start > resumed for start in behind) >= len(backlog) - 1, (resumed, behind)
     finally:
-        player.close()
+        for player in players:
+            player.close()
 
 
 def test_whole_worker_killed_mid_turn_recovers_after_the_visibility_timeout(
