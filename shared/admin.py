@@ -18,7 +18,7 @@ import redis
 import redis.sentinel
 
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
-from shared.backends.keys import KEY_PREFIX, PENDING_SESSIONS, SessionKeys
+from shared.backends.keys import KEY_PREFIX, SessionKeys, pending_sessions_key
 from shared.backends.redis_scripts import IMPORT
 from shared.errors import PortalsError
 from shared.ids import is_session_id
@@ -75,9 +75,11 @@ class SessionStore:
         *,
         default_ttl_ms: int,
         codec: Codec | None = None,
+        queue: str | None = None,
     ) -> None:
         self.client = client
         self.default_ttl_ms = default_ttl_ms
+        self.pending_sessions = pending_sessions_key(queue) if queue else pending_sessions_key()
         self.codec = codec or Codec()
         self._import = client.register_script(IMPORT)
 
@@ -219,7 +221,7 @@ class SessionStore:
 
     # -- the queue --------------------------------------------------------------------------
     def sessions_waiting(self) -> int:
-        return int(self.client.zcard(PENDING_SESSIONS))
+        return int(self.client.zcard(self.pending_sessions))
 
 
 def _session_id_of(key: str | bytes) -> str | None:

@@ -172,6 +172,7 @@ def _store(url: str, settings: Settings) -> SessionStore:
         connect(url),
         default_ttl_ms=settings.redis_session_ttl * 1000,
         codec=Codec.from_settings(settings),
+        queue=settings.celery_queue,
     )
 
 
@@ -286,7 +287,12 @@ def _queue_stats(settings: Settings) -> int:
         stats |= _amqp_queue(settings)
     else:
         broker = connect(settings.broker_url)
-        stats["waiting_tasks"] = int(broker.llen(queue))
+        # kombu's Redis transport keeps a list per priority step: the queue's own name for
+        # step 0, the name and a separator and the step for the others.
+        from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+        lists = [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+        stats["waiting_tasks"] = sum(int(broker.llen(name)) for name in lists)
         # kombu's Redis transport keeps delivered, unacknowledged tasks in this hash.
         stats["unacknowledged_tasks"] = int(broker.hlen("unacked"))
     stats["sessions_with_turns_waiting"] = store.sessions_waiting()

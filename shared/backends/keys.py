@@ -14,9 +14,10 @@ from shared.ids import is_session_id
 
 __all__ = [
     "ACTIVE_SESSIONS",
+    "DEFAULT_QUEUE",
     "AdmissionKeys",
     "KEY_PREFIX",
-    "PENDING_SESSIONS",
+    "pending_sessions_key",
     "RATE_LIMIT_PREFIX",
     "SessionKeys",
     "client_digest",
@@ -25,9 +26,18 @@ __all__ = [
 
 KEY_PREFIX = "pocket_portals:session:"
 RATE_LIMIT_PREFIX = "pocket_portals:ratelimit:"
-# One sorted set of session ids with turns waiting, scored by when they were marked. Outside
-# any session's slot: it is only ever touched by single-key commands.
-PENDING_SESSIONS = "pocket_portals:pending"
+# A sorted set of session ids with turns waiting, scored by when they were marked, per task
+# queue: the sweeper of a queue's workers queues again only the sessions sent to that queue
+# (deployments, or test runs, that share a Redis never sweep each other's). The default
+# queue keeps the set's first name. Outside any session's slot: single-key commands only.
+DEFAULT_QUEUE = "pocket_portals.turns"
+
+
+def pending_sessions_key(queue: str = DEFAULT_QUEUE) -> str:
+    base = "pocket_portals:pending"
+    return base if queue == DEFAULT_QUEUE else f"{base}:{queue}"
+
+
 # Session ids scored by their latest accepted turn, for the active-sessions gauge; trimmed
 # to a window whenever it is counted.
 ACTIVE_SESSIONS = "pocket_portals:active"

@@ -33,10 +33,11 @@ from shared.backends.base import Admission, IdempotencyClaim
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import (
     ACTIVE_SESSIONS,
-    PENDING_SESSIONS,
+    DEFAULT_QUEUE,
     AdmissionKeys,
     SessionKeys,
     client_digest,
+    pending_sessions_key,
     rate_limit_key,
 )
 from shared.backends.redis_documents import (
@@ -110,10 +111,13 @@ class RedisBackend:
         stream_client: Client | None = None,
         codec: Codec | None = None,
         also_close: Sequence[aioredis.Redis] = (),
-        admission_scope: str = "pocket_portals.turns",
+        queue: str = DEFAULT_QUEUE,
     ) -> None:
         self.client = client
-        self.admission = AdmissionKeys(admission_scope)
+        # What belongs to the workers of one task queue: the admission tickets of the turns
+        # sent to it, and the sessions its sweeper may queue again.
+        self.admission = AdmissionKeys(queue)
+        self.pending_sessions = pending_sessions_key(queue)
         # Clients that only serve the ones above (a Sentinel's connections to its monitors).
         self._also_close = also_close
         self.codec = codec or Codec()
@@ -139,7 +143,7 @@ class RedisBackend:
             # A blocking XREAD must return before the socket timeout would cut it off.
             "max_block": max(0.1, settings.redis_socket_timeout * 0.8),
             "codec": Codec.from_settings(settings),
-            "admission_scope": settings.celery_queue,
+            "queue": settings.celery_queue,
         }
         timeouts = {
             "socket_timeout": settings.redis_socket_timeout,
@@ -241,11 +245,11 @@ class RedisBackend:
             script = self._scripts[name]
             if isinstance(self.client, aioredis.RedisCluster):
                 # A cluster pipeline refuses EVALSHA: the marks first, then the script.
-                await self.client.zadd(PENDING_SESSIONS, dict([pending_mark]))
+                await self.client.zadd(self.pending_sessions, dict([pending_mark]))
                 await self.client.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
                 return await script(keys=keys, args=args)
             pipe = self.client.pipeline(transaction=False)
-            pipe.zadd(PENDING_SESSIONS, dict([pending_mark]))
+            pipe.zadd(self.pending_sessions, dict([pending_mark]))
             pipe.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
             pipe.evalsha(script.sha, len(keys), *keys, *args)
             try:
@@ -607,7 +611,7 @@ class RedisBackend:
     # -- sessions with waiting turns ------------------------------------------------------
     async def mark_pending(self, session_id: str, now: float) -> None:
         async with self._guard():
-            await self.client.zadd(PENDING_SESSIONS, {SessionKeys(session_id).session_id: now})
+            await self.client.zadd(self.pending_sessions, {SessionKeys(session_id).session_id: now})
 
     async def active_sessions(self, since: float) -> int:
         async with self._guard():
@@ -620,13 +624,13 @@ class RedisBackend:
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         async with self._guard():
             rows = await self.client.zrangebyscore(
-                PENDING_SESSIONS, "-inf", older_than, start=0, num=limit, withscores=True
+                self.pending_sessions, "-inf", older_than, start=0, num=limit, withscores=True
             )
         pairs = cast(list[tuple[str, float]], rows)
         return [(str(member), float(score)) for member, score in pairs]
 
     async def settle_pending(self, session_id: str, marked_at: float) -> None:
-        await self._run("SETTLE_PENDING", [PENDING_SESSIONS], [session_id, repr(marked_at)])
+        await self._run("SETTLE_PENDING", [self.pending_sessions], [session_id, repr(marked_at)])
 
     # -- rate limits --------------------------------------------------------------------------
     async def admit_turn(

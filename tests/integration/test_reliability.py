@@ -439,7 +439,10 @@ def test_idempotency_keys_expire_with_the_session(
 
 
 def test_a_turn_recorded_but_never_queued_is_swept_up(
-    redis_url: str, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+    redis_url: str,
+    service_env: dict[str, str],
+    worker_factory: WorkerFactory,
+    gateway_factory: GatewayFactory,
 ) -> None:
     """As if the gateway died between recording a turn and publishing its task."""
     import asyncio
@@ -451,7 +454,12 @@ def test_a_turn_recorded_but_never_queued_is_swept_up(
     player = Player(gateway.url)
 
     async def record_without_queueing() -> str:
-        settings = Settings(redis_url=redis_url, _env_file=None)  # type: ignore[call-arg]
+        # The sweeper looks only at the sessions sent to its own queue.
+        settings = Settings(
+            redis_url=redis_url,
+            celery_queue=service_env["CELERY_QUEUE"],
+            _env_file=None,  # type: ignore[call-arg]
+        )
         backend = RedisBackend.from_settings(settings)
         try:
             turn = new_turn(player.session_id, "Play Pip, a halfling rogue")

@@ -212,6 +212,37 @@ def test_queue_stats(two_servers: tuple[str, str], run: Run) -> None:
     assert stats["waiting_tasks"] == 0 and stats["sessions_with_turns_waiting"] == 0
 
 
+def test_queue_stats_count_every_priority_on_a_redis_broker(
+    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.application import (
+        PROCESS_SESSION,
+        TURN_PRIORITY,
+        URGENT_PRIORITY,
+        close_celery_app,
+        create_celery_app,
+    )
+
+    queue = f"pocket_portals.test.{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_url,
+        celery_queue=queue,
+    )
+    monkeypatch.setattr("shared.admin_commands.get_settings", lambda: settings)
+    celery = create_celery_app(settings)
+    try:
+        for priority in (TURN_PRIORITY, TURN_PRIORITY, URGENT_PRIORITY):
+            celery.send_task(PROCESS_SESSION, args=["s" * 24], priority=priority)
+        assert main(["queue", "stats"]) == 0
+        stats = json.loads(capsys.readouterr().out)
+        assert stats["queue"] == queue and stats["waiting_tasks"] == 3
+    finally:
+        with celery.connection_for_write() as connection:
+            connection.default_channel.queue_delete(queue=queue)
+        close_celery_app(celery)
+
+
 def test_queue_stats_on_rabbitmq(
     redis_url: str,
     amqp_url: str,

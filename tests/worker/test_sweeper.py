@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
-from shared.backends import InMemoryBackend
+import redis.asyncio as aioredis
+
+from shared.backends import InMemoryBackend, RedisBackend
+from shared.backends.codec import CLIENT_OPTIONS
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from worker.sweeper import sweep_once
@@ -38,3 +42,22 @@ async def test_stranded_sessions_are_queued_again(tmp_path: Path) -> None:
     assert marks[stranded.session_id] == 2000.0  # looked at again after another interval
     assert marks[fresh.session_id] == 1990.0  # too recent to judge
     assert await sweep_once(backend, settings(tmp_path), queued.append, now=2001.0) == 0
+
+
+async def test_a_sweeper_sees_only_the_sessions_sent_to_its_queue(redis_url: str) -> None:
+    """Deployments (or test runs) that share one Redis must not queue each other's
+    sessions: the pending set is kept per task queue."""
+    ours = RedisBackend(aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS), session_ttl=60)
+    theirs = RedisBackend(
+        aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
+        session_ttl=60,
+        queue=f"pocket_portals.other.{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        state = new_state()
+        await theirs.mark_pending(state.session_id, 1000.0)
+        assert state.session_id not in dict(await ours.stale_pending(2000.0, 1000))
+        assert dict(await theirs.stale_pending(2000.0, 10)) == {state.session_id: 1000.0}
+    finally:
+        await ours.close()
+        await theirs.close()
