@@ -97,6 +97,10 @@ class TextFormatter(logging.Formatter):
         return redact(super().formatException(ei))
 
 
+# Client libraries that log each request they make at INFO.
+_PER_CALL_LOGGERS = ("httpx", "httpcore", "openai")
+
+
 def configure_logging(settings: Settings) -> None:
     """Root handler on stderr in the configured format; uvicorn's and Celery's loggers go
     through it too, so every line of a process has the same shape."""
@@ -119,3 +123,8 @@ def configure_logging(settings: Settings) -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
+    # An INFO line per HTTP call (every LLM request) is noise at the service's volume, and
+    # formatting it costs CPU on every turn; at DEBUG they come back.
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in _PER_CALL_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

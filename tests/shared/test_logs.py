@@ -106,3 +106,18 @@ def test_configure_logging_routes_uvicorn_through_the_chosen_format(
         assert json.loads(logged)["logger"] == "uvicorn.access"
     else:
         assert "WARNING" in logged and "uvicorn.access" in logged
+
+
+@pytest.mark.parametrize(("level", "per_call_lines"), [("INFO", False), ("DEBUG", True)])
+def test_http_clients_do_not_log_every_call_unless_debugging(
+    level: str, per_call_lines: bool
+) -> None:
+    touched = [logging.getLogger(n) for n in ("", "httpx", "httpcore", "openai")]
+    saved = [(lg.handlers[:], lg.level) for lg in touched]
+    try:
+        configure_logging(Settings(_env_file=None, log_level=level))  # type: ignore[call-arg]
+        assert logging.getLogger("httpx").isEnabledFor(logging.INFO) is per_call_lines
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        for lg, (handlers, lg_level) in zip(touched, saved, strict=True):
+            lg.handlers, lg.level = handlers, lg_level
