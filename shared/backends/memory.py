@@ -370,8 +370,7 @@ class InMemoryBackend:
             self._emit(
                 sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result}
             )
-            self._compact(session)
-            self._touch(session)
+            self._compact(session)  # no refresh: as in Redis, this turn's accept did
             return session.state.version
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:

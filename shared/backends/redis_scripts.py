@@ -75,6 +75,9 @@ local function compact(keep)
   for i = #kept, 1, -1 do
     redis.call('XADD', KEYS[6], kept[i][1], unpack(kept[i][2]))
   end
+  -- A stream built anew has no TTL: it gets the session's.
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 and #kept > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 end
 """
 )
@@ -213,7 +216,8 @@ redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
 compact(tonumber(ARGV[6]))
-refresh(ARGV[5])
+-- No refresh of the six keys: this turn's ACCEPT gave them the session's TTL moments ago,
+-- and COMMIT creates no key (compact gives a rebuilt stream the session's TTL).
 return {'ok', tostring(tonumber(v) + 1)}
 """
 )

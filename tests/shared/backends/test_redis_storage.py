@@ -117,3 +117,19 @@ async def test_a_state_from_a_newer_schema_is_refused_not_mangled(backend: Redis
         assert await backend.owned_state(state.session_id, lambda owner: False) is None
     finally:
         await backend.delete(state.session_id)
+
+
+async def test_no_key_of_a_played_session_outlives_it(backend: RedisBackend) -> None:
+    """Turns refresh the session's keys when they are accepted, not when they commit: a key
+    a commit rebuilt (the compacted event stream) must still carry the session's TTL."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(state.session_id)
+    try:
+        for n in range(12):
+            state = await _play(backend, state, f"Turn {n} passes quietly.")
+            for key in keys.all():
+                if await backend.client.exists(key):
+                    assert 0 < await backend.client.pttl(key) <= 600_000, key
+    finally:
+        await backend.delete(state.session_id)
