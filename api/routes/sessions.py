@@ -12,6 +12,7 @@ from api.deps import AuthorizedSession, AuthorizedState, Backend, SettingsDep
 from api.openapi import AUTHORIZED, PUBLIC
 from api.ratelimit import rate_limit, session_creation_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
+from shared.errors import PortalsError
 from shared.game.rules.choices import choices_for
 from shared.ids import new_player_token, new_session_id, token_hash
 from shared.metrics import SESSIONS_CREATED
@@ -52,5 +53,12 @@ async def get_session(state: AuthorizedState) -> SessionOut:
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=AUTHORIZED)
 async def delete_session(session_id: AuthorizedSession, backend: Backend) -> Response:
+    unfinished = await backend.pending_turn_ids(session_id)
     await backend.delete(session_id)
+    # Those turns will never finish: their client may send others (fair admission).
+    for turn_id in unfinished:
+        try:
+            await backend.release_admission(turn_id)
+        except PortalsError:
+            break  # the store went away: the tickets lapse by themselves
     return Response(status_code=204)

@@ -102,6 +102,9 @@ class SessionBackend(Protocol):
 
     async def pending_count(self, session_id: str) -> int: ...
 
+    async def pending_turn_ids(self, session_id: str) -> list[str]:
+        """The ids of the session's turns not yet finished, oldest first."""
+
     async def start_turn(
         self,
         session_id: str,

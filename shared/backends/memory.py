@@ -307,6 +307,11 @@ class InMemoryBackend:
                 session.inbox.pop(0)  # its record is gone: it can never be applied
             return None
 
+    async def pending_turn_ids(self, session_id: str) -> list[str]:
+        with self._lock:
+            session = self._live(session_id)
+            return [] if session is None else list(session.inbox)
+
     async def pending_count(self, session_id: str) -> int:
         with self._lock:
             session = self._live(session_id)

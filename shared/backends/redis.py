@@ -428,6 +428,10 @@ class RedisBackend:
                 state = await self.client.hget(SessionKeys(session_id).state, "state")
         return record_from(session_id, document, state)
 
+    async def pending_turn_ids(self, session_id: str) -> list[str]:
+        async with self._guard():
+            return [str(t) for t in await self.client.lrange(SessionKeys(session_id).inbox, 0, -1)]
+
     async def pending_count(self, session_id: str) -> int:
         async with self._guard():
             return int(await self.client.llen(SessionKeys(session_id).inbox))

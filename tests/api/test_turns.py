@@ -165,6 +165,23 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
             player.close()
 
 
+def test_deleting_a_session_gives_its_unfinished_turns_back(
+    gateway_url_factory: Callable[..., str],
+) -> None:
+    url = gateway_url_factory(max_turns_in_flight_per_client=2, narrator_delay=8.0)
+    doomed, other = Player(url), Player(url)
+    try:
+        assert doomed.submit({"action": "Look around"}).status_code == 202
+        assert doomed.submit({"action": "Look up"}).status_code == 202
+        assert other.submit({"action": "Look around"}).status_code == 429
+        gone = doomed.http.delete(f"/sessions/{doomed.session_id}", headers=doomed.auth)
+        assert gone.status_code == 204
+        assert other.submit({"action": "Look around"}).status_code == 202
+    finally:
+        doomed.close()
+        other.close()
+
+
 def test_unknown_and_malformed_turns(player: Player) -> None:
     base = f"/sessions/{player.session_id}/turns"
     missing = player.http.get(f"{base}/{'A' * 16}", headers=player.auth)

@@ -116,6 +116,7 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     first, second = new_turn(state.session_id), new_turn(state.session_id)
     for turn in (first, second):
         await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert await backend.pending_turn_ids(state.session_id) == [first.turn_id, second.turn_id]
     assert await backend.start_turn(state.session_id, second.turn_id, 1.0) is None
     running = await backend.start_turn(state.session_id, first.turn_id, 1.0)
     assert running is not None and running.status is TurnStatus.RUNNING
@@ -135,6 +136,8 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert record is not None and record.status is TurnStatus.COMPLETED
     head = await backend.head_turn(state.session_id)
     assert head is not None and head.turn_id == second.turn_id
+    assert await backend.pending_turn_ids(state.session_id) == [second.turn_id]
+    assert await backend.pending_turn_ids(new_state().session_id) == []
 
     # The same commit again (a duplicate delivery) and a commit from a stale read both lose.
     with pytest.raises(VersionConflict):
