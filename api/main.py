@@ -37,9 +37,10 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
         eager = EagerEnqueuer()
         eager.warm_up()
         return eager
-    from worker.application import PROCESS_SESSION, TURN_PRIORITY, create_celery_app
+    from worker.application import PROCESS_SESSION, create_celery_app, turn_priority
 
-    return CeleryEnqueuer(create_celery_app(settings), PROCESS_SESSION, priority=TURN_PRIORITY)
+    app = create_celery_app(settings)
+    return CeleryEnqueuer(app, PROCESS_SESSION, priority=turn_priority(settings))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

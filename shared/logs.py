@@ -97,8 +97,9 @@ class TextFormatter(logging.Formatter):
         return redact(super().formatException(ei))
 
 
-# Client libraries that log each request they make at INFO.
-_PER_CALL_LOGGERS = ("httpx", "httpcore", "openai")
+# Client libraries that log each request they make at INFO. (Not openai's: its INFO lines are
+# the retries it makes, which tell of a provider's trouble.)
+_PER_CALL_LOGGERS = ("httpx", "httpcore")
 
 
 def configure_logging(settings: Settings) -> None:

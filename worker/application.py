@@ -21,17 +21,34 @@ __all__ = [
     "URGENT_PRIORITY",
     "close_celery_app",
     "create_celery_app",
+    "turn_priority",
+    "urgent_priority",
 ]
 
 PROCESS_SESSION = "pocket_portals.process_session"
-# Message priorities. The Redis transport keeps a list per priority step (0, 3, 6, 9) and
-# takes from the lowest number first: every task is sent at TURN_PRIORITY, and the one that
-# gives back the session of a pool process that died mid-turn at URGENT_PRIORITY, so it does
-# not wait behind a whole backlog (a rejected message goes back to the far end of the list).
-# RabbitMQ ignores priorities on a queue declared without x-max-priority; it puts a rejected
-# message back near the front by itself.
+# Message priorities, on a Redis broker only. kombu's Redis transport keeps a list per
+# priority step (0, 3, 6, 9) and takes from the lowest number first: every task is sent at
+# TURN_PRIORITY, and the one that gives back the session of a pool process that died mid-turn
+# at URGENT_PRIORITY, so it does not wait behind a whole backlog (a rejected message goes
+# back to the far end of its list). RabbitMQ needs no such help (it puts a rejected message
+# back near the front) and reads priorities the other way round (higher first; quorum queues
+# of RabbitMQ 4 always do): there, tasks carry no priority at all.
 TURN_PRIORITY = 5
 URGENT_PRIORITY = 0
+
+
+def _redis_broker(settings: Settings) -> bool:
+    return not settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def turn_priority(settings: Settings) -> int | None:
+    return TURN_PRIORITY if _redis_broker(settings) else None
+
+
+def urgent_priority(settings: Settings) -> int | None:
+    return URGENT_PRIORITY if _redis_broker(settings) else None
+
+
 # Logged by each pool process once it can run a turn at full speed (tests wait for it).
 READY_MARK = "pocket-portals-turns"
 
@@ -65,7 +82,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=settings.celery_queue,
-        task_default_priority=TURN_PRIORITY,
+        task_default_priority=turn_priority(settings),
         task_always_eager=settings.celery_task_always_eager,
         task_eager_propagates=True,
         broker_transport_options=transport,

@@ -16,7 +16,15 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.settings import get_settings
-from worker.application import PROCESS_SESSION, READY_MARK, TURN_PRIORITY, URGENT_PRIORITY, app
+from worker.application import (
+    PROCESS_SESSION,
+    READY_MARK,
+    TURN_PRIORITY,
+    URGENT_PRIORITY,
+    app,
+    turn_priority,
+    urgent_priority,
+)
 from worker.lost import TurnRequest, install_lease_releaser, lease_owner
 from worker.metrics import prepare_metrics_dir, serve_worker_metrics
 from worker.pipeline import DrainOutcome
@@ -85,7 +93,7 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     runtime = WorkerRuntime(settings)
 
     def publish(session_id: str) -> None:
-        app.send_task(PROCESS_SESSION, args=[session_id], priority=TURN_PRIORITY)
+        app.send_task(PROCESS_SESSION, args=[session_id], priority=turn_priority(settings))
 
     def run_pass(now: float) -> int:
         return runtime.run(sweep_once(runtime.backend, settings, publish, now), timeout=60)
@@ -94,8 +102,14 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
         release = runtime.backend.release_orphaned_lease(session_id, owner)
         if not runtime.run(release, timeout=settings.redis_socket_timeout * 2):
             return False
-        # Its task goes back to the far end of the queue: this one goes to the front.
-        app.send_task(PROCESS_SESSION, args=[session_id], priority=URGENT_PRIORITY)
+        urgent = urgent_priority(settings)
+        if urgent is not None:
+            # Its task goes back to the far end of the queue: this one goes to the front.
+            try:
+                app.send_task(PROCESS_SESSION, args=[session_id], priority=urgent)
+            except Exception as exc:
+                # The requeued task still comes, behind the backlog.
+                logger.warning("could not send a dead pool process's session ahead: %r", exc)
         return True
 
     install_lease_releaser(release_orphaned)
@@ -140,6 +154,15 @@ def _again_later(task: Task, countdown: float) -> None:
         raise Reject(refused.reason, requeue=True) from None
 
 
+def _back_in_line(request: Any) -> None:
+    """An urgent delivery (a dead pool process's session sent ahead) is urgent once: a retry
+    or hand-off copies the priority of the message it follows (Celery's retry keeps the
+    delivery's), so it is put back to that of every other turn first."""
+    delivery = request.delivery_info
+    if isinstance(delivery, dict) and delivery.get("priority") == URGENT_PRIORITY:
+        delivery["priority"] = TURN_PRIORITY
+
+
 class _SessionTask(Task):  # type: ignore[misc]
     # The request class the pool's parent uses: it frees a dead child's lease (worker.lost).
     Request = TurnRequest
@@ -149,6 +172,7 @@ class _SessionTask(Task):  # type: ignore[misc]
     name=PROCESS_SESSION, bind=True, base=_SessionTask, max_retries=None, acks_late=True
 )
 def process_session(self: Task, session_id: str) -> str:
+    _back_in_line(self.request)
     runtime = get_runtime()
     owner = lease_owner(self.request.hostname or "", os.getpid(), threading.get_ident())
     try:

@@ -185,8 +185,7 @@ START = (
     + """
 -- ARGV: turn_id, running_record_json, (unused), runner ('' for none), event_data, lease
 -- holder ('' for no check). KEYS[7]: the lease. Only the lease holder may supersede an
--- attempt. No TTL refresh: the ACCEPT of this turn refreshed every key moments ago, and its
--- COMMIT will again (six EXPIREs a turn saved).
+-- attempt. No TTL refresh: the ACCEPT of this turn refreshed every key moments ago.
 if ARGV[6] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])

@@ -112,7 +112,7 @@ def test_configure_logging_routes_uvicorn_through_the_chosen_format(
 def test_http_clients_do_not_log_every_call_unless_debugging(
     level: str, per_call_lines: bool
 ) -> None:
-    touched = [logging.getLogger(n) for n in ("", "httpx", "httpcore", "openai")]
+    touched = [logging.getLogger(n) for n in ("", "httpx", "httpcore")]
     saved = [(lg.handlers[:], lg.level) for lg in touched]
     try:
         configure_logging(Settings(_env_file=None, log_level=level))  # type: ignore[call-arg]
