@@ -16,22 +16,35 @@ from api.deps import Backend, SettingsDep
 from shared.errors import BackendUnavailable, RateLimited
 from shared.metrics import RATE_LIMIT_FAILED_OPEN
 
-__all__ = ["WINDOW_SECONDS", "client_key", "rate_limit", "session_creation_limit"]
+__all__ = [
+    "WINDOW_SECONDS",
+    "client_address",
+    "client_key",
+    "rate_limit",
+    "session_creation_limit",
+]
 
 WINDOW_SECONDS = 60
 
 
-def client_key(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips naming only
-    # that proxy, so this is the player's address and not the proxy's.
-    host = request.client.host if request.client else "unknown"
+def client_address(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's IP address (an IPv4-mapped IPv6 one as IPv4), or None when it is not an
+    address. Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips
+    naming only that proxy, so this is the player's address and not the proxy's."""
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(request.client.host if request.client else "")
     except ValueError:
-        return host
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_key(request: Request) -> str:
+    address = client_address(request)
+    if address is None:
+        return request.client.host if request.client else "unknown"
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 

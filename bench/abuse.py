@@ -32,13 +32,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.measure import cpu_seconds, process_tree, write_result
 from bench.stack import ServiceStack
 from tests.support.nginx import NginxProxy
 from tests.support.player import Player
 
 __all__ = ["main"]
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # A person reads a turn before playing the next.
 THINK_SECONDS = 1.0
 
@@ -98,24 +98,6 @@ def _honest(url: str, row: Row, stop: threading.Event) -> None:
                 player = Player(url, timeout=60)  # the adventure ended: a new one
     finally:
         player.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` and of its children that have exited and been waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(pid: int) -> float:
-    """The CPU time of `pid` and its live children (a prefork worker and its pool)."""
-    total = _cpu_seconds(pid)
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            total += _cpu_seconds(int(child))
-        except OSError:
-            pass  # exited meanwhile
-    return total
 
 
 def _watch_gateway(pid: int, row: Row, stop: threading.Event) -> None:
@@ -306,7 +288,11 @@ def run_attack(
 ) -> Row:
     row = Row(name)
     gateway_pid, worker_pid = stack.gateway.pid, stack.workers[0].pid
-    cpu_before = (_cpu_seconds(gateway_pid), _tree_cpu_seconds(worker_pid), time.monotonic())
+    cpu_before = (
+        cpu_seconds([gateway_pid]),
+        cpu_seconds(process_tree(worker_pid)),
+        time.monotonic(),
+    )
     load_before = time.process_time()
     stop = threading.Event()
     threads = [
@@ -326,8 +312,8 @@ def run_attack(
     stop.set()
     for thread in threads:
         thread.join(timeout=90)
-    row.gateway_cpu = _cpu_seconds(gateway_pid) - cpu_before[0]
-    row.worker_cpu = _tree_cpu_seconds(worker_pid) - cpu_before[1]
+    row.gateway_cpu = cpu_seconds([gateway_pid]) - cpu_before[0]
+    row.worker_cpu = cpu_seconds(process_tree(worker_pid)) - cpu_before[1]
     row.seconds = time.monotonic() - cpu_before[2]
     row.load_cpu = time.process_time() - load_before
     return row
@@ -400,9 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     table = render(rows, args)
     sys.stdout.write(table)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"abuse-{stamp}.md").write_text(table)
+        write_result("abuse", table)
     return 0
 
 

@@ -34,12 +34,11 @@ from typing import Any
 import httpx
 import redis
 
+from bench.measure import process_tree, write_result
 from bench.stack import ServiceStack
 from shared.backends.keys import SessionKeys
 
 logger = logging.getLogger("bench.chaos")
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -99,8 +98,7 @@ class Stack(ServiceStack):
             holders = self.lease_holders()
             candidates = []
             for worker in self.workers:
-                children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text()
-                for child in children.split():
+                for child in process_tree(worker.pid)[1:]:
                     busy = any(f"/{child}/" in holder for holder in holders)
                     candidates.append((busy, worker, int(child)))
             busy_ones = [c for c in candidates if c[0]]
@@ -411,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     table = render(report, args)
     sys.stdout.write(table)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"chaos-{stamp}.md").write_text(table)
+        write_result("chaos", table)
     clean = report.lost == report.doubled == report.misordered == report.version_mismatches == 0
     return 0 if clean else 1
 

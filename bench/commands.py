@@ -27,25 +27,17 @@ from pathlib import Path
 import httpx
 import redis
 
+from bench.measure import command_calls, write_result
 from bench.stack import ServiceStack
 from tests.support.player import Player
 from tests.support.redis_server import RedisServer
 
 __all__ = ["command_counts", "main"]
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def command_counts(url: str) -> Counter[str]:
-    """Calls per command so far (`INFO commandstats`), the INFO call itself left out."""
     with redis.Redis.from_url(url) as client:
-        stats = client.info("commandstats")
-    counts: Counter[str] = Counter()
-    for name, values in stats.items():
-        command = name.removeprefix("cmdstat_")
-        if command != "info":
-            counts[command] = int(values["calls"])
-    return counts
+        return command_calls(client)
 
 
 def _play(player: Player, turns: int) -> None:
@@ -130,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     table = render(store_after - store_before, broker_after - broker_before, args.turns)
     sys.stdout.write(table)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"commands-{stamp}.md").write_text(table)
+        write_result("commands", table)
     return 0
 
 

@@ -43,6 +43,7 @@ import httpx
 import redis
 
 from bench.client import CLIENT_LIMITS, post_turn
+from bench.measure import command_calls, cpu_seconds, process_tree, write_result
 from bench.stack import ServiceStack
 from bench.turns import Row, paused, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
@@ -51,9 +52,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.worker_log import most_turns_running_at_once, turn_spans
 
 logger = logging.getLogger("bench.inflight")
-
-RESULTS = Path(__file__).resolve().parent / "results"
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -71,26 +69,11 @@ class Run:
 
 
 def _commands(client: redis.Redis) -> int:
-    stats = client.info("commandstats")
-    # INFO itself is the benchmark's, not the service's.
-    return sum(
-        int(v["calls"])
-        for k, v in stats.items()
-        if k.startswith("cmdstat_") and k != "cmdstat_info"
-    )
-
-
-def _worker_pids(worker: CeleryWorker) -> list[int]:
-    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-    return [worker.pid, *map(int, children)]
+    return sum(command_calls(client).values())
 
 
 def _cpu_seconds(worker: CeleryWorker) -> float:
-    total = 0
-    for pid in _worker_pids(worker):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _CLOCK_TICKS
+    return cpu_seconds(process_tree(worker.pid))
 
 
 class _Player:
@@ -317,9 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     table = run(args)
     sys.stdout.write(table)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"inflight-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.md"
-        path.write_text(table)
+        path = write_result("inflight", table)
         sys.stderr.write(f"written to {path}\n")
     return 0
 

@@ -34,6 +34,7 @@ import httpx
 import redis
 
 from bench.client import CLIENT_LIMITS, post_turn
+from bench.measure import process_tree, write_result
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
 from shared.backends.codec import unpack
@@ -43,7 +44,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.sse import SseEvent, read_events
 from worker.application import create_celery_app
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # As docker-compose.yml starts Redis: a stream preallocates one node of this many bytes.
 COMPOSE_STREAM_NODE_MAX_BYTES = 2048
 
@@ -207,8 +207,7 @@ def _proc_kb(pid: int, field_name: str, path: str) -> int:
 
 
 def worker_pss_kb(pid: int) -> int:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sum(_proc_kb(p, "Pss", "smaps_rollup") for p in [pid, *map(int, children)])
+    return sum(_proc_kb(p, "Pss", "smaps_rollup") for p in process_tree(pid))
 
 
 def session_bytes(client: redis.Redis, session_id: str) -> tuple[int, int]:
@@ -516,10 +515,7 @@ def _raw_worker(stack: ServiceStack, args: argparse.Namespace) -> None:
 def paused(workers: list[Any]) -> Iterator[None]:
     """The worker processes (and their pool children) stopped, so that a row measures the
     gateway without the workers taking the CPU; continued afterwards."""
-    pids = []
-    for worker in workers:
-        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-        pids += [worker.pid, *map(int, children)]
+    pids = [pid for worker in workers for pid in process_tree(worker.pid)]
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -575,9 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     table = run(args)
     sys.stdout.write(table)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        (RESULTS / f"turns-{stamp}.md").write_text(table)
+        write_result("turns", table)
     return 0
 
 

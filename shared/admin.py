@@ -18,7 +18,7 @@ import redis
 import redis.sentinel
 
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
-from shared.backends.keys import KEY_PREFIX, SessionKeys, pending_sessions_key
+from shared.backends.keys import DEFAULT_QUEUE, KEY_PREFIX, SessionKeys, pending_sessions_key
 from shared.backends.redis_scripts import IMPORT
 from shared.errors import PortalsError
 from shared.ids import is_session_id
@@ -79,7 +79,7 @@ class SessionStore:
     ) -> None:
         self.client = client
         self.default_ttl_ms = default_ttl_ms
-        self.pending_sessions = pending_sessions_key(queue) if queue else pending_sessions_key()
+        self.pending_sessions = pending_sessions_key(queue or DEFAULT_QUEUE)
         self.codec = codec or Codec()
         self._import = client.register_script(IMPORT)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException
 from api.deps import Backend, Queue, SettingsDep
 from api.metrics import CONTENT_TYPE_LATEST, exposition
 from api.openapi import errors
+from api.ratelimit import client_address
 from shared.errors import BackendUnavailable
 from shared.metrics import ACTIVE_SESSIONS, QUEUE_DEPTH
 
@@ -93,11 +93,5 @@ async def metrics(
 def _may_scrape(request: Request, allowed: Sequence[IPv4Network | IPv6Network]) -> bool:
     """Whether the client (the player's address behind a trusted proxy) is in a network
     allowed to read the metrics: the exposition tells an attacker how loaded the service is."""
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in allowed)
+    address = client_address(request)
+    return address is not None and any(address in network for network in allowed)

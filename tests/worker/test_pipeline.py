@@ -302,7 +302,6 @@ async def test_a_superseded_attempt_neither_narrates_nor_commits(
             out.delta("before the takeover ")
             rival = backend.start_turn(sid, turn.turn_id, time.time(), runner="rival")
             assert asyncio.run_coroutine_threadsafe(rival, loop).result(10) is not None
-            time.sleep(s.narration_delta_interval)  # the next piece is published at once
             out.delta("after the takeover")
         return step
 
@@ -315,7 +314,8 @@ async def test_a_superseded_attempt_neither_narrates_nor_commits(
         return event_id
 
     monkeypatch.setattr(backend, "append_event", recording)
-    pipeline = TurnPipeline(backend, settings, loop=loop, step_runner=overtaken)  # type: ignore[arg-type]
+    every_piece = settings.model_copy(update={"narration_delta_interval": 0})  # none held back
+    pipeline = TurnPipeline(backend, every_piece, loop=loop, step_runner=overtaken)  # type: ignore[arg-type]
     assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
     assert "before the takeover " in written and "after the takeover" not in written
     # Our lease was never really taken here, so we ran the turn again, as its third attempt.
