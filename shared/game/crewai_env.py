@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared.directories import ensure_directory
 
-__all__ = ["configure_crewai", "quiet_crewai_console"]
+__all__ = ["configure_crewai", "detach_idle_trace_collection", "quiet_crewai_console"]
 
 _DEFAULTS = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -53,3 +53,28 @@ def quiet_crewai_console() -> None:
 
 
 _CONSOLE_LISTENER = "crewai.events.event_listener"
+_TRACE_LISTENER = "crewai.events.listeners.tracing.trace_listener"
+
+
+def detach_idle_trace_collection() -> bool:
+    """Take CrewAI's trace collector off the event bus when tracing is off. True if it was.
+
+    With `CREWAI_TRACING_ENABLED=false`, CrewAI still registers the collector when its user
+    file (under CREWAI_STORAGE_DIR) has no record of a first run, as on every fresh worker
+    image: it then builds a trace event in its own thread for every flow start and finish
+    and every LLM call, about 0.2 ms of CPU per turn, for traces that are never sent. The
+    collector registers once per process: set up now and detached, it stays off. An operator
+    who turns tracing on keeps it."""
+    from crewai.events.event_bus import crewai_event_bus
+    from crewai.events.listeners.tracing.trace_listener import TraceCollectionListener
+    from crewai.events.listeners.tracing.utils import should_enable_tracing
+
+    if should_enable_tracing():
+        return False
+    TraceCollectionListener().setup_listeners(crewai_event_bus)
+    registered = getattr(crewai_event_bus, "_sync_handlers", {})
+    for event_type, handlers in list(registered.items()):
+        for handler in handlers:
+            if getattr(handler, "__module__", "") == _TRACE_LISTENER:
+                crewai_event_bus.off(event_type, handler)
+    return True

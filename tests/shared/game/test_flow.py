@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pytest
@@ -81,3 +83,41 @@ def test_persistence_save_only_stages() -> None:
     persistence.save_state("f" * 24, "begin", saved.model_copy(update={"location": "x"}))
     assert persistence.staged("f" * 24)["location"] == "x"  # type: ignore[index]
     assert persistence.load_state("f" * 24)["location"] == saved.location  # type: ignore[index]
+
+
+def test_a_step_runs_entirely_on_the_calling_thread() -> None:
+    # The step's loop is its thread's alone: CrewAI's hand-offs to other threads (sync
+    # methods, the persistence hook, the bus flush) would only make it wait.
+    seen: list[int] = []
+
+    class RecordingNarrator(OfflineNarrator):
+        def narrate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(threading.get_ident())
+            return super().narrate(*args, **kwargs)
+
+    def load(_: str) -> GameState:
+        seen.append(threading.get_ident())
+        return make_state()
+
+    run_turn_step(
+        "f" * 24, turn("Play Pip, a halfling rogue"), load_state=load, narrator=RecordingNarrator()
+    )
+    assert seen and set(seen) == {threading.get_ident()}
+
+
+def test_flow_methods_are_coroutines() -> None:
+    # A sync method is handed to a thread by CrewAI on every call.
+    flow = GameSessionFlow(initial_state=make_state())
+    assert all(asyncio.iscoroutinefunction(m) for m in flow._methods.values())
+
+
+def test_idle_trace_collection_is_off_the_event_bus() -> None:
+    from crewai.events.event_bus import crewai_event_bus
+    from crewai.events.types.flow_events import FlowFinishedEvent, FlowStartedEvent
+
+    from shared.game.crewai_env import detach_idle_trace_collection
+
+    assert detach_idle_trace_collection()  # CREWAI_TRACING_ENABLED=false, as the service runs
+    for event_type in (FlowStartedEvent, FlowFinishedEvent):
+        handlers = crewai_event_bus._sync_handlers.get(event_type, frozenset())
+        assert not [h for h in handlers if "tracing" in getattr(h, "__module__", "")]
