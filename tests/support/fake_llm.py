@@ -10,6 +10,9 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `stall`: never answers within a client's timeout;
 - `gated`: streams like `slow` but stops after `GATE_AFTER_CHUNKS` chunks until the test
   opens `FakeLLM.gate` (so a test can act while a turn is surely half told);
+- `tokens`: like `story`, streamed one chunk per token (a word), as most hosted models do;
+- `nostream`: like `story`, but answers a streamed request with the whole completion;
+- `limited`: HTTP 429 with `Retry-After: 7` every time;
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
 
@@ -113,9 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_: Any) -> None:
         return None
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
+    def _json(self, status: int, body: dict[str, Any], retry_after: str | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("retry-after", retry_after)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
@@ -127,6 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.requests.append({**body, "authorization": self.headers.get("authorization")})
         model = body["model"]
+        if model == "limited":
+            self._json(429, {"error": {"message": "slow down"}}, retry_after="7")
+            return
         if model == "down" or (model == "flaky" and fake.next_count() % 2 == 1):
             self._json(503 if model == "down" else 500, {"error": {"message": "unavailable"}})
             return
@@ -147,11 +155,16 @@ class _Handler(BaseHTTPRequestHandler):
             "completion_tokens": completion_tokens,
             "total_tokens": 50 + completion_tokens,
         }
-        if body.get("stream"):
+        if body.get("stream") and model != "nostream":
             slow = model in ("slow", "gated")
             gate = fake.gate if model == "gated" else None
             delay = SLOW_CHUNK_DELAY if slow else 0.0
-            self._stream(body, text, finish, usage, delay=delay, gate=gate)
+            pieces = (
+                [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
+                if model == "tokens"
+                else [text[start : start + 12] for start in range(0, len(text), 12)]
+            )
+            self._stream(body, pieces, finish, usage, delay=delay, gate=gate)
             return
         self._json(
             200,
@@ -174,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(
         self,
         body: dict[str, Any],
-        text: str,
+        pieces: list[str],
         finish: str,
         usage: dict[str, int],
         delay: float,
@@ -196,10 +209,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
             self.wfile.flush()
 
-        for number, start in enumerate(range(0, len(text), 12)):
+        for number, piece in enumerate(pieces):
             if gate is not None and number == GATE_AFTER_CHUNKS:
                 gate.wait(GATE_LIMIT)
-            chunk({"content": text[start : start + 12]}, None)
+            chunk({"content": piece}, None)
             if delay:
                 time.sleep(delay)
         chunk({}, finish, usage=usage)

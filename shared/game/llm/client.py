@@ -1,15 +1,10 @@
-"""A chat completion through CrewAI's own `LLM` client, with the service's retry policy and
-streaming through CrewAI's stream-chunk events.
+"""A chat completion through the service's CrewAI LLM (`HttpChatLLM`), with the service's retry
+policy.
 
-CrewAI calls stream-chunk handlers synchronously in the calling thread, so the sink for the
-chunks of the current call is a context variable: concurrent turns in other threads (a thread
-pool) each see their own.
-
-Building an `LLM` builds two OpenAI clients, each with a TLS context that loads the whole CA
-bundle: about 65 ms of CPU, most of what a turn cost, and a new connection (a new TLS
-handshake) for every call. Idle clients are therefore kept in a pool and lent to one call at
-a time, so concurrent calls never share one and each call's token usage is the difference of
-its client's counters before and after.
+Building a client loads a TLS context (the whole CA bundle, tens of milliseconds of CPU) and
+a new client means a new connection, so one client per configuration is kept for the life
+of the process and shared by every call: it is thread-safe, each call's usage is in its own
+reply, and its connection pool lets concurrent turns call at once.
 """
 
 from __future__ import annotations
@@ -17,39 +12,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
 from shared.settings import Settings, get_settings
 
 configure_crewai(get_settings().crewai_storage_dir)
 
-from crewai import LLM  # noqa: E402
-from crewai.events.event_bus import crewai_event_bus  # noqa: E402
-from crewai.events.types.llm_events import LLMStreamChunkEvent  # noqa: E402
-
 from shared.errors import NarratorUnavailable  # noqa: E402
+from shared.game.llm.http_llm import ChunkSink, HttpChatLLM  # noqa: E402
 from shared.models import TokenUsage  # noqa: E402
 
 quiet_crewai_console()
 
-__all__ = ["ChatClient", "Completion", "LLMPool"]
+__all__ = ["ChatClient", "Completion", "shared_llm"]
 
 logger = logging.getLogger(__name__)
-
-ChunkSink = Callable[[str], None]
-_sink: ContextVar[ChunkSink | None] = ContextVar("pocket_portals_chunk_sink", default=None)
-
-
-@crewai_event_bus.on(LLMStreamChunkEvent)
-def _forward_chunk(_source: Any, event: LLMStreamChunkEvent) -> None:
-    sink = _sink.get()
-    if sink is not None and event.chunk:
-        sink(event.chunk)
 
 
 @dataclass(frozen=True)
@@ -58,33 +38,39 @@ class Completion:
     usage: TokenUsage
 
 
-class LLMPool:
-    """Idle `LLM` clients by the settings they were built with, each lent to one call at a
-    time. The pool never holds more clients than calls ran at once at its busiest."""
+_clients: dict[tuple[Any, ...], HttpChatLLM] = {}
+_clients_lock = threading.Lock()
 
-    def __init__(self) -> None:
-        self._idle: dict[tuple[Any, ...], list[LLM]] = {}
-        self._lock = threading.Lock()
 
-    @contextmanager
-    def lend(self, key: tuple[Any, ...], build: Callable[[], LLM]) -> Iterator[LLM]:
-        with self._lock:
-            idle = self._idle.get(key)
-            llm = idle.pop() if idle else None
+def _key(settings: Settings) -> tuple[Any, ...]:
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return (
+        settings.llm_model,
+        settings.llm_base_url,
+        key,
+        settings.llm_temperature,
+        settings.llm_timeout,
+        settings.worker_step_threads,
+    )
+
+
+def shared_llm(settings: Settings) -> HttpChatLLM:
+    """The process's client for these settings, built on first use."""
+    key = _key(settings)
+    with _clients_lock:
+        llm = _clients.get(key)
         if llm is None:
-            llm = build()
-        yield llm
-        # Only after a call that worked: a client whose call failed may hold a broken
-        # connection, and building a new one is cheap next to a failure.
-        with self._lock:
-            self._idle.setdefault(key, []).append(llm)
-
-    def idle(self) -> int:
-        with self._lock:
-            return sum(len(clients) for clients in self._idle.values())
-
-
-_POOL = LLMPool()
+            api_key = settings.llm_api_key
+            llm = _clients[key] = HttpChatLLM(
+                model=settings.llm_model,
+                base_url=settings.llm_base_url,
+                api_key=api_key.get_secret_value() if api_key else None,
+                temperature=settings.llm_temperature,
+                timeout=settings.llm_timeout,
+                # As many connections kept open as calls can be in flight in this process.
+                max_connections=settings.worker_step_threads,
+            )
+        return llm
 
 
 def _reason(exc: BaseException) -> str:
@@ -94,38 +80,9 @@ def _reason(exc: BaseException) -> str:
 
 
 class ChatClient:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        pool: LLMPool | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._sleep = sleep
-        self._pool = pool or _POOL
-
-    def _key(self) -> tuple[Any, ...]:
-        # What the clients are built with. max_tokens and stream are not in it: they change
-        # from call to call (the turn's token budget), and are set on the lent client, which
-        # CrewAI reads when the call runs.
-        s = self.settings
-        key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
-        return (s.llm_model, s.llm_base_url, key, s.llm_temperature, s.llm_timeout)
-
-    def _llm(self, max_tokens: int, stream: bool) -> LLM:
-        key = self.settings.llm_api_key
-        return LLM(
-            model=self.settings.llm_model,
-            base_url=self.settings.llm_base_url,
-            # Local servers (vLLM, Ollama) want no key, but the OpenAI client insists on one.
-            api_key=key.get_secret_value() if key else "not-needed",
-            temperature=self.settings.llm_temperature,
-            max_tokens=max_tokens,
-            timeout=self.settings.llm_timeout,
-            max_retries=0,  # our retries, with our backoff and restart signal
-            stream=stream,
-        )
 
     def complete(
         self,
@@ -140,15 +97,10 @@ class ChatClient:
         first, so a caller that streamed part of a reply can say it starts over); then
         `NarratorUnavailable`."""
         attempts = self.settings.llm_retries + 1
-        stream = on_chunk is not None
+        llm = shared_llm(self.settings)
         for attempt in range(1, attempts + 1):
-            token = _sink.set(on_chunk)
             try:
-                with self._pool.lend(self._key(), lambda: self._llm(max_tokens, stream)) as llm:
-                    llm.max_tokens, llm.stream = max_tokens, stream
-                    before = llm.get_token_usage_summary()
-                    text = llm.call(cast(Any, messages))
-                    metrics = llm.get_token_usage_summary().delta_since(before)
+                reply = llm.complete(messages, max_tokens=max_tokens, on_chunk=on_chunk)
             except Exception as exc:
                 reason = _reason(exc)
                 logger.warning("LLM call failed (attempt %d/%d): %s", attempt, attempts, reason)
@@ -158,12 +110,5 @@ class ChatClient:
                     on_retry(attempt + 1)
                 self._sleep(self.settings.llm_retry_backoff * 2 ** (attempt - 1))
                 continue
-            finally:
-                _sink.reset(token)
-            usage = TokenUsage(
-                prompt_tokens=metrics.prompt_tokens,
-                completion_tokens=metrics.completion_tokens,
-                total_tokens=metrics.total_tokens,
-            )
-            return Completion(text if isinstance(text, str) else str(text), usage)
+            return Completion(reply.text, reply.usage)
         raise AssertionError("unreachable")

@@ -1,0 +1,202 @@
+"""`HttpChatLLM`: a CrewAI `BaseLLM` that speaks the OpenAI chat-completions protocol over one
+plain httpx client.
+
+CrewAI's own OpenAI provider goes through the openai SDK, which builds a pydantic model for
+every streamed chunk, and then emits a CrewAI event for it: 85–110 µs of CPU per chunk, where
+reading the stream line by line and decoding each chunk's JSON costs under 10. A provider
+that sends one chunk per token made that most of an LLM turn's CPU. This client reads the
+server-sent events itself and hands each piece of text straight to the caller's sink; it
+emits no event per chunk or per call (the service counts calls and tokens itself).
+
+One instance is thread-safe and meant to be shared: everything a call needs is local to it,
+and the httpx client keeps a pool of connections (kept alive, so a call rarely pays a TLS
+handshake). It is a `BaseLLM`, so a CrewAI Agent can use it too (`call`).
+
+`LLM_MODEL` keeps CrewAI's provider prefix: `openai/<model>` and the OpenAI-compatible
+providers CrewAI knows (`ollama/…`, `openrouter/…`, `hosted_vllm/…`, …) are stripped, and give
+the default endpoint when `LLM_BASE_URL` is unset; any other name is sent as it is (an
+OpenRouter-style gateway takes `anthropic/claude-…`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from crewai.llms.base_llm import BaseLLM
+from crewai.llms.providers.openai_compatible.completion import OPENAI_COMPATIBLE_PROVIDERS
+from pydantic import PrivateAttr
+
+from shared.models import TokenUsage
+
+__all__ = ["ChunkSink", "HttpChatLLM", "LLMCallFailed", "Reply", "resolve_model"]
+
+ChunkSink = Callable[[str], None]
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class LLMCallFailed(Exception):
+    """The endpoint answered with an error status (or not in the protocol)."""
+
+    def __init__(self, status_code: int | None, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status_code}" if status_code else "malformed reply")
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    usage: TokenUsage
+
+
+def resolve_model(model: str, base_url: str | None) -> tuple[str, str]:
+    """(the model name the endpoint expects, the endpoint's base URL)."""
+    provider, _, name = model.partition("/")
+    if name and provider == "openai":
+        return name, base_url or OPENAI_BASE_URL
+    if name and provider in OPENAI_COMPATIBLE_PROVIDERS:
+        return name, base_url or OPENAI_COMPATIBLE_PROVIDERS[provider].base_url
+    return model, base_url or OPENAI_BASE_URL
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _usage(data: dict[str, Any] | None) -> TokenUsage:
+    data = data or {}
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(data.get("total_tokens") or prompt + completion),
+    )
+
+
+class HttpChatLLM(BaseLLM):
+    llm_type: str = "pocket_portals_http"
+    timeout: float = 30.0
+    max_connections: int = 64
+    _client: httpx.Client = PrivateAttr()
+    _endpoint: str = PrivateAttr()
+    _model_name: str = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self._model_name, base = resolve_model(self.model, self.base_url)
+        self._endpoint = base.rstrip("/") + "/chat/completions"
+        headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=self.max_connections
+            ),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        on_chunk: ChunkSink | None = None,
+    ) -> Reply:
+        """One chat completion; streamed when `on_chunk` is given (it gets each piece of
+        text as it comes). Raises httpx errors for transport failures and timeouts,
+        `LLMCallFailed` for an error status."""
+        body: dict[str, Any] = {"model": self._model_name, "messages": messages}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        tokens = max_tokens if max_tokens is not None else self.max_tokens
+        if tokens is not None:
+            body["max_tokens"] = int(tokens)
+        if self.stop:
+            body["stop"] = self.stop
+        if on_chunk is None:
+            response = self._client.post(self._endpoint, json=body)
+            if response.status_code >= 400:
+                raise LLMCallFailed(response.status_code, _retry_after(response))
+            return self._whole(response.json())
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        with self._client.stream("POST", self._endpoint, json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise LLMCallFailed(response.status_code, _retry_after(response))
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                # A server that ignores `stream` answers with the whole completion: nothing
+                # was streamed, the caller tells it at once.
+                response.read()
+                return self._whole(response.json())
+            return self._streamed(response, on_chunk)
+
+    @staticmethod
+    def _whole(data: Any) -> Reply:
+        try:
+            text = data["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise LLMCallFailed(None) from None
+        return Reply(str(text), _usage(data.get("usage")))
+
+    @staticmethod
+    def _streamed(response: httpx.Response, on_chunk: ChunkSink) -> Reply:
+        parts: list[str] = []
+        usage: dict[str, Any] | None = None
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue  # comments, event names, blank separators
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise LLMCallFailed(None) from None
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    parts.append(text)
+                    on_chunk(text)
+        return Reply("".join(parts), _usage(usage))
+
+    def call(
+        self,
+        messages: Any,
+        tools: Any = None,
+        callbacks: Any = None,
+        available_functions: Any = None,
+        from_task: Any = None,
+        from_agent: Any = None,
+        response_model: Any = None,
+    ) -> str:
+        """CrewAI's interface (for an Agent given this LLM): plain text in, text out; tools
+        and response models are not offered to the endpoint."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        reply = self.complete(list(messages))
+        self._track_token_usage_internal(
+            {
+                "prompt_tokens": reply.usage.prompt_tokens,
+                "completion_tokens": reply.usage.completion_tokens,
+                "total_tokens": reply.usage.total_tokens,
+            }
+        )
+        return reply.text
+
+    def supports_function_calling(self) -> bool:
+        return False
+
+    def get_context_window_size(self) -> int:
+        return 8192
