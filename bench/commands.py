@@ -2,6 +2,7 @@
 
     python -m bench.commands               # 50 offline turns, one at a time, one session
     python -m bench.commands --turns 200
+    python -m bench.commands --trace       # and one turn's store commands, in order
 
 The store and the broker each run on a redis-server of their own, started here on free
 loopback ports, beside one prefork worker and a uvicorn gateway. A player submits a turn and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -55,6 +57,44 @@ def _settled_counts(url: str) -> Counter[str]:
     return command_counts(url)
 
 
+def _trace_one_turn(url: str, player: Player) -> str:
+    """One turn's store commands in the order Redis ran them (MONITOR), a script's own calls
+    indented under it: where a turn's commands come from."""
+    lines: list[str] = []
+    with redis.Redis.from_url(url) as client, client.monitor() as monitor:
+        stop = threading.Event()
+
+        def play() -> None:
+            try:
+                _play(player, 1)
+                time.sleep(0.5)  # the worker's release and last look, after the result
+            finally:
+                stop.set()
+                with redis.Redis.from_url(url) as poke:
+                    poke.ping()  # MONITOR waits for a command: give it one to see
+
+        threading.Thread(target=play, daemon=True).start()
+        for entry in monitor.listen():
+            if stop.is_set():
+                break
+            command = str(entry["command"])
+            words = command.split(" ")
+            shown = " ".join(w if len(w) <= 48 else w[:20] + "…" for w in words[:6])
+            indent = "    " if entry.get("client_type") == "lua" else ""
+            lines.append(f"{indent}{shown}")
+    return "\n".join(
+        [
+            "",
+            "One turn's store commands, in order (script calls indented):",
+            "",
+            "```",
+            *lines,
+            "```",
+            "",
+        ]
+    )
+
+
 def render(store: Counter[str], broker: Counter[str], turns: int) -> str:
     lines = [
         f"# Redis commands per turn {datetime.now(UTC).isoformat(timespec='seconds')}",
@@ -83,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    parser.add_argument("--trace", action="store_true", help="list one turn's store commands")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pocket-commands-") as tmp:
         broker = RedisServer(Path(tmp) / "broker", appendonly=False).start()
@@ -113,13 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             _play(player, args.turns)
             store_after = _settled_counts(store.url)
             broker_after = command_counts(broker.url)
+            trace = _trace_one_turn(store.url, player) if args.trace else ""
         finally:
             if player is not None:
                 player.close()
             stack.stop()
             store.stop()
             broker.stop()
-    table = render(store_after - store_before, broker_after - broker_before, args.turns)
+    table = render(store_after - store_before, broker_after - broker_before, args.turns) + trace
     sys.stdout.write(table)
     if not args.no_write:
         write_result("commands", table)

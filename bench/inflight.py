@@ -27,6 +27,7 @@ the whole run. The tables give:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -225,6 +226,95 @@ def measure(
         broker.stop()
 
 
+@dataclass
+class ChunkCost:
+    chunks_per_turn: dict[str, float]
+    cpu_ms_per_turn: dict[str, float]
+    floor_us_per_chunk: float
+
+    def service_us_per_chunk(self) -> float:
+        """The worker's extra CPU for each extra chunk, from the two chunkings of one reply."""
+        chunks = self.chunks_per_turn["tokens"] - self.chunks_per_turn["pieces"]
+        cpu = self.cpu_ms_per_turn["tokens"] - self.cpu_ms_per_turn["pieces"]
+        return cpu * 1000 / chunks if chunks else 0.0
+
+
+def _plain_reader_us_per_chunk(llm: FakeLLM, calls: int) -> float:
+    """The floor: a plain httpx stream reader (lines, one JSON decode per chunk) on the same
+    fake endpoint and per-token reply, in this process."""
+    body = {
+        "model": "wait-0+tokens",
+        "messages": [{"role": "user", "content": "Your options now:\n1. a\n2. b\n3. c"}],
+        "stream": True,
+    }
+    with httpx.Client(base_url=llm.base_url) as client:
+
+        def read() -> int:
+            chunks = 0
+            with client.stream("POST", "/chat/completions", json=body) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                        json.loads(line[5:])
+                        chunks += 1
+            return chunks
+
+        read()
+        started, chunks = time.process_time(), 0
+        for _ in range(calls):
+            chunks += read()
+        return (time.process_time() - started) * 1e6 / max(chunks, 1)
+
+
+def chunk_cost(llm: FakeLLM, workdir: Path, turns: int) -> ChunkCost:
+    """One player's LLM turns back to back (the LLM answers at once) with the reply streamed
+    in 12-character pieces, then one chunk per token: the worker's CPU per turn for each, so
+    the cost of a chunk shows apart from the rest of a turn's."""
+    chunks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for style, model in (("pieces", "openai/wait-0"), ("tokens", "openai/wait-0+tokens")):
+        env = {
+            "NARRATOR": "llm",
+            "LLM_MODEL": model,
+            "LLM_BASE_URL": llm.base_url,
+            "LLM_API_KEY": "sk-bench",
+            "LLM_FALLBACK": "fail",
+            "MAX_TURNS": "100000",
+        }
+        stack = ServiceStack(workdir / style, workers=1, concurrency=4, env=env, pool="threads")
+        player = _Player(stack.gateway.url)
+        try:
+            player.play(5)  # the worker warms up: imports, clients, connections
+            worker = stack.workers[0]
+            before, sent = _cpu_seconds(worker), llm.chunks_sent
+            player.play(turns)
+            cpu[style] = (_cpu_seconds(worker) - before) * 1000 / turns
+            chunks[style] = (llm.chunks_sent - sent) / turns
+        finally:
+            player.close()
+            stack.stop()
+    return ChunkCost(chunks, cpu, _plain_reader_us_per_chunk(llm, max(20, turns)))
+
+
+def _chunk_extra(cost: ChunkCost) -> list[tuple[str, str]]:
+    per = {k: f"{v:.1f}" for k, v in cost.chunks_per_turn.items()}
+    service = cost.service_us_per_chunk()
+    return [
+        (
+            "LLM turn back to back, reply in 12-char pieces: chunks / worker CPU per turn",
+            f"{per['pieces']} / {cost.cpu_ms_per_turn['pieces']:.2f} ms",
+        ),
+        (
+            "per-token stream (one chunk per token): chunks / worker CPU per turn",
+            f"{per['tokens']} / {cost.cpu_ms_per_turn['tokens']:.2f} ms",
+        ),
+        (
+            "worker CPU per streamed chunk / plain httpx reader (floor) / above the floor",
+            f"{service:.1f} µs / {cost.floor_us_per_chunk:.1f} µs / "
+            f"{service - cost.floor_us_per_chunk:.1f} µs (target <= 15)",
+        ),
+    ]
+
+
 def _extra(pool: str, result: Run, delay: float) -> list[tuple[str, str]]:
     rate = result.row.throughput
     floor = result.llm_calls_per_turn * delay
@@ -275,6 +365,8 @@ def run(args: argparse.Namespace) -> str:
             result.row.note = f"{result.llm_calls_per_turn:.2f} LLM calls per turn"
             rows.append(result.row)
             extra += _extra(pool, result, args.llm_delay)
+        logger.info("measuring the cost of a streamed chunk")
+        extra += _chunk_extra(chunk_cost(llm, Path(tmp) / "chunks", args.chunk_turns))
     header = (
         f"# In-flight LLM turns per worker process ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
         f"Machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} cores, Python "
@@ -291,10 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--llm-delay", type=float, default=2.0)
+    parser.add_argument("--chunk-turns", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="tiny counts, for smoke tests")
     args = parser.parse_args(argv)
     if args.quick:
         args.players, args.rounds, args.threads, args.llm_delay = 6, 1, 8, 0.2
+        args.chunk_turns = 3
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     table = run(args)

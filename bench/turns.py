@@ -34,7 +34,7 @@ import httpx
 import redis
 
 from bench.client import CLIENT_LIMITS, post_turn
-from bench.measure import process_tree, write_result
+from bench.measure import cpu_seconds, process_tree, write_result
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
 from shared.backends.codec import unpack
@@ -361,7 +361,9 @@ def run(args: argparse.Namespace) -> str:
                 raw.round_trip()
 
             floor = timed(rows, "floor: same work in-process (redis-py, no queue)", raw.floor, n)
+            raw_tree = _Cpu([stack.workers[-1].pid])
             raw_seq = timed(rows, "raw Celery task round trip, sequential", raw.round_trip, n)
+            raw_cpu = raw_tree.per(n)
             raw_par = timed(
                 rows,
                 "raw Celery task round trip, 100 concurrent",
@@ -376,12 +378,15 @@ def run(args: argparse.Namespace) -> str:
                 player.turn_by_sse,
                 n,
             )
+            service_workers = _Cpu([w.pid for w in stack.workers[: args.workers]])
+            gateway = _Cpu([stack.gateway.pid])
             poll = timed(
                 rows,
                 "turn end to end: POST -> result (long-poll), one player",
                 player.turn_by_long_poll,
                 n,
             )
+            worker_cpu, gateway_cpu = service_workers.per(n), gateway.per(n)
             player.close()
             # Spread over sessions so no session reaches its pending-turn limit.
             posters = [Player(base) for _ in range(max(1, n // 4))]
@@ -470,6 +475,15 @@ def run(args: argparse.Namespace) -> str:
                     " (target <= 2)",
                 ),
                 ("gateway requests/s (GET, one uvicorn process)", f"{reads.throughput:.0f}"),
+                (
+                    "worker CPU per offline turn (long-poll row; all worker processes)",
+                    f"{worker_cpu:.2f} ms (target <= 3); raw Celery worker per task "
+                    f"{raw_cpu:.2f} ms",
+                ),
+                (
+                    "gateway CPU per turn (POST + long-poll GET)",
+                    f"{gateway_cpu:.2f} ms (target <= 2.5)",
+                ),
                 ("floor p50", f"{floor.percentile(0.5):.2f} ms"),
             ]
         finally:
@@ -485,6 +499,18 @@ def run(args: argparse.Namespace) -> str:
         f"{n} samples per sequential row"
     )
     return render(rows, extra, header)
+
+
+class _Cpu:
+    """CPU time (utime + stime) that processes (with their pool children) spend from now."""
+
+    def __init__(self, pids: list[int], *, tree: bool = True) -> None:
+        self.pids = [p for pid in pids for p in (process_tree(pid) if tree else [pid])]
+        self.start = cpu_seconds(self.pids)
+
+    def per(self, count: int) -> float:
+        """Milliseconds per one of `count` operations since construction."""
+        return (cpu_seconds(self.pids) - self.start) * 1000 / max(1, count)
 
 
 def _raw_worker(stack: ServiceStack, args: argparse.Namespace) -> None:

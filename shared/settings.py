@@ -135,15 +135,13 @@ class Settings(BaseSettings):
     # seconds); players of existing sessions go on. 0 turns the guard off.
     session_store_memory_watermark: Annotated[float, Field(ge=0, le=1)] = 0.9
     store_memory_check_interval: Seconds = 1.0
-    # Entries of conversation_history kept in the state (the narrator's memory, and where a
-    # completed turn's narrative is stored).
-    history_limit: Annotated[int, Field(ge=20)] = 20
+    # Entries of conversation_history kept in the state (the narrator's memory).
+    history_limit: Annotated[int, Field(ge=1)] = 20
     # Finished turns whose final event (turn.completed or turn.failed) a session keeps for
-    # resuming streams; every event of a turn in flight is kept. Not above HISTORY_LIMIT: a
-    # kept turn.completed reads its narrative from the history.
+    # resuming streams; every event of a turn in flight is kept.
     events_maxlen: Annotated[int, Field(gt=0)] = 8
-    # Records of the newest turns kept for polling; never more than HISTORY_LIMIT, because a
-    # record finds its narrative in the history.
+    # Records of the newest turns kept for polling (above MAX_PENDING_TURNS: a pending
+    # turn's record is never pruned).
     turn_records_kept: Annotated[int, Field(gt=0)] = 12
     max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
     long_poll_max: Seconds = 30.0
@@ -231,11 +229,6 @@ class Settings(BaseSettings):
                 "TURN_RECORDS_KEPT must exceed MAX_PENDING_TURNS: records of pending turns "
                 "must never be pruned."
             )
-        if self.turn_records_kept > self.history_limit:
-            raise ConfigurationError(
-                "TURN_RECORDS_KEPT must not exceed HISTORY_LIMIT: a completed turn's record "
-                "reads its narrative from the conversation history, so it cannot outlive it."
-            )
         # Refuse a malformed Sentinel URL now, not on the first turn.
         sentinel_target(self.redis_url)
         sentinel_target(self.broker_url)
@@ -243,11 +236,6 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "REDIS_URL names a Redis Cluster, which Celery cannot use as a broker: set "
                 "CELERY_BROKER_URL to a standalone (or Sentinel-managed) Redis."
-            )
-        if self.events_maxlen > self.history_limit:
-            raise ConfigurationError(
-                "EVENTS_MAXLEN must not exceed HISTORY_LIMIT: a kept turn.completed event "
-                "reads its narrative from the conversation history, so it cannot outlive it."
             )
         if not self.crewai_storage_dir.is_absolute():
             object.__setattr__(self, "crewai_storage_dir", self.crewai_storage_dir.absolute())

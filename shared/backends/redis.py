@@ -402,12 +402,8 @@ class RedisBackend:
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
         keys = SessionKeys(session_id)
         async with self._guard():
-            # The state rides along: a completed turn's narrative is read from its history.
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(keys.turns, turn_id)
-            pipe.hget(keys.state, "state")
-            raw, state = await pipe.execute()
-        return None if raw is None else record_from(session_id, raw, state)
+            raw = await self.client.hget(keys.turns, turn_id)
+        return None if raw is None else await self._load_record(session_id, raw)
 
     async def head_turn(
         self, session_id: str, *, lease: tuple[str, float] | None = None
@@ -420,7 +416,7 @@ class RedisBackend:
             raise LeaseLost(session_id, lease[0])
         return None if raw is None else await self._load_record(session_id, raw)
 
-    async def _load_record(self, session_id: str, raw: str) -> TurnRecord:
+    async def _load_record(self, session_id: str, raw: str | bytes) -> TurnRecord:
         document = json.loads(unpack(raw))
         state = None
         if narrative_elsewhere(document):
@@ -486,10 +482,10 @@ class RedisBackend:
                 state.version,
                 record.turn_id,
                 self.codec.pack(STATE, new_state.model_dump_json()),
-                dump_record(record, self.codec, new_state),
+                dump_record(record, self.codec),
                 self.session_ttl,
                 self.events_maxlen,
-                event_data(record, result=result_document(record, new_state)),
+                event_data(record, result=result_document(record)),
                 runner or "",
             ],
         )
@@ -569,12 +565,12 @@ class RedisBackend:
             pipe = self.client.pipeline(transaction=False)
             pipe.xrevrange(keys.events, count=1)
             pipe.hget(keys.turns, turn_id)
-            pipe.hmget(keys.state, ["owner", "state"])
-            entries, raw, (owner, state) = await pipe.execute()
+            pipe.hget(keys.state, "owner")
+            entries, raw, owner = await pipe.execute()
         if not isinstance(owner, str) or not is_owner(owner):
             raise SessionNotFound(session_id)
         cursor = str(entries[0][0]) if entries else "0-0"
-        return cursor, None if raw is None else record_from(session_id, raw, state)
+        return cursor, None if raw is None else await self._load_record(session_id, raw)
 
     async def last_event_id(self, session_id: str) -> str:
         async with self._guard():

@@ -1,9 +1,11 @@
 """How the Redis backend lays out its documents: states and turn records packed (see
-`codec`), and a completed turn's narrative kept once, in the state's history.
+`codec`); a completed record and its turn.completed event carry their narrative.
 
-A completed record and its turn.completed event are stored without the narrative when the
-state committed with them holds it; readers put it back from the history. The turn records
-and final events kept never outlive the history (Settings checks the bounds).
+Until version 0.1 of this layout a completed record and its event left the narrative out
+when the state's history held it, and readers put it back from there, which made every read
+of a finished turn (the long-poll, the stream) read and decode the whole state too, and tied
+TURN_RECORDS_KEPT and EVENTS_MAXLEN to HISTORY_LIMIT. Such documents, written before an
+upgrade, are still read the old way (`narrative_elsewhere`) until they age out.
 """
 
 from __future__ import annotations
@@ -38,36 +40,22 @@ def state_from(stored: str | bytes) -> GameState:
     return GameState.model_validate(migrate_state(json.loads(unpack(stored))))
 
 
-def told_in_history(record: TurnRecord, state: GameState | None) -> bool:
-    """Whether `state`'s history holds the narrative of `record`'s result. The turn records
-    and final events kept never outlive the history (see Settings), so such a narrative is
-    stored there only."""
-    if record.result is None or state is None:
-        return False
-    told = next((h for h in state.conversation_history if h.turn_id == record.turn_id), None)
-    return told is not None and told.narrative == record.result.narrative
+def result_document(record: TurnRecord) -> dict[str, Any] | None:
+    return None if record.result is None else record.result.model_dump(mode="json")
 
 
-def result_document(record: TurnRecord, state: GameState | None) -> dict[str, Any] | None:
-    if record.result is None:
-        return None
-    document = record.result.model_dump(mode="json")
-    if told_in_history(record, state):
-        del document["narrative"]
-    return document
-
-
-def dump_record(record: TurnRecord, codec: Codec, state: GameState | None = None) -> bytes:
+def dump_record(record: TurnRecord, codec: Codec) -> bytes:
     # Only what the key does not already say, and no nulls: every optional field of a
     # record defaults to None.
     document = record.model_dump(mode="json", exclude={"session_id", "result"}, exclude_none=True)
-    result = result_document(record, state)
+    result = result_document(record)
     if result is not None:
         document["result"] = {k: v for k, v in result.items() if v is not None}
     return codec.pack(RECORD, json.dumps(document, separators=(",", ":")))
 
 
 def narrative_elsewhere(document: dict[str, Any]) -> bool:
+    """A document written before finished turns carried their narrative."""
     result = document.get("result")
     return isinstance(result, dict) and "narrative" not in result
 
@@ -77,7 +65,7 @@ def fill_narrative(result: dict[str, Any], turn_id: str, state: str | bytes | No
     history = json.loads(unpack(state))["conversation_history"] if state else []
     told = next((h for h in history if h["turn_id"] == turn_id), None)
     if told is None:
-        # Only a hand-edited state or settings outside their checked bounds get here.
+        # The old layout's bounds kept the history longer than the records and events.
         _log.warning("narrative of turn %s is no longer stored", turn_id)
     result["narrative"] = told["narrative"] if told else ""
 

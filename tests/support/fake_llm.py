@@ -15,6 +15,8 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `limited`: HTTP 429 with `Retry-After: 7` every time;
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
+- a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token; `chunks_sent` counts the
+  streamed chunks of every reply.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 """
@@ -58,6 +60,7 @@ class FakeLLM:
     counter: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    chunks_sent: int = 0
     gate: threading.Event = field(default_factory=_open_gate)
 
     def enter(self) -> None:
@@ -131,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         with fake.lock:
             fake.requests.append({**body, "authorization": self.headers.get("authorization")})
-        model = body["model"]
+        model, _, style = body["model"].partition("+")
         if model == "limited":
             self._json(429, {"error": {"message": "slow down"}}, retry_after="7")
             return
@@ -161,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             delay = SLOW_CHUNK_DELAY if slow else 0.0
             pieces = (
                 [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
-                if model == "tokens"
+                if "tokens" in (model, style)
                 else [text[start : start + 12] for start in range(0, len(text), 12)]
             )
             self._stream(body, pieces, finish, usage, delay=delay, gate=gate)
@@ -213,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             if gate is not None and number == GATE_AFTER_CHUNKS:
                 gate.wait(GATE_LIMIT)
             chunk({"content": piece}, None)
+            with self.server.fake.lock:
+                self.server.fake.chunks_sent += 1
             if delay:
                 time.sleep(delay)
         chunk({}, finish, usage=usage)

@@ -1,5 +1,5 @@
-"""How the Redis backend lays a session out: packed values, one copy of each narrative, a
-stream rebuilt small once no turn is in flight. Memory per session depends on all three."""
+"""How the Redis backend lays a session out: packed values, finished turns that carry their
+narrative, a stream rebuilt small once no turn is in flight."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ async def test_values_written_as_plain_json_are_still_read(backend: RedisBackend
         await backend.delete(state.session_id)
 
 
-async def test_a_narrative_is_stored_once(backend: RedisBackend) -> None:
+async def test_a_finished_turn_carries_its_narrative(backend: RedisBackend) -> None:
+    # Reading a finished turn (long-poll, stream) never reads or decodes the state.
     state = new_state()
     await backend.create(state, owner_hash="o")
     try:
@@ -53,15 +54,38 @@ async def test_a_narrative_is_stored_once(backend: RedisBackend) -> None:
         state = await _play(backend, state, narrative)
         turn_id = state.conversation_history[-1].turn_id
         keys = SessionKeys(state.session_id)
-        stored_state = await backend.client.hget(keys.state, "state")
         stored_record = await backend.client.hget(keys.turns, turn_id)
-        assert stored_state is not None and stored_record is not None
-        assert stored_state.encode("utf-8", "surrogateescape").startswith(b"\x00s1")
-        assert narrative in unpack(stored_state)
-        assert narrative not in unpack(stored_record)
+        assert stored_record is not None and narrative in unpack(stored_record)
+        completed = [e for e in await backend.read_events(state.session_id, "0-0")]
+        assert completed[-1].data["result"]["narrative"] == narrative
+        await backend.client.hset(keys.state, "state", "not a state: never read")
         record = await backend.get_turn(state.session_id, turn_id)
         assert record is not None and record.status is TurnStatus.COMPLETED
         assert record.result is not None and record.result.narrative == narrative
+        events = await backend.read_events(state.session_id, "0-0")
+        assert events[-1].data["result"]["narrative"] == narrative
+    finally:
+        await backend.delete(state.session_id)
+
+
+async def test_a_record_written_without_its_narrative_is_still_read(
+    backend: RedisBackend,
+) -> None:
+    # As a version of the service before records carried narratives wrote them: the
+    # narrative was left to the state's history.
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    try:
+        narrative = "The bell tolls twice."
+        state = await _play(backend, state, narrative)
+        turn_id = state.conversation_history[-1].turn_id
+        keys = SessionKeys(state.session_id)
+        document = json.loads(unpack(await backend.client.hget(keys.turns, turn_id) or ""))
+        del document["result"]["narrative"]
+        await backend.client.hset(keys.turns, turn_id, json.dumps(document))
+        record = await backend.get_turn(state.session_id, turn_id)
+        assert record is not None and record.result is not None
+        assert record.result.narrative == narrative
     finally:
         await backend.delete(state.session_id)
 
