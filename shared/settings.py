@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     # Finished turns whose final event (turn.completed or turn.failed) a session keeps for
     # resuming streams; every event of a turn in flight is kept.
     events_maxlen: Annotated[int, Field(gt=0)] = 8
+    # Events dropped from a session's stream are deleted where they lie; their memory stays
+    # taken (inside a node of up to 100 entries) until the stream is rebuilt, once more than
+    # this many may be lying there: fewer store commands per turn for a little memory
+    # (0: rebuilt after every turn).
+    events_rebuild_after: Annotated[int, Field(ge=0)] = 12
     # Records of the newest turns kept for polling (above MAX_PENDING_TURNS: a pending
     # turn's record is never pruned).
     turn_records_kept: Annotated[int, Field(gt=0)] = 12

@@ -23,10 +23,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 from shared.backends import SessionBackend
+from shared.backends.base import Committed
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
@@ -60,6 +61,23 @@ T = TypeVar("T")
 
 _STEP_FAILED = "The story could not continue this turn; try another action."
 StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings, NarrationStream], "StepResult"]
+
+
+class _Held(Enum):
+    """How a drain holding the lease stopped."""
+
+    EMPTY = "empty"  # no turn waits (or the session is gone): release and look once more
+    OUT_OF_TIME = "out_of_time"  # the time budget or the lease ran out, turns may wait
+    RELEASED = "released"  # the last commit found the inbox empty and released the lease
+
+
+class _Gone(Enum):
+    GONE = "gone"
+
+
+_GONE = _Gone.GONE
+# What applying one attempt came to: the commit, the session gone, or nothing committed.
+_Applied = Committed | _Gone | None
 
 
 class DrainOutcome(StrEnum):
@@ -209,15 +227,19 @@ class TurnPipeline:
             ):
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
+            held = _Held.OUT_OF_TIME
             try:
-                out_of_time = not await self._drain_held(session_id, holder, deadline)
+                held = await self._drain_held(session_id, holder, deadline)
             finally:
                 # A turn accepted after our last look but before the release found the lease
-                # taken; its own task may have given up, so the release looks once more.
-                waiting = await self._release(session_id, holder, owner)
+                # taken; its own task may have given up, so the release looks once more. (A
+                # commit that found the inbox empty released the lease in the same step.)
+                waiting = (
+                    0 if held is _Held.RELEASED else await self._release(session_id, holder, owner)
+                )
             if not waiting:
                 return DrainOutcome.DRAINED
-            if out_of_time:
+            if held is _Held.OUT_OF_TIME:
                 return DrainOutcome.HANDOFF
 
     async def _release(self, session_id: str, holder: str, owner: str) -> int:
@@ -236,28 +258,31 @@ class TurnPipeline:
         left = await self.backend.lease_time_left(session_id)
         return max(self.settings.lease_retry_delay, left + 0.05)
 
-    async def _drain_held(self, session_id: str, holder: str, deadline: float) -> bool:
-        """Apply head turns while we hold the lease. False: stopped for the time budget (or a
-        lost lease) with turns possibly left; True: the inbox is empty or the session gone.
-        The head turn is always tried once: a drain that could run out of time before its
-        first turn (a busy machine, a short budget) would hand off forever."""
+    async def _drain_held(self, session_id: str, holder: str, deadline: float) -> _Held:
+        """Apply head turns while we hold the lease, until the inbox is empty (or the session
+        gone), the time budget is spent or the lease lost. The head turn is always tried
+        once: a drain that could run out of time before its first turn (a busy machine, a
+        short budget) would hand off forever."""
         tried_one = False
+        known_head: TurnRecord | None = None  # the next head, as a commit read it
         while True:
             # A holder that stalled past its lease must not start another turn: another
             # worker may have taken over (its commits would still be refused, but the LLM
             # call and the attempt count would be wasted). The lease is renewed as the head
-            # is read, in one step.
-            try:
-                head = await self.backend.head_turn(
-                    session_id, lease=(holder, self.settings.lease_ttl)
-                )
-            except LeaseLost:
-                logger.warning("lease lost between turns", extra={"session_id": session_id})
-                return False
+            # is read (or as the commit before read it), in one step.
+            head, known_head = known_head, None
             if head is None:
-                return True
+                try:
+                    head = await self.backend.head_turn(
+                        session_id, lease=(holder, self.settings.lease_ttl)
+                    )
+                except LeaseLost:
+                    logger.warning("lease lost between turns", extra={"session_id": session_id})
+                    return _Held.OUT_OF_TIME
+            if head is None:
+                return _Held.EMPTY
             if tried_one and time.monotonic() > deadline:
-                return False
+                return _Held.OUT_OF_TIME
             tried_one = True
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).
@@ -287,10 +312,15 @@ class TurnPipeline:
             # request id that accepted it.
             correlation = CORRELATION_ID.set(running.correlation_id)
             try:
-                if not await self._start_and_apply(session_id, holder, runner, running, state):
-                    return True
+                applied = await self._start_and_apply(session_id, holder, runner, running, state)
             finally:
                 CORRELATION_ID.reset(correlation)
+            if applied is _GONE:
+                return _Held.EMPTY
+            if isinstance(applied, Committed):
+                if applied.lease_released:
+                    return _Held.RELEASED
+                known_head = applied.next_turn
 
     async def _start_and_apply(
         self,
@@ -299,9 +329,8 @@ class TurnPipeline:
         runner: str,
         running: TurnRecord,
         state: GameState | None,
-    ) -> bool:
-        """Log and count the attempt's start, then run and commit it. False: the session is
-        gone."""
+    ) -> _Applied:
+        """Log and count the attempt's start, then run and commit it."""
         if running.attempts > 1:
             TURNS_RETRIED.inc()
         elif running.started_at is not None:
@@ -343,8 +372,9 @@ class TurnPipeline:
         running: TurnRecord,
         state: GameState | None,
         stream: _EventStream,
-    ) -> bool:
-        """Run and commit one attempt of the head turn. False: the session is gone."""
+    ) -> _Applied:
+        """Run and commit one attempt of the head turn: what the commit did, `_GONE` if the
+        session is gone, None if the turn was not committed (failed, or to be tried again)."""
         ids = {"session_id": session_id, "turn_id": running.turn_id}
         prefetched = [state]
 
@@ -363,19 +393,19 @@ class TurnPipeline:
             await stream.flush()
         except SessionNotFound:
             await self._release_admission(running)  # deleted or expired: it never finishes
-            return False
+            return _GONE
         except (AdventureCompleted, NarratorUnavailable) as exc:
             await self._fail(running, exc.code, exc.message, runner=stream.runner)
-            return True
+            return None
         except BackendUnavailable:
             raise  # the store is down: the task retries later, the turn stays at the head
         except Exception:
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
                 await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
-            return True  # otherwise it stays at the head and is tried again after a backoff
+            return None  # otherwise it stays at the head and is tried again after a backoff
         try:
-            await self._commit(step, running, stream.runner)
+            return await self._commit(step, running, stream.runner, holder)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
         except LeaseLost:
@@ -386,13 +416,13 @@ class TurnPipeline:
             )
         except SessionNotFound:
             await self._release_admission(running)
-            return False
+            return _GONE
         except (ValueError, TypeError):
             # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
             # attempt would fail the same way, holding up the turns behind it.
             logger.exception("turn result could not be stored", extra=ids)
             await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
-        return True
+        return None
 
     async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
         stop = asyncio.Event()
@@ -426,7 +456,9 @@ class TurnPipeline:
         future = asyncio.run_coroutine_threadsafe(self.backend.get(session_id), self.loop)
         return future.result(timeout=self.settings.redis_socket_timeout * 2)
 
-    async def _commit(self, step: StepResult, turn: TurnRecord, runner: str) -> None:
+    async def _commit(
+        self, step: StepResult, turn: TurnRecord, runner: str, holder: str
+    ) -> Committed:
         state = step.state
         # What a player reads must be text a response can carry: a narrator (an LLM's JSON
         # escapes) can produce a lone surrogate, which no encoding stores or sends.
@@ -442,7 +474,9 @@ class TurnPipeline:
         done = turn.model_copy(
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
         )
-        await self.backend.commit_turn(state, done, runner=runner)
+        committed = await self.backend.commit_turn(
+            state, done, runner=runner, lease=(holder, self.settings.lease_ttl)
+        )
         await self._release_admission(turn)
         TURNS_COMPLETED.inc()
         took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
@@ -459,6 +493,7 @@ class TurnPipeline:
                 "duration_ms": round(took * 1000, 1),
             },
         )
+        return committed
 
     async def _release_admission(self, turn: TurnRecord) -> None:
         """The turn is finished: its client may send another. Not a reason to fail the turn

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord
 
-__all__ = ["EVENTS_CAP", "Admission", "IdempotencyClaim", "SessionBackend"]
+__all__ = ["EVENTS_CAP", "Admission", "Committed", "IdempotencyClaim", "SessionBackend"]
 
 # Events a session's stream may hold while turns are in flight (an LLM's narration deltas pile
 # up); once none is, it keeps its last `events_maxlen` events, narration deltas left out.
@@ -28,6 +28,18 @@ class IdempotencyClaim:
 
     key: str
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit did, beyond storing the state at `version`. With a lease holder given:
+    `lease_released` if the inbox was then empty (the lease went in the same step, so a turn
+    accepted right after finds it free), else `next_turn`, the new head's record, read with
+    the lease renewed (None if that could not be done in the step: read the head again)."""
+
+    version: int
+    lease_released: bool = False
+    next_turn: TurnRecord | None = None
 
 
 class Admission(StrEnum):
@@ -123,13 +135,19 @@ class SessionBackend(Protocol):
         lease, so that a drain which lost its lease cannot supersede the one that took it."""
 
     async def commit_turn(
-        self, state: GameState, record: TurnRecord, *, runner: str | None = None
-    ) -> int:
+        self,
+        state: GameState,
+        record: TurnRecord,
+        *,
+        runner: str | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> Committed:
         """Atomically, if the stored version is still `state.version` and `record` is the
         head turn: store `state` as the next version, pop the inbox, store the finished
-        record, emit `turn.completed`, refresh every key's TTL. Returns the new version.
-        Raises `VersionConflict` or `SessionNotFound`; with `runner`, `LeaseLost` once an
-        attempt other than that runner's has started."""
+        record, emit `turn.completed`. Raises `VersionConflict` or `SessionNotFound`; with
+        `runner`, `LeaseLost` once an attempt other than that runner's has started. With
+        `lease=(holder, ttl)` held by the caller, in the same step: release it if no turn
+        waits, else renew it and read the next head (see `Committed`)."""
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         """Pop the head turn without changing the state, store it failed, emit `turn.failed`.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.backends.base import EVENTS_CAP, Admission, IdempotencyClaim
+from shared.backends.base import EVENTS_CAP, Admission, Committed, IdempotencyClaim
 from shared.errors import (
     IdempotencyKeyReused,
     LeaseLost,
@@ -354,8 +354,13 @@ class InMemoryBackend:
             return running.model_copy()  # no refresh: as in Redis, accept and commit do
 
     async def commit_turn(
-        self, state: GameState, record: TurnRecord, *, runner: str | None = None
-    ) -> int:
+        self,
+        state: GameState,
+        record: TurnRecord,
+        *,
+        runner: str | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> Committed:
         sid = state.session_id
         with self._lock:
             session = self._require(sid)
@@ -376,7 +381,17 @@ class InMemoryBackend:
                 sid, session, "turn.completed", {"turn_id": record.turn_id, "result": result}
             )
             self._compact(session)  # no refresh: as in Redis, this turn's accept did
-            return session.state.version
+            version = session.state.version
+            if lease is None or not self._holds(sid, lease[0]):
+                return Committed(version)
+            if not session.inbox:
+                del self._leases[sid]
+                return Committed(version, lease_released=True)
+            following = session.turns.get(session.inbox[0])
+            if following is None:
+                return Committed(version)
+            self._renew(sid, *lease)
+            return Committed(version, next_turn=following.model_copy())
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         sid = record.session_id

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
-from shared.backends.base import Admission, IdempotencyClaim
+from shared.backends.base import Admission, Committed, IdempotencyClaim
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import (
     ACTIVE_SESSIONS,
@@ -106,6 +106,7 @@ class RedisBackend:
         *,
         session_ttl: int,
         events_maxlen: int = 8,
+        events_rebuild_after: int = 12,
         turn_records_kept: int = 12,
         max_block: float = 4.0,
         stream_client: Client | None = None,
@@ -126,6 +127,7 @@ class RedisBackend:
         self.stream_client = stream_client or client
         self.session_ttl = session_ttl
         self.events_maxlen = events_maxlen
+        self.events_rebuild_after = events_rebuild_after
         self.turn_records_kept = turn_records_kept
         # A blocking XREAD must return before the socket timeout would cut it off.
         self.max_block = max_block
@@ -139,6 +141,7 @@ class RedisBackend:
         options: dict[str, Any] = {
             "session_ttl": settings.redis_session_ttl,
             "events_maxlen": settings.events_maxlen,
+            "events_rebuild_after": settings.events_rebuild_after,
             "turn_records_kept": settings.turn_records_kept,
             # A blocking XREAD must return before the socket timeout would cut it off.
             "max_block": max(0.1, settings.redis_socket_timeout * 0.8),
@@ -395,6 +398,7 @@ class RedisBackend:
                 self.events_maxlen,
                 event_data(failed, error=error.model_dump()),
                 idempotency_key or "",
+                self.events_rebuild_after,
             ],
         )
         return bool(done)
@@ -471,13 +475,19 @@ class RedisBackend:
         return running if started else None
 
     async def commit_turn(
-        self, state: GameState, record: TurnRecord, *, runner: str | None = None
-    ) -> int:
+        self,
+        state: GameState,
+        record: TurnRecord,
+        *,
+        runner: str | None = None,
+        lease: tuple[str, float] | None = None,
+    ) -> Committed:
         keys = SessionKeys(state.session_id)
         new_state = state.model_copy(update={"version": state.version + 1})
+        holder, ttl_ms = (lease[0], int(lease[1] * 1000)) if lease else ("", 0)
         reply = await self._run(
             "COMMIT",
-            keys.expiring(),
+            [*keys.expiring(), keys.lease],
             [
                 state.version,
                 record.turn_id,
@@ -487,12 +497,20 @@ class RedisBackend:
                 self.events_maxlen,
                 event_data(record, result=result_document(record)),
                 runner or "",
+                self.events_rebuild_after,
+                holder,
+                ttl_ms,
             ],
         )
         if reply[0] == "superseded":
             raise LeaseLost(state.session_id, runner or "")
         self._check_cas(reply, state)
-        return new_state.version
+        if len(reply) > 2 and reply[2] == "released":
+            return Committed(new_state.version, lease_released=True)
+        if len(reply) > 3 and reply[2] == "next":
+            next_turn = await self._load_record(state.session_id, reply[3])
+            return Committed(new_state.version, next_turn=next_turn)
+        return Committed(new_state.version)
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         error = record.error.model_dump(mode="json") if record.error else None
@@ -506,6 +524,7 @@ class RedisBackend:
                 self.events_maxlen,
                 event_data(record, error=error),
                 runner or "",
+                self.events_rebuild_after,
             ],
         )
         if done == -1:

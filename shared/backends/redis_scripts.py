@@ -48,14 +48,23 @@ local function emit(name, data)
 end
 -- After a turn finishes: keep every event of the turns still in flight, and of the finished
 -- ones only the final event (turn.completed carries the whole narrative) of the newest
--- `keep`. The kept events go into a stream built anew under their old ids, because trimming
--- only marks entries deleted inside a node of up to 100 and their memory stays taken.
+-- `keep`; the rest are deleted. A deleted entry's memory stays taken inside its node (of up
+-- to 100 entries) until the whole node goes, so once more than `rebuild_after` deleted
+-- entries may be lying in the stream's nodes it is built anew, the kept events under their
+-- old ids: a cheap XDEL most turns, a rebuild now and then (0: a rebuild every time).
 local FINAL = {['turn.completed'] = true, ['turn.failed'] = true}
-local function compact(keep)
+local function deleted_in_nodes()
+  -- entries-added counts every entry since the stream was (re)built; length the live ones.
+  local info = redis.call('XINFO', 'STREAM', KEYS[6])
+  local fields = {}
+  for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+  return (tonumber(fields['entries-added']) or math.huge) - (tonumber(fields['length']) or 0)
+end
+local function compact(keep, rebuild_after)
   local in_flight = {}
   for _, turn_id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do in_flight[turn_id] = true end
   local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', EVENTS_CAP)
-  local kept, finals, dropped = {}, 0, false
+  local kept, finals, dropped = {}, 0, {}
   for _, entry in ipairs(entries) do
     -- entry: {id, {'event', name, 'data', data}}
     local name = entry[2][2]
@@ -67,10 +76,14 @@ local function compact(keep)
       kept[#kept + 1] = entry
       finals = finals + 1
     else
-      dropped = true
+      dropped[#dropped + 1] = entry[1]
     end
   end
-  if not dropped then return end
+  if #dropped == 0 then return end
+  if #kept > 0 and deleted_in_nodes() + #dropped <= rebuild_after then
+    redis.call('XDEL', KEYS[6], unpack(dropped))
+    return
+  end
   redis.call('DEL', KEYS[6])
   for i = #kept, 1, -1 do
     redis.call('XADD', KEYS[6], kept[i][1], unpack(kept[i][2]))
@@ -166,7 +179,7 @@ end
 WITHDRAW = (
     _REFRESH
     + """
--- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, idem_key
+-- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, idem_key, rebuild_after
 local was_head = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 if was_head then redis.call('HDEL', KEYS[1], 'runner') end
@@ -174,7 +187,7 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 -- The request failed as a whole: a retry with the same key must be able to try again.
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
 emit('turn.failed', ARGV[5])
-compact(tonumber(ARGV[4]))
+compact(tonumber(ARGV[4]), tonumber(ARGV[7]))
 refresh(ARGV[3])
 return 1
 """
@@ -203,7 +216,10 @@ COMMIT = (
     _REFRESH
     + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
---       events_kept, event_data, runner ('' for an unfenced commit)
+--       events_kept, event_data, runner ('' for an unfenced commit), rebuild_after,
+--       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease.
+-- Returns {'ok', version} and, for a lease holder, 'released' (no turn waits: the lease is
+-- gone) or 'next', the next head's record (the lease renewed).
 local v = redis.call('HGET', KEYS[1], 'version')
 if not v then return {'missing'} end
 if superseded(ARGV[8]) then return {'superseded'} end
@@ -214,24 +230,37 @@ redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
-compact(tonumber(ARGV[6]))
+compact(tonumber(ARGV[6]), tonumber(ARGV[9]))
 -- No refresh of the six keys: this turn's ACCEPT gave them the session's TTL moments ago,
 -- and COMMIT creates no key (compact gives a rebuilt stream the session's TTL).
-return {'ok', tostring(tonumber(v) + 1)}
+local committed = tostring(tonumber(v) + 1)
+if ARGV[10] == nil or ARGV[10] == '' or redis.call('GET', KEYS[7]) ~= ARGV[10] then
+  return {'ok', committed}
+end
+local next_id = redis.call('LINDEX', KEYS[2], 0)
+if not next_id then
+  redis.call('DEL', KEYS[7])
+  return {'ok', committed, 'released'}
+end
+local record = redis.call('HGET', KEYS[3], next_id)
+if not record then return {'ok', committed} end
+redis.call('PEXPIRE', KEYS[7], ARGV[11])
+return {'ok', committed, 'next', record}
 """
 )
 
 FAIL = (
     _REFRESH
     + """
--- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, runner ('' for none)
+-- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, runner ('' for none),
+--       rebuild_after
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 if superseded(ARGV[6]) then return -1 end
 redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 emit('turn.failed', ARGV[5])
-compact(tonumber(ARGV[4]))
+compact(tonumber(ARGV[4]), tonumber(ARGV[7]))
 refresh(ARGV[3])
 return 1
 """

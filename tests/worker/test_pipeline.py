@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
+from shared.backends.base import Committed
 from shared.backends.codec import CLIENT_OPTIONS
 from shared.errors import BackendUnavailable
 from shared.game.persistence import StateLoader
@@ -263,7 +264,7 @@ async def test_narration_pieces_that_come_close_together_are_published_together(
 
     commit_turn = backend.commit_turn
 
-    async def committing(state: GameState, record: TurnRecord, **kw: Any) -> int:
+    async def committing(state: GameState, record: TurnRecord, **kw: Any) -> Committed:
         written.append(("commit", {}))
         return await commit_turn(state, record, **kw)
 
@@ -370,7 +371,14 @@ async def test_a_lease_a_drain_could_not_release_is_taken_back_by_its_thread(
     async def unreachable(session_id: str, holder: str) -> int:
         raise BackendUnavailable("session store")
 
+    commit_turn = backend.commit_turn
+
+    async def commit_keeping_the_lease(state: GameState, record: TurnRecord, **kw: Any) -> Any:
+        # The drain's last look then finds the inbox empty and must release the lease itself.
+        return await commit_turn(state, record, runner=kw.get("runner"))
+
     monkeypatch.setattr(backend, "release_lease", unreachable)
+    monkeypatch.setattr(backend, "commit_turn", commit_keeping_the_lease)
     pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
     with pytest.raises(BackendUnavailable):
         await pipeline.drain(state.session_id, owner="node/instance/41/7/")

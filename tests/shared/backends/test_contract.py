@@ -129,7 +129,7 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
             "result": TurnResult(narrative="n", choices=["a"], state_version=1),
         }
     )
-    assert await backend.commit_turn(after, done) == 1
+    assert (await backend.commit_turn(after, done)).version == 1
     stored = await backend.get(state.session_id)
     assert stored is not None and stored.version == 1 and stored.location == "the tower"
     record = await backend.get_turn(state.session_id, first.turn_id)
@@ -148,6 +148,59 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     completed = [e for e in events if e.event == "turn.completed"]
     assert len(completed) == 1
     assert completed[0].data["result"]["narrative"] == "n"
+
+
+def _completed(running: object) -> object:
+    return running.model_copy(  # type: ignore[attr-defined]
+        update={
+            "status": TurnStatus.COMPLETED,
+            "result": TurnResult(narrative="n", choices=["a"], state_version=1),
+        }
+    )
+
+
+async def test_a_commit_by_the_lease_holder_hands_on_the_next_turn_or_the_lease(
+    harness: Harness,
+) -> None:
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    first, second = new_turn(sid), new_turn(sid)
+    for turn in (first, second):
+        await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert await backend.acquire_lease(sid, "me", 30)
+    running = await backend.start_turn(sid, first.turn_id, 1.0, holder="me")
+    assert running is not None
+    # A turn waits: the lease stays, renewed, and the commit reads the next head.
+    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    assert committed.version == 1 and not committed.lease_released
+    assert committed.next_turn is not None and committed.next_turn.turn_id == second.turn_id
+    assert not await backend.acquire_lease(sid, "someone else", 30)
+    running = await backend.start_turn(sid, second.turn_id, 2.0, holder="me")
+    assert running is not None
+    stored = await backend.get(sid)
+    assert stored is not None
+    # The inbox is empty: the lease goes in the same step; the next turn's task can take it.
+    committed = await backend.commit_turn(stored, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    assert committed.version == 2 and committed.lease_released and committed.next_turn is None
+    assert await backend.acquire_lease(sid, "someone else", 30)
+
+
+async def test_a_commit_never_touches_a_lease_it_does_not_hold(harness: Harness) -> None:
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(sid)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert await backend.acquire_lease(sid, "other", 30)
+    running = await backend.start_turn(sid, turn.turn_id, 1.0)
+    assert running is not None
+    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    assert committed.version == 1 and not committed.lease_released
+    assert not await backend.acquire_lease(sid, "me", 30)  # still the other holder's
+    assert await backend.release_lease(sid, "other") == 0
 
 
 async def test_a_later_attempt_fences_the_earlier_ones_words_and_commit(
@@ -187,7 +240,7 @@ async def test_a_later_attempt_fences_the_earlier_ones_words_and_commit(
     texts = [e.data.get("text") for e in await backend.read_events(sid, "0")]
     assert texts[-2:] == ["B1", None] and "A1" in texts and "A2" not in texts
     assert await backend.pending_count(sid) == 1
-    assert await backend.commit_turn(state, done, runner="b") == 1
+    assert (await backend.commit_turn(state, done, runner="b")).version == 1
     # A finished turn's runner can no longer publish either.
     with pytest.raises(LeaseLost):
         await backend.append_event(sid, "narration.delta", {"text": "B2"}, runner="b")

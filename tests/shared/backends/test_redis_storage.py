@@ -90,7 +90,15 @@ async def test_a_record_written_without_its_narrative_is_still_read(
         await backend.delete(state.session_id)
 
 
-async def test_the_stream_gives_back_the_memory_of_old_events(backend: RedisBackend) -> None:
+@pytest.mark.parametrize("rebuild_after", [0, 12])
+async def test_the_stream_gives_back_the_memory_of_old_events(
+    redis_url: str, rebuild_after: int
+) -> None:
+    backend = RedisBackend(
+        aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
+        session_ttl=600,
+        events_rebuild_after=rebuild_after,
+    )
     state = new_state()
     await backend.create(state, owner_hash="o")
     try:
@@ -98,13 +106,22 @@ async def test_the_stream_gives_back_the_memory_of_old_events(backend: RedisBack
         for n in range(5):
             state = await _play(backend, state, f"Turn {n}.")
         small = await backend.client.memory_usage(keys.events)
+        deleted_seen = 0
         for n in range(5, 120):
             state = await _play(backend, state, f"Turn {n}.")
-        assert await backend.client.xlen(keys.events) == 8
+            # Readers see exactly the kept events, whenever the stream was last rebuilt.
+            assert await backend.client.xlen(keys.events) == min(8, n + 1)
+            info = await backend.client.xinfo_stream(keys.events)
+            deleted = info["entries-added"] - info["length"]
+            assert deleted <= rebuild_after
+            deleted_seen = max(deleted_seen, deleted)
+        assert (deleted_seen > 0) == (rebuild_after > 0)  # deleted in place, then rebuilt
         # Trimming alone would keep up to a whole node (100 entries) of deleted events.
         assert await backend.client.memory_usage(keys.events) <= (small or 0) * 2
+        assert 0 < await backend.client.pttl(keys.events) <= 600_000
     finally:
         await backend.delete(state.session_id)
+        await backend.close()
 
 
 async def test_accepting_reloads_its_script_after_the_server_lost_it() -> None:
