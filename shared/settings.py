@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     session_backend: BackendKind = BackendKind.REDIS
     redis_url: str = "redis://localhost:6379/0"
     redis_session_ttl: Annotated[int, Field(gt=0)] = 86400
+    # Accepting a turn refreshes all of a session's keys only once their TTL has run down by
+    # this much (at most half of REDIS_SESSION_TTL is used): a session lives between
+    # REDIS_SESSION_TTL minus this and REDIS_SESSION_TTL after its last turn, and a turn
+    # costs five store commands fewer. 0: every accepted turn refreshes every key.
+    redis_session_ttl_slack: Annotated[int, Field(ge=0)] = 600
     # A session that has never had a turn accepted lives this long; its first turn gives it
     # REDIS_SESSION_TTL. Anonymous creation is cheap: abandoned ones must not fill the store.
     unplayed_session_ttl: Annotated[int, Field(gt=0)] = 900

@@ -105,6 +105,7 @@ class RedisBackend:
         client: Client,
         *,
         session_ttl: int,
+        session_ttl_slack: int = 600,
         events_maxlen: int = 8,
         events_rebuild_after: int = 12,
         turn_records_kept: int = 12,
@@ -126,6 +127,8 @@ class RedisBackend:
         # of their own so that many open streams cannot starve turns of connections.
         self.stream_client = stream_client or client
         self.session_ttl = session_ttl
+        # Never more than half the TTL: a session must be refreshed long before it expires.
+        self.session_ttl_slack = min(session_ttl_slack, session_ttl // 2)
         self.events_maxlen = events_maxlen
         self.events_rebuild_after = events_rebuild_after
         self.turn_records_kept = turn_records_kept
@@ -140,6 +143,7 @@ class RedisBackend:
         url = url or settings.redis_url
         options: dict[str, Any] = {
             "session_ttl": settings.redis_session_ttl,
+            "session_ttl_slack": settings.redis_session_ttl_slack,
             "events_maxlen": settings.events_maxlen,
             "events_rebuild_after": settings.events_rebuild_after,
             "turn_records_kept": settings.turn_records_kept,
@@ -334,7 +338,7 @@ class RedisBackend:
                 dump_record(record, self.codec),
                 max_pending,
                 self.session_ttl,
-                self.events_maxlen,
+                self.session_ttl_slack,
                 idempotency.key if idempotency else "",
                 idempotency.fingerprint if idempotency else "",
                 event_data(record),

@@ -122,7 +122,7 @@ return {'ok', tostring(tonumber(v) + 1)}
 ACCEPT = (
     _REFRESH
     + """
--- ARGV: turn_id, record_json, max_pending, ttl, (unused), idem_key, fingerprint, event_data,
+-- ARGV: turn_id, record_json, max_pending, ttl, ttl_slack, idem_key, fingerprint, event_data,
 --       records_kept
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if ARGV[6] ~= '' then
@@ -134,10 +134,11 @@ if ARGV[6] ~= '' then
     return {'duplicate', turn_id, redis.call('HGET', KEYS[3], turn_id) or ''}
   end
 end
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {'busy'} end
+local pending = redis.call('LLEN', KEYS[2])
+if pending >= tonumber(ARGV[3]) then return {'busy'} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[4], ARGV[1])
+local first_turn = redis.call('RPUSH', KEYS[4], ARGV[1]) == 1
 -- Keep the records of the last few turns only, but never one still in the inbox (a pending
 -- turn may be older than the records_kept newest ones when many were withdrawn).
 local checked = 0
@@ -154,7 +155,24 @@ while log_length > tonumber(ARGV[9]) and checked < log_length do
 end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
 emit('turn.queued', ARGV[8])
-refresh(ARGV[4])
+-- The session's keys live the session's TTL from its last accepted turn. Refreshing all six
+-- is left until their TTL has run down by ttl_slack: until then only a key this step created
+-- (the inbox each time it was empty, the stream if it was gone, the records and turn log on
+-- the first turn, the idempotency hash) gets the TTL the others have left, so that every key
+-- of the session still goes at the same moment.
+local left = redis.call('PTTL', KEYS[1])
+local ttl_ms = tonumber(ARGV[4]) * 1000
+if left < ttl_ms - tonumber(ARGV[5]) * 1000 or left > ttl_ms then
+  refresh(ARGV[4])
+else
+  if pending == 0 then redis.call('PEXPIRE', KEYS[2], left) end
+  if first_turn then
+    redis.call('PEXPIRE', KEYS[3], left)
+    redis.call('PEXPIRE', KEYS[4], left)
+  end
+  if ARGV[6] ~= '' then redis.call('PEXPIRE', KEYS[5], left) end
+  redis.call('PEXPIRE', KEYS[6], left)
+end
 return {'accepted'}
 """
 )

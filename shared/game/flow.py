@@ -1,6 +1,6 @@
 """`GameSessionFlow`: one turn of the game as a CrewAI Flow over `GameState`.
 
-    begin ─▶ route ─┬─ resolve_character ───┐
+    begin (routes) ─┬─ resolve_character ───┐
                     ├─ resolve_quest_choice ┤
                     ├─ resolve_exploration ─┼─▶ narrate
                     ├─ resolve_combat ──────┤
@@ -116,16 +116,18 @@ class GameSessionFlow(Flow[GameState]):
         state: GameState = self.state
         return state
 
+    @router()
     @start()
-    async def begin(self) -> str:
+    def begin(self) -> str:
+        # Starts the turn and routes it in one step: each flow method costs CrewAI's engine
+        # more than the rules do. Not async: stacked on Python 3.11, CrewAI's wrappers lose
+        # the coroutine mark (inspect.markcoroutinefunction is 3.12+) and would call it as a
+        # sync method that returns a coroutine; as a sync method it is run in place by the
+        # loop's inline executor all the same.
         if self.state.adventure_completed:
             raise AdventureCompleted(self.state.session_id)
         self._dice = Dice.for_turn(self.state.seed, self.state.version)
         self._replace_state(begin_turn(self.state))
-        return self.turn.action
-
-    @router(begin)
-    async def route(self) -> str:
         return route_for(self.state).value
 
     def _resolve(self, route: Route) -> str:

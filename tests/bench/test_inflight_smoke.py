@@ -32,5 +32,7 @@ def test_inflight_smoke_run_measures_both_pools() -> None:
         "store commands per turn",
         "accept (gateway)",
         "broker commands per turn",
+        "per-token stream (one chunk per token)",
+        "worker CPU per streamed chunk",
     ):
         assert measure in table, table

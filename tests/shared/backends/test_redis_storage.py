@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from shared.backends import RedisBackend
+from shared.backends import IdempotencyClaim, RedisBackend
 from shared.backends.codec import CLIENT_OPTIONS, unpack
 from shared.backends.keys import SessionKeys
 from shared.errors import SchemaTooNew
@@ -158,6 +158,47 @@ async def test_a_state_from_a_newer_schema_is_refused_not_mangled(backend: Redis
         assert await backend.owned_state(state.session_id, lambda owner: False) is None
     finally:
         await backend.delete(state.session_id)
+
+
+async def _ttls(backend: RedisBackend, keys: SessionKeys) -> dict[str, int]:
+    return {
+        key: await backend.client.pttl(key)
+        for key in keys.all()
+        if await backend.client.exists(key)
+    }
+
+
+async def test_keys_a_turn_creates_expire_with_the_rest_of_the_session(
+    backend: RedisBackend,
+) -> None:
+    """Within the slack a turn refreshes no key, but gives the keys it creates (the inbox,
+    the idempotency hash) the TTL the others have left; past it, every key is refreshed."""
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(sid)
+    try:
+        state = await _play(backend, state, "First.")
+        claim = IdempotencyClaim(key="k-1", fingerprint="f")
+        await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=claim)
+        ttls = await _ttls(backend, keys)
+        assert {keys.inbox, keys.idempotency, keys.turns, keys.events} <= set(ttls)
+        # All within the slack of each other and of the session's TTL: they go together.
+        assert max(ttls.values()) - min(ttls.values()) <= backend.session_ttl_slack * 1000
+        assert all(0 < ttl <= 600_000 for ttl in ttls.values())
+        # Run down past the slack: the next turn refreshes every key to the full TTL.
+        for key in ttls:
+            await backend.client.pexpire(key, 200_000)
+        await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
+        assert all(ttl > 590_000 for ttl in (await _ttls(backend, keys)).values())
+        # Longer than the session's TTL (a session not played yet lives longer, or the TTL
+        # was lowered since): brought down to it.
+        for key in ttls:
+            await backend.client.pexpire(key, 900_000)
+        await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
+        assert all(590_000 < ttl <= 600_000 for ttl in (await _ttls(backend, keys)).values())
+    finally:
+        await backend.delete(sid)
 
 
 async def test_no_key_of_a_played_session_outlives_it(backend: RedisBackend) -> None:
