@@ -512,7 +512,11 @@ class RedisBackend:
         if len(reply) > 2 and reply[2] == "released":
             return Committed(new_state.version, lease_released=True)
         if len(reply) > 3 and reply[2] == "next":
-            next_turn = await self._load_record(state.session_id, reply[3])
+            try:
+                next_turn = await self._load_record(state.session_id, reply[3])
+            except (ValueError, TypeError):
+                # Not this turn's problem: the drain reads the head again and deals with it.
+                return Committed(new_state.version)
             return Committed(new_state.version, next_turn=next_turn)
         return Committed(new_state.version)
 

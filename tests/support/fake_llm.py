@@ -13,6 +13,8 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `tokens`: like `story`, streamed one chunk per token (a word), as most hosted models do;
 - `nostream`: like `story`, but answers a streamed request with the whole completion;
 - `limited`: HTTP 429 with `Retry-After: 7` every time;
+- `cutoff`: streams half the reply and closes the connection (no finish, no `[DONE]`);
+- `stream-error`: streams a few chunks, then an `{"error": …}` chunk (as OpenRouter does);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
 - a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token; `chunks_sent` counts the
@@ -212,7 +214,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
             self.wfile.flush()
 
+        model = body["model"]
         for number, piece in enumerate(pieces):
+            if model in ("cutoff", "stream-error") and number == len(pieces) // 2:
+                if model == "stream-error":
+                    error = {"error": {"message": "upstream overloaded"}}
+                    self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+                return
             if gate is not None and number == GATE_AFTER_CHUNKS:
                 gate.wait(GATE_LIMIT)
             chunk({"content": piece}, None)

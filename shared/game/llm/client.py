@@ -10,6 +10,7 @@ reply, and its connection pool lets concurrent turns call at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ def _key(settings: Settings) -> tuple[Any, ...]:
         settings.llm_temperature,
         settings.llm_timeout,
         settings.worker_step_threads,
+        # A client's sockets belong to the process that opened them, never to a fork.
+        os.getpid(),
     )
 
 
@@ -71,6 +74,22 @@ def shared_llm(settings: Settings) -> HttpChatLLM:
                 max_connections=settings.worker_step_threads,
             )
         return llm
+
+
+def _forgiving(sink: ChunkSink | None) -> ChunkSink | None:
+    """The caller's sink, where a failure to pass a piece on (the store slow to take a
+    narration delta) loses that piece, not the LLM call: the turn's result still carries the
+    whole narrative."""
+    if sink is None:
+        return None
+
+    def forward(text: str) -> None:
+        try:
+            sink(text)
+        except Exception as exc:
+            logger.warning("a streamed piece was not passed on: %s", type(exc).__name__)
+
+    return forward
 
 
 def _reason(exc: BaseException) -> str:
@@ -98,9 +117,10 @@ class ChatClient:
         `NarratorUnavailable`."""
         attempts = self.settings.llm_retries + 1
         llm = shared_llm(self.settings)
+        sink = _forgiving(on_chunk)
         for attempt in range(1, attempts + 1):
             try:
-                reply = llm.complete(messages, max_tokens=max_tokens, on_chunk=on_chunk)
+                reply = llm.complete(messages, max_tokens=max_tokens, on_chunk=sink)
             except Exception as exc:
                 reason = _reason(exc)
                 logger.warning("LLM call failed (attempt %d/%d): %s", attempt, attempts, reason)

@@ -121,8 +121,8 @@ class HttpChatLLM(BaseLLM):
         tokens = max_tokens if max_tokens is not None else self.max_tokens
         if tokens is not None:
             body["max_tokens"] = int(tokens)
-        if self.stop:
-            body["stop"] = self.stop
+        if self.stop_sequences:
+            body["stop"] = self.stop_sequences
         if on_chunk is None:
             response = self._client.post(self._endpoint, json=body)
             if response.status_code >= 400:
@@ -153,22 +153,29 @@ class HttpChatLLM(BaseLLM):
     def _streamed(response: httpx.Response, on_chunk: ChunkSink) -> Reply:
         parts: list[str] = []
         usage: dict[str, Any] | None = None
+        finished = False  # a reply cut off mid-stream is a failed call, not a short story
         for line in response.iter_lines():
             if not line.startswith("data:"):
                 continue  # comments, event names, blank separators
             payload = line[5:].strip()
             if payload == "[DONE]":
+                finished = True
                 break
             try:
                 chunk = json.loads(payload)
             except ValueError:
                 raise LLMCallFailed(None) from None
+            if not isinstance(chunk, dict) or chunk.get("error"):
+                raise LLMCallFailed(None)  # an error reported mid-stream (OpenRouter does)
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or ():
+                finished = finished or bool(choice.get("finish_reason"))
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     parts.append(text)
                     on_chunk(text)
+        if not finished:
+            raise LLMCallFailed(None)
         return Reply("".join(parts), _usage(usage))
 
     def call(

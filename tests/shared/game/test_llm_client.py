@@ -114,6 +114,36 @@ def test_a_rate_limited_reply_carries_its_retry_after(server: FakeLLM, tmp_path:
     assert (limited.value.status_code, limited.value.retry_after) == (429, 7.0)
 
 
+@pytest.mark.parametrize("model", ["cutoff", "stream-error"])
+def test_a_reply_cut_off_or_failing_mid_stream_is_a_failed_call(
+    server: FakeLLM, tmp_path: Path, model: str
+) -> None:
+    client = ChatClient(settings(server, tmp_path, llm_model=f"openai/{model}", llm_retries=0))
+    streamed: list[str] = []
+    with pytest.raises(NarratorUnavailable) as failure:
+        client.complete(MESSAGES, max_tokens=200, on_chunk=streamed.append)
+    assert failure.value.reason == "LLMCallFailed"
+    assert streamed  # it had begun: the narrator says so and starts over
+
+
+def test_a_sink_that_cannot_pass_a_piece_on_loses_the_piece_not_the_call(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    taken: list[str] = []
+
+    def flaky_sink(text: str) -> None:
+        if len(taken) == 1:
+            taken.append("")
+            raise TimeoutError("the store is slow")
+        taken.append(text)
+
+    reply = ChatClient(settings(server, tmp_path, llm_retries=0)).complete(
+        MESSAGES, max_tokens=200, on_chunk=flaky_sink
+    )
+    assert reply.text == NARRATIVE  # the whole reply, for the turn's result
+    assert len(taken) > 3
+
+
 def test_a_timeout_is_named(server: FakeLLM, tmp_path: Path) -> None:
     client = ChatClient(
         settings(server, tmp_path, llm_model="openai/stall", llm_timeout=0.3, llm_retries=0)
