@@ -97,9 +97,10 @@ class TextFormatter(logging.Formatter):
         return redact(super().formatException(ei))
 
 
-# Client libraries that log each request they make at INFO. (Not openai's: its INFO lines are
-# the retries it makes, which tell of a provider's trouble.)
-_PER_CALL_LOGGERS = ("httpx", "httpcore")
+# Libraries that log each request or task at INFO: the HTTP clients' every call, Celery's
+# "Task … received" and "Task … succeeded" for every task (the pipeline logs each turn's
+# start and end itself, with its ids; Celery's failures are logged at ERROR, still shown).
+_PER_CALL_LOGGERS = ("httpx", "httpcore", "celery.app.trace", "celery.worker.strategy")
 
 
 def configure_logging(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from celery.signals import setup_logging
 from shared.logs import configure_logging
 from shared.redis_urls import kombu_sentinel, sentinel_target
 from shared.settings import Settings, get_settings
+from worker.broker import TRANSPORT
 
 __all__ = [
     "PROCESS_SESSION",
@@ -67,6 +68,9 @@ def create_celery_app(settings: Settings) -> Celery:
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_timeout,
     }
+    if broker_url.startswith("redis://"):
+        # kombu's own transport with a redis-py client kept per channel (see worker.broker).
+        app.conf.broker_transport = TRANSPORT
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

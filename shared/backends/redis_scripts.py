@@ -61,8 +61,10 @@ local function deleted_in_nodes()
   return (tonumber(fields['entries-added']) or math.huge) - (tonumber(fields['length']) or 0)
 end
 local function compact(keep, rebuild_after)
+  -- Returns the inbox as it read it (oldest first), for a caller that needs the next head.
+  local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
   local in_flight = {}
-  for _, turn_id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do in_flight[turn_id] = true end
+  for _, turn_id in ipairs(inbox) do in_flight[turn_id] = true end
   local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', EVENTS_CAP)
   local kept, finals, dropped = {}, 0, {}
   for _, entry in ipairs(entries) do
@@ -79,10 +81,10 @@ local function compact(keep, rebuild_after)
       dropped[#dropped + 1] = entry[1]
     end
   end
-  if #dropped == 0 then return end
+  if #dropped == 0 then return inbox end
   if #kept > 0 and deleted_in_nodes() + #dropped <= rebuild_after then
     redis.call('XDEL', KEYS[6], unpack(dropped))
-    return
+    return inbox
   end
   redis.call('DEL', KEYS[6])
   for i = #kept, 1, -1 do
@@ -91,6 +93,7 @@ local function compact(keep, rebuild_after)
   -- A stream built anew has no TTL: it gets the session's.
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 and #kept > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
+  return inbox
 end
 """
 )
@@ -124,7 +127,8 @@ ACCEPT = (
     + """
 -- ARGV: turn_id, record_json, max_pending, ttl, ttl_slack, idem_key, fingerprint, event_data,
 --       records_kept
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then return {'missing'} end
 if ARGV[6] ~= '' then
   local previous = redis.call('HGET', KEYS[5], ARGV[6])
   if previous then
@@ -138,11 +142,11 @@ local pending = redis.call('LLEN', KEYS[2])
 if pending >= tonumber(ARGV[3]) then return {'busy'} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
-local first_turn = redis.call('RPUSH', KEYS[4], ARGV[1]) == 1
+local log_length = redis.call('RPUSH', KEYS[4], ARGV[1])
+local first_turn = log_length == 1
 -- Keep the records of the last few turns only, but never one still in the inbox (a pending
 -- turn may be older than the records_kept newest ones when many were withdrawn).
 local checked = 0
-local log_length = redis.call('LLEN', KEYS[4])
 while log_length > tonumber(ARGV[9]) and checked < log_length do
   local oldest = redis.call('LPOP', KEYS[4])
   if redis.call('LPOS', KEYS[2], oldest) then
@@ -160,7 +164,6 @@ emit('turn.queued', ARGV[8])
 -- (the inbox each time it was empty, the stream if it was gone, the records and turn log on
 -- the first turn, the idempotency hash) gets the TTL the others have left, so that every key
 -- of the session still goes at the same moment.
-local left = redis.call('PTTL', KEYS[1])
 local ttl_ms = tonumber(ARGV[4]) * 1000
 if left < ttl_ms - tonumber(ARGV[5]) * 1000 or left > ttl_ms then
   refresh(ARGV[4])
@@ -238,9 +241,10 @@ COMMIT = (
 --       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease.
 -- Returns {'ok', version} and, for a lease holder, 'released' (no turn waits: the lease is
 -- gone) or 'next', the next head's record (the lease renewed).
-local v = redis.call('HGET', KEYS[1], 'version')
+local stored = redis.call('HMGET', KEYS[1], 'version', 'runner')
+local v, runner = stored[1], stored[2]
 if not v then return {'missing'} end
-if superseded(ARGV[8]) then return {'superseded'} end
+if ARGV[8] ~= '' and runner ~= ARGV[8] then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
@@ -248,14 +252,14 @@ redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
-compact(tonumber(ARGV[6]), tonumber(ARGV[9]))
+local inbox = compact(tonumber(ARGV[6]), tonumber(ARGV[9]))
 -- No refresh of the six keys: this turn's ACCEPT gave them the session's TTL moments ago,
 -- and COMMIT creates no key (compact gives a rebuilt stream the session's TTL).
 local committed = tostring(tonumber(v) + 1)
 if ARGV[10] == nil or ARGV[10] == '' or redis.call('GET', KEYS[7]) ~= ARGV[10] then
   return {'ok', committed}
 end
-local next_id = redis.call('LINDEX', KEYS[2], 0)
+local next_id = inbox[1]
 if not next_id then
   redis.call('DEL', KEYS[7])
   return {'ok', committed, 'released'}

@@ -109,15 +109,17 @@ def test_configure_logging_routes_uvicorn_through_the_chosen_format(
 
 
 @pytest.mark.parametrize(("level", "per_call_lines"), [("INFO", False), ("DEBUG", True)])
-def test_http_clients_do_not_log_every_call_unless_debugging(
+def test_http_clients_and_celery_do_not_log_every_call_unless_debugging(
     level: str, per_call_lines: bool
 ) -> None:
-    touched = [logging.getLogger(n) for n in ("", "httpx", "httpcore")]
+    names = ("httpx", "httpcore", "celery.app.trace", "celery.worker.strategy")
+    touched = [logging.getLogger(n) for n in ("", *names)]
     saved = [(lg.handlers[:], lg.level) for lg in touched]
     try:
         configure_logging(Settings(_env_file=None, log_level=level))  # type: ignore[call-arg]
-        assert logging.getLogger("httpx").isEnabledFor(logging.INFO) is per_call_lines
-        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+        for name in names:
+            assert logging.getLogger(name).isEnabledFor(logging.INFO) is per_call_lines
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING)
     finally:
         for lg, (handlers, lg_level) in zip(touched, saved, strict=True):
             lg.handlers, lg.level = handlers, lg_level
