@@ -17,8 +17,9 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `stream-error`: streams a few chunks, then an `{"error": …}` chunk (as OpenRouter does);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
-- a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token; `chunks_sent` counts the
-  streamed chunks of every reply.
+- a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token, `+long` makes the
+  narrator's story six times as long (about 200 tokens with its choices); `chunks_sent`
+  counts the streamed chunks of every reply.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 """
@@ -136,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         with fake.lock:
             fake.requests.append({**body, "authorization": self.headers.get("authorization")})
-        model, _, style = body["model"].partition("+")
+        model, *styles = body["model"].split("+")
         if model == "limited":
             self._json(429, {"error": {"message": "slow down"}}, retry_after="7")
             return
@@ -152,9 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(float(model.removeprefix("wait-")))
             finally:
                 fake.leave()
-        text, finish, completion_tokens = _cut(
-            _reply_text(model, body["messages"]), body.get("max_tokens")
-        )
+        reply = _reply_text(model, body["messages"])
+        if "long" in styles and reply.startswith(NARRATIVE):
+            reply = " ".join([NARRATIVE] * 6) + reply[len(NARRATIVE) :]
+        text, finish, completion_tokens = _cut(reply, body.get("max_tokens"))
         usage = {
             "prompt_tokens": 50,
             "completion_tokens": completion_tokens,
@@ -166,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             delay = SLOW_CHUNK_DELAY if slow else 0.0
             pieces = (
                 [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
-                if "tokens" in (model, style)
+                if model == "tokens" or "tokens" in styles
                 else [text[start : start + 12] for start in range(0, len(text), 12)]
             )
             self._stream(body, pieces, finish, usage, delay=delay, gate=gate)
