@@ -33,6 +33,6 @@ def test_inflight_smoke_run_measures_both_pools() -> None:
         "accept (gateway)",
         "broker commands per turn",
         "per-token stream (one chunk per token)",
-        "worker CPU per streamed chunk",
+        "CPU per streamed chunk, in-process",
     ):
         assert measure in table, table

@@ -4,6 +4,7 @@ narrative, a stream rebuilt small once no turn is in flight."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -215,3 +216,32 @@ async def test_no_key_of_a_played_session_outlives_it(backend: RedisBackend) -> 
                     assert 0 < await backend.client.pttl(key) <= 600_000, key
     finally:
         await backend.delete(state.session_id)
+
+
+async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -> None:
+    """Counts leave lapsed tickets out at once; one admission in eight (by the new ticket's
+    id) also clears them from the store."""
+    backend = RedisBackend(
+        aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
+        session_ttl=600,
+        queue=f"test.admission.{uuid.uuid4().hex[:8]}",  # tickets of its own
+    )
+
+    async def admit(turn_id: str, now: float) -> None:
+        await backend.admit_turn(
+            turn_id, "198.51.100.7", now=now, ttl=10, max_total=1000, max_per_client=5
+        )
+
+    keys = backend.admission
+    try:
+        for n in range(5):
+            await admit(f"early-{n}a", now=1000.0)  # 'a' (97): not a sweeping admission
+        await admit("late-a", now=2000.0)  # the five lapsed: they no longer count...
+        assert await backend.client.zcard(keys.turns) == 6  # ...but are still stored
+        await admit("late-h", now=2000.0)  # 'h' (104 = 13 × 8): this one sweeps
+        assert await backend.client.zcard(keys.turns) == 2
+        assert await backend.client.hlen(keys.clients) == 2
+    finally:
+        for turn_id in ("late-a", "late-h", *(f"early-{n}a" for n in range(5))):
+            await backend.release_admission(turn_id)
+        await backend.close()
