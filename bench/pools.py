@@ -53,11 +53,13 @@ def _turn(player: Player) -> float:
     return time.perf_counter() - started
 
 
-def _measure(workdir: Path, narrator: str, pool: str, turns: int, llm: FakeLLM) -> Cell:
+def _measure(
+    workdir: Path, narrator: str, pool: str, turns: int, llm: FakeLLM, broker_url: str | None
+) -> Cell:
     concurrency = POOLS[pool]
-    broker = RedisServer(workdir / "broker", appendonly=False).start()
+    broker = None if broker_url else RedisServer(workdir / "broker", appendonly=False).start()
     env = {
-        "CELERY_BROKER_URL": broker.url,
+        "CELERY_BROKER_URL": broker_url or broker.url,  # type: ignore[union-attr]
         "MAX_TURNS": "100000",
         "NARRATOR": narrator,
         "LLM_MODEL": "openai/wait-0",
@@ -96,17 +98,20 @@ def _measure(workdir: Path, narrator: str, pool: str, turns: int, llm: FakeLLM) 
         for player in players:
             player.close()
         stack.stop()
-        broker.stop()
+        if broker is not None:
+            broker.stop()
 
 
-def render(cells: list[Cell], turns: int) -> str:
+def render(cells: list[Cell], turns: int, broker: str | None = None) -> str:
     lines = [
         f"# Celery pools per narrator {datetime.now(UTC).isoformat(timespec='seconds')}",
         "",
         f"One worker process per cell; {turns} turns back to back by one player (CPU, p50), "
         "then 8 players at once (throughput). The LLM answers at once (the fake server), so "
         "its cells show the service's own CPU per LLM turn. Worker CPU: utime + stime of the "
-        "worker and its pool processes.",
+        "worker and its pool processes. Broker: "
+        + ("a Redis of its own" if broker is None else broker.split("@")[-1])
+        + ".",
         "",
         "| narrator | pool | -c | worker CPU per turn ms | p50 ms, one player "
         "| turns/s, 8 players |",
@@ -126,14 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--turns", type=int, default=150)
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--broker", default=None, help="a broker URL to use (e.g. RabbitMQ's) instead of a Redis"
+    )
+    parser.add_argument("--narrators", default="offline,llm")
+    parser.add_argument("--pools", default=",".join(POOLS))
     args = parser.parse_args(argv)
     cells = []
     with fake_llm() as llm, tempfile.TemporaryDirectory(prefix="pocket-pools-") as tmp:
-        for narrator in ("offline", "llm"):
-            for pool in POOLS:
+        for narrator in args.narrators.split(","):
+            for pool in args.pools.split(","):
                 cell_dir = Path(tmp) / f"{narrator}-{pool}"
-                cells.append(_measure(cell_dir, narrator, pool, args.turns, llm))
-    table = render(cells, args.turns)
+                cells.append(_measure(cell_dir, narrator, pool, args.turns, llm, args.broker))
+    table = render(cells, args.turns, args.broker)
     sys.stdout.write(table)
     if not args.no_write:
         write_result("pools", table)
