@@ -3,6 +3,7 @@
     python -m bench.commands               # 50 offline turns, one at a time, one session
     python -m bench.commands --turns 200
     python -m bench.commands --trace       # and one turn's store commands, in order
+    python -m bench.commands --llm --turns 20   # LLM turns, the reply streamed over ~3 s
 
 The store and the broker each run on a redis-server of their own, started here on free
 loopback ports, beside one prefork worker and a uvicorn gateway. A player submits a turn and
@@ -18,6 +19,7 @@ counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -31,6 +33,7 @@ import redis
 
 from bench.measure import command_calls, write_result
 from bench.stack import ServiceStack
+from tests.support.fake_llm import fake_llm
 from tests.support.player import Player
 from tests.support.redis_server import RedisServer
 
@@ -95,11 +98,16 @@ def _trace_one_turn(url: str, player: Player) -> str:
     )
 
 
-def render(store: Counter[str], broker: Counter[str], turns: int) -> str:
+def render(store: Counter[str], broker: Counter[str], turns: int, llm: bool = False) -> str:
+    kind = (
+        "LLM turns (the fake server streams each reply a chunk every 0.15 s)"
+        if llm
+        else "offline turns"
+    )
     lines = [
         f"# Redis commands per turn {datetime.now(UTC).isoformat(timespec='seconds')}",
         "",
-        f"{turns} offline turns, one at a time (submit, then long-poll until completed), one "
+        f"{turns} {kind}, one at a time (submit, then long-poll until completed), one "
         "session; store and broker on redis-servers of their own; one prefork worker (-c 1). "
         "Commands executed by Redis, scripts' own calls included.",
         "",
@@ -124,8 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--trace", action="store_true", help="list one turn's store commands")
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="the LLM narrator on the tests' fake server, its reply streamed a chunk every "
+        "0.15 s (as a hosted model does), so narration deltas are counted too",
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pocket-commands-") as tmp:
+    with contextlib.ExitStack() as resources:
+        llm = resources.enter_context(fake_llm()) if args.llm else None
+        tmp = resources.enter_context(tempfile.TemporaryDirectory(prefix="pocket-commands-"))
         broker = RedisServer(Path(tmp) / "broker", appendonly=False).start()
         store = RedisServer(Path(tmp) / "store", appendonly=False).start()
         # Background work counted per turn would depend on how long a turn takes: the
@@ -136,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             "LEASE_TTL": "60",
             "MAX_TURNS": "100000",
         }
+        if llm is not None:
+            env |= {
+                "NARRATOR": "llm",
+                "LLM_MODEL": "openai/slow",
+                "LLM_BASE_URL": llm.base_url,
+                "LLM_API_KEY": "sk-bench",
+                "LLM_FALLBACK": "fail",
+            }
         stack = ServiceStack(
             Path(tmp), workers=1, concurrency=1, env=env, redis_url=store.url, appendonly=False
         )
@@ -161,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
             store.stop()
             broker.stop()
-    table = render(store_after - store_before, broker_after - broker_before, args.turns) + trace
+    table = (
+        render(store_after - store_before, broker_after - broker_before, args.turns, args.llm)
+        + trace
+    )
     sys.stdout.write(table)
     if not args.no_write:
         write_result("commands", table)

@@ -293,9 +293,21 @@ APPEND_EVENT = (
     + """
 -- ARGV: runner ('' for none), name, data. Only for a live session: a stream key created after
 -- the session expired would never expire itself.
+if ARGV[1] ~= '' then
+  -- A running attempt's words (a narration delta every NARRATION_DELTA_INTERVAL): two
+  -- commands. Its runner token is in the state hash while it may commit, and the stream
+  -- holds its turn.queued and turn.started with the session's TTL; NOMKSTREAM never
+  -- makes a stream without one (should it be gone, so is the session, a moment later).
+  local runner = redis.call('HGET', KEYS[1], 'runner')
+  if runner ~= ARGV[1] then
+    if not runner and redis.call('EXISTS', KEYS[1]) == 0 then return false end
+    return {'superseded'}
+  end
+  return redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', EVENTS_CAP, '*',
+                    'event', ARGV[2], 'data', ARGV[3])
+end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then return false end
-if superseded(ARGV[1]) then return {'superseded'} end
 local id = emit(ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[6], ttl)
 return id

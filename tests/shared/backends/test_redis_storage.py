@@ -245,3 +245,28 @@ async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -
         for turn_id in ("late-a", "late-h", *(f"early-{n}a" for n in range(5))):
             await backend.release_admission(turn_id)
         await backend.close()
+
+
+async def test_a_running_attempts_words_never_make_a_stream_without_a_ttl(
+    backend: RedisBackend,
+) -> None:
+    from shared.errors import LeaseLost, SessionNotFound
+
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(sid)
+    try:
+        turn = new_turn(sid)
+        await backend.accept_turn(turn, max_pending=8, idempotency=None)
+        assert await backend.start_turn(sid, turn.turn_id, 1.0, runner="r1") is not None
+        await backend.append_event(sid, "narration.delta", {"text": "a"}, runner="r1")
+        assert 0 < await backend.client.pttl(keys.events) <= 600_000
+        with pytest.raises(LeaseLost):
+            await backend.append_event(sid, "narration.delta", {"text": "b"}, runner="r0")
+        await backend.client.delete(keys.events)  # as if it expired a moment before the rest
+        with pytest.raises(SessionNotFound):
+            await backend.append_event(sid, "narration.delta", {"text": "c"}, runner="r1")
+        assert not await backend.client.exists(keys.events)
+    finally:
+        await backend.delete(sid)
