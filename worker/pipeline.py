@@ -27,7 +27,7 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 from shared.backends import SessionBackend
-from shared.backends.base import Committed
+from shared.backends.base import Claim, Committed
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
@@ -222,14 +222,16 @@ class TurnPipeline:
         deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
             left_behind = self._unreleased.pop((owner, session_id), "") if owner else ""
-            if not await self.backend.acquire_lease(
+            # The lease, the head turn and the state it starts from, in one step.
+            claim = await self.backend.claim_session(
                 session_id, holder, self.settings.lease_ttl, reclaim=left_behind
-            ):
+            )
+            if claim is None:
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
             held = _Held.OUT_OF_TIME
             try:
-                held = await self._drain_held(session_id, holder, deadline)
+                held = await self._drain_held(session_id, holder, deadline, claim)
             finally:
                 # A turn accepted after our last look but before the release found the lease
                 # taken; its own task may have given up, so the release looks once more. (A
@@ -258,19 +260,26 @@ class TurnPipeline:
         left = await self.backend.lease_time_left(session_id)
         return max(self.settings.lease_retry_delay, left + 0.05)
 
-    async def _drain_held(self, session_id: str, holder: str, deadline: float) -> _Held:
+    async def _drain_held(
+        self, session_id: str, holder: str, deadline: float, claim: Claim
+    ) -> _Held:
         """Apply head turns while we hold the lease, until the inbox is empty (or the session
         gone), the time budget is spent or the lease lost. The head turn is always tried
         once: a drain that could run out of time before its first turn (a busy machine, a
         short budget) would hand off forever."""
+        if claim.head is None:
+            return _Held.EMPTY
         tried_one = False
-        known_head: TurnRecord | None = None  # the next head, as a commit read it
+        # The next head as the claim or a commit read it (the claim's with its state).
+        known_head: TurnRecord | None = claim.head
+        known_state: GameState | None = claim.state
         while True:
             # A holder that stalled past its lease must not start another turn: another
             # worker may have taken over (its commits would still be refused, but the LLM
             # call and the attempt count would be wasted). The lease is renewed as the head
-            # is read (or as the commit before read it), in one step.
+            # is read (or as the claim or the commit before read it), in one step.
             head, known_head = known_head, None
+            state_read, known_state = known_state, None
             if head is None:
                 try:
                     head = await self.backend.head_turn(
@@ -295,17 +304,7 @@ class TurnPipeline:
                 continue
             if head.attempts:
                 await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
-            # The state the step starts from is read alongside (its own round trip, at the
-            # same time); the commit's version check makes the order of the two irrelevant.
-            # Each attempt has a fencing token of its own: a late write of an earlier attempt
-            # of this same drain (a timed-out append still in flight) is refused too.
-            runner = f"{holder}#{uuid.uuid4().hex[:12]}"
-            running, state = await asyncio.gather(
-                self.backend.start_turn(
-                    session_id, head.turn_id, time.time(), head=head, runner=runner, holder=holder
-                ),
-                self.backend.get(session_id),
-            )
+            runner, running, state = await self._start(session_id, holder, head, state_read)
             if running is None:
                 continue
             # This turn's lines (the step thread's too: it copies the context) carry the
@@ -321,6 +320,24 @@ class TurnPipeline:
                 if applied.lease_released:
                     return _Held.RELEASED
                 known_head = applied.next_turn
+
+    async def _start(
+        self, session_id: str, holder: str, head: TurnRecord, state: GameState | None
+    ) -> tuple[str, TurnRecord | None, GameState | None]:
+        """Mark the head running under a new attempt's fencing token: (token, the running
+        record or None if it is no longer the head, the state the step starts from). The
+        state came with the claim, or is read alongside (its own round trip, at the same
+        time); the commit's version check makes the order of the two, and a backoff in
+        between, irrelevant. Each attempt has a token of its own: a late write of an earlier
+        attempt of this same drain (a timed-out append still in flight) is refused too."""
+        runner = f"{holder}#{uuid.uuid4().hex[:12]}"
+        start = self.backend.start_turn(
+            session_id, head.turn_id, time.time(), head=head, runner=runner, holder=holder
+        )
+        if state is not None:
+            return runner, await start, state
+        running, read = await asyncio.gather(start, self.backend.get(session_id))
+        return runner, running, read
 
     async def _start_and_apply(
         self,

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord
 
-__all__ = ["EVENTS_CAP", "Admission", "Committed", "IdempotencyClaim", "SessionBackend"]
+__all__ = [
+    "EVENTS_CAP",
+    "Admission",
+    "Claim",
+    "Committed",
+    "IdempotencyClaim",
+    "SessionBackend",
+]
 
 # Events a session's stream may hold while turns are in flight (an LLM's narration deltas pile
 # up); once none is, it keeps its last `events_maxlen` events, narration deltas left out.
@@ -40,6 +47,15 @@ class Committed:
     version: int
     lease_released: bool = False
     next_turn: TurnRecord | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A drain's lease, with what it starts from, read in the same step: the head turn (None:
+    the inbox is empty) and the session's state (None: it is gone)."""
+
+    head: TurnRecord | None
+    state: GameState | None
 
 
 class Admission(StrEnum):
@@ -185,6 +201,12 @@ class SessionBackend(Protocol):
         """Take the session's lease for `ttl` seconds if nobody holds it, or if `reclaim`
         does: a drain of the caller's own thread that stopped without releasing it (the store
         went away mid-drain), which would else hold the session until the lease expires."""
+
+    async def claim_session(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> Claim | None:
+        """`acquire_lease`, and in the same step the head turn and the state: None if the
+        lease is taken."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

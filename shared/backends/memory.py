@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.backends.base import EVENTS_CAP, Admission, Committed, IdempotencyClaim
+from shared.backends.base import EVENTS_CAP, Admission, Claim, Committed, IdempotencyClaim
 from shared.errors import (
     IdempotencyKeyReused,
     LeaseLost,
@@ -470,12 +470,30 @@ class InMemoryBackend:
         self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
     ) -> bool:
         with self._lock:
-            current = self._leases.get(session_id)
-            held = current is not None and current[1] > self._clock()
-            if held and not (reclaim and current is not None and current[0] == reclaim):
-                return False
-            self._leases[session_id] = (holder, self._clock() + ttl)
-            return True
+            return self._take_lease(session_id, holder, ttl, reclaim)
+
+    def _take_lease(self, session_id: str, holder: str, ttl: float, reclaim: str) -> bool:
+        current = self._leases.get(session_id)
+        held = current is not None and current[1] > self._clock()
+        if held and not (reclaim and current is not None and current[0] == reclaim):
+            return False
+        self._leases[session_id] = (holder, self._clock() + ttl)
+        return True
+
+    async def claim_session(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> Claim | None:
+        with self._lock:
+            if not self._take_lease(session_id, holder, ttl, reclaim):
+                return None
+            session = self._live(session_id)
+            while session is not None and session.inbox:
+                record = session.turns.get(session.inbox[0])
+                if record is not None:
+                    state = session.state.model_copy(deep=True)
+                    return Claim(head=record.model_copy(), state=state)
+                session.inbox.pop(0)  # its record is gone: it can never be applied
+            return Claim(head=None, state=None)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         with self._lock:

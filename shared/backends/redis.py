@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
-from shared.backends.base import Admission, Committed, IdempotencyClaim
+from shared.backends.base import Admission, Claim, Committed, IdempotencyClaim
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import (
     ACTIVE_SESSIONS,
@@ -613,6 +613,23 @@ class RedisBackend:
             return bool(await self._run("ACQUIRE", [lease], [holder, int(ttl * 1000), reclaim]))
         async with self._guard():
             return bool(await self.client.set(lease, holder, nx=True, px=int(ttl * 1000)))
+
+    async def claim_session(
+        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+    ) -> Claim | None:
+        keys = SessionKeys(session_id)
+        reply = await self._run(
+            "CLAIM", [*keys.expiring(), keys.lease], [holder, int(ttl * 1000), reclaim]
+        )
+        if reply is None:
+            return None
+        if not reply:
+            return Claim(head=None, state=None)
+        record, state = reply
+        return Claim(
+            head=await self._load_record(session_id, record),
+            state=state_from(state) if state else None,
+        )
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         renewed = await self._run(

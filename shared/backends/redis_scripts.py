@@ -19,6 +19,7 @@ __all__ = [
     "ADMIT",
     "RELEASE_ADMISSION",
     "APPEND_EVENT",
+    "CLAIM",
     "COMMIT",
     "COUNT_REQUEST",
     "CREATE",
@@ -375,6 +376,24 @@ local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+
+# A drain's first step: the session's lease (free, or left behind by `reclaim`), and with it
+# the head turn's record and the state it will start from. KEYS: the session's expiring keys,
+# [7] the lease. ARGV: holder, ttl_ms, reclaim ('' for none). Returns false (lease taken),
+# {} (the inbox is empty) or {record, state}. An inbox id whose record is gone is dropped,
+# as HEAD does.
+CLAIM = """
+local current = redis.call('GET', KEYS[7])
+if current and current ~= ARGV[3] then return false end
+redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2])
+while true do
+  local turn_id = redis.call('LINDEX', KEYS[2], 0)
+  if not turn_id then return {} end
+  local record = redis.call('HGET', KEYS[3], turn_id)
+  if record then return {record, redis.call('HGET', KEYS[1], 'state') or ''} end
+  redis.call('LPOP', KEYS[2])
+end
 """
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms

@@ -187,6 +187,35 @@ async def test_a_commit_by_the_lease_holder_hands_on_the_next_turn_or_the_lease(
     assert await backend.acquire_lease(sid, "someone else", 30)
 
 
+async def test_a_claim_takes_the_lease_with_the_head_turn_and_the_state(
+    harness: Harness,
+) -> None:
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    empty = await backend.claim_session(sid, "first", 30)
+    assert empty is not None and empty.head is None  # the lease, and nothing waiting
+    assert await backend.release_lease(sid, "first") == 0
+    orphan, turn = new_turn(sid), new_turn(sid)
+    for queued in (orphan, turn):
+        await backend.accept_turn(queued, max_pending=8, idempotency=None)
+    if isinstance(backend, InMemoryBackend):
+        backend._sessions[sid].turns.pop(orphan.turn_id)
+    else:
+        assert isinstance(backend, RedisBackend)
+        await backend.client.hdel(SessionKeys(sid).turns, orphan.turn_id)
+    claim = await backend.claim_session(sid, "me", 30)
+    assert claim is not None and claim.head is not None
+    assert claim.head.turn_id == turn.turn_id  # the id without a record was dropped
+    assert claim.state == state
+    assert await backend.claim_session(sid, "someone else", 30) is None
+    # A drain's own lease left behind (its release failed) is taken over at once.
+    taken_over = await backend.claim_session(sid, "me again", 30, reclaim="me")
+    assert taken_over is not None and taken_over.head == claim.head
+    assert not await backend.acquire_lease(sid, "me", 30)
+
+
 async def test_a_commit_never_touches_a_lease_it_does_not_hold(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
