@@ -150,8 +150,8 @@ class Settings(BaseSettings):
     # this many may be lying there: fewer store commands per turn for a little memory
     # (0: rebuilt after every turn).
     events_rebuild_after: Annotated[int, Field(ge=0)] = 12
-    # Records of the newest turns kept for polling (above MAX_PENDING_TURNS: a pending
-    # turn's record is never pruned).
+    # Records of the newest finished turns kept for polling, besides those of every turn
+    # still pending (never pruned).
     turn_records_kept: Annotated[int, Field(gt=0)] = 12
     max_request_bytes: Annotated[int, Field(gt=0)] = 16 * 1024
     long_poll_max: Seconds = 30.0
@@ -233,11 +233,6 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "TURN_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT, otherwise the broker "
                 "hands a still-running turn to a second worker."
-            )
-        if self.turn_records_kept <= self.max_pending_turns:
-            raise ConfigurationError(
-                "TURN_RECORDS_KEPT must exceed MAX_PENDING_TURNS: records of pending turns "
-                "must never be pruned."
             )
         # Refuse a malformed Sentinel URL now, not on the first turn.
         sentinel_target(self.redis_url)

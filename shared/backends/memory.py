@@ -219,8 +219,9 @@ class InMemoryBackend:
             session.turns[record.turn_id] = record.model_copy()
             session.inbox.append(record.turn_id)
             session.turn_log.append(record.turn_id)
+            # Every pending turn's record, and those of the newest finished turns.
             checked, length = 0, len(session.turn_log)
-            while length > self.turn_records_kept and checked < length:
+            while length - len(session.inbox) > self.turn_records_kept and checked < length:
                 oldest = session.turn_log.pop(0)
                 if oldest in session.inbox:  # never prune a pending turn's record
                     session.turn_log.append(oldest)

@@ -145,10 +145,12 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 local log_length = redis.call('RPUSH', KEYS[4], ARGV[1])
 local first_turn = log_length == 1
--- Keep the records of the last few turns only, but never one still in the inbox (a pending
--- turn may be older than the records_kept newest ones when many were withdrawn).
+-- Keep every pending turn's record and those of the records_kept newest finished turns (a
+-- finished turn's client may still be polling it): the turn log holds both, the inbox the
+-- pending ones.
 local checked = 0
-while log_length > tonumber(ARGV[9]) and checked < log_length do
+local pending_now = pending + 1
+while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
   local oldest = redis.call('LPOP', KEYS[4])
   if redis.call('LPOS', KEYS[2], oldest) then
     redis.call('RPUSH', KEYS[4], oldest)

@@ -516,6 +516,29 @@ async def test_pending_marks_are_settled_only_if_unchanged(harness: Harness) -> 
     assert sid not in dict(await backend.stale_pending(older_than=200.0, limit=1000))
 
 
+async def test_finished_records_are_kept_beside_every_pending_one(harness: Harness) -> None:
+    """TURN_RECORDS_KEPT (16 here) counts finished turns only: a queue of pending turns as
+    long as MAX_PENDING_TURNS allows never pushes out a record its client may still poll."""
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    error = TurnError(code="x", message="y")
+    finished = []
+    for _ in range(3):
+        turn = await backend.accept_turn(new_turn(sid), max_pending=64, idempotency=None)
+        assert await backend.fail_turn(
+            turn.model_copy(update={"status": TurnStatus.FAILED, "error": error})
+        )
+        finished.append(turn)
+    pending = [
+        await backend.accept_turn(new_turn(sid), max_pending=64, idempotency=None)
+        for _ in range(40)
+    ]
+    for turn in [*finished, *pending]:
+        assert await backend.get_turn(sid, turn.turn_id) is not None, turn.turn_id
+
+
 async def test_pruning_never_drops_a_pending_turn(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
