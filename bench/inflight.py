@@ -233,8 +233,10 @@ class ChunkCost:
     floor_us_per_chunk: float
     client_us_per_chunk: float  # the service's LLM client and narration splitter, in-process
 
-    def service_us_per_chunk(self) -> float:
+    def service_us_per_chunk(self) -> float | None:
         """The worker's extra CPU for each extra chunk, from the two chunkings of one reply."""
+        if not {"tokens", "pieces"} <= set(self.chunks_per_turn):
+            return None
         chunks = self.chunks_per_turn["tokens"] - self.chunks_per_turn["pieces"]
         cpu = self.cpu_ms_per_turn["tokens"] - self.cpu_ms_per_turn["pieces"]
         return cpu * 1000 / chunks if chunks else 0.0
@@ -303,7 +305,16 @@ def _client_us_per_chunk(llm: FakeLLM, calls: int, workdir: Path) -> float:
     return (time.thread_time() - started) * 1e6 / max(chunks, 1)
 
 
-def chunk_cost(llm: FakeLLM, workdir: Path, turns: int) -> ChunkCost:
+CHUNK_STYLES = {
+    "short": "openai/wait-0",
+    "pieces": "openai/wait-0+long",
+    "tokens": "openai/wait-0+long+tokens",
+}
+
+
+def chunk_cost(
+    llm: FakeLLM, workdir: Path, turns: int, styles: tuple[str, ...] = tuple(CHUNK_STYLES)
+) -> ChunkCost:
     """One player's LLM turns back to back (the LLM answers at once): the usual short reply
     in 12-character pieces, then a story six times as long in 12-character pieces and one
     chunk per token (about 200). The worker's CPU per turn for each; the two long ones
@@ -311,12 +322,8 @@ def chunk_cost(llm: FakeLLM, workdir: Path, turns: int) -> ChunkCost:
     of a turn's."""
     chunks: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    styles = (
-        ("short", "openai/wait-0"),
-        ("pieces", "openai/wait-0+long"),
-        ("tokens", "openai/wait-0+long+tokens"),
-    )
-    for style, model in styles:
+    for style in styles:
+        model = CHUNK_STYLES[style]
         env = {
             "NARRATOR": "llm",
             "LLM_MODEL": model,
@@ -347,34 +354,37 @@ def chunk_cost(llm: FakeLLM, workdir: Path, turns: int) -> ChunkCost:
 
 
 def _chunk_extra(cost: ChunkCost) -> list[tuple[str, str]]:
-    per = {k: f"{v:.1f}" for k, v in cost.chunks_per_turn.items()}
-    service = cost.service_us_per_chunk()
-    return [
+    labels = {
+        "short": "LLM turn back to back (2 calls), short reply in 12-char pieces",
+        "pieces": "story six times as long, 12-char pieces",
+        "tokens": "per-token stream (one chunk per token)",
+    }
+    rows = [
         (
-            "LLM turn back to back (2 calls), short reply in 12-char pieces: chunks / worker "
-            "CPU per turn",
-            f"{per['short']} / {cost.cpu_ms_per_turn['short']:.2f} ms (target <= 6)",
-        ),
-        (
-            "story six times as long, 12-char pieces: chunks / worker CPU per turn",
-            f"{per['pieces']} / {cost.cpu_ms_per_turn['pieces']:.2f} ms",
-        ),
-        (
-            "per-token stream (one chunk per token): chunks / worker CPU per turn",
-            f"{per['tokens']} / {cost.cpu_ms_per_turn['tokens']:.2f} ms",
-        ),
+            f"{labels[style]}: chunks / worker CPU per turn",
+            f"{chunks:.1f} / {cost.cpu_ms_per_turn[style]:.2f} ms"
+            + (" (target <= 6)" if style == "short" else ""),
+        )
+        for style, chunks in cost.chunks_per_turn.items()
+    ]
+    rows.append(
         (
             "CPU per streamed chunk, in-process: the service's LLM client and splitter / a plain "
             "httpx reader (floor) / above the floor",
             f"{cost.client_us_per_chunk:.1f} µs / {cost.floor_us_per_chunk:.1f} µs / "
             f"{cost.client_us_per_chunk - cost.floor_us_per_chunk:.1f} µs (target <= 15)",
-        ),
-        (
-            "worker CPU per streamed chunk, from the two long rows (whole turns: about ±20 µs "
-            "of noise)",
-            f"{service:.1f} µs",
-        ),
-    ]
+        )
+    )
+    service = cost.service_us_per_chunk()
+    if service is not None:
+        rows.append(
+            (
+                "worker CPU per streamed chunk, from the two long rows (whole turns: about "
+                "±20 µs of noise)",
+                f"{service:.1f} µs",
+            )
+        )
+    return rows
 
 
 def _extra(pool: str, result: Run, delay: float) -> list[tuple[str, str]]:
@@ -428,7 +438,9 @@ def run(args: argparse.Namespace) -> str:
             rows.append(result.row)
             extra += _extra(pool, result, args.llm_delay)
         logger.info("measuring the cost of a streamed chunk")
-        extra += _chunk_extra(chunk_cost(llm, Path(tmp) / "chunks", args.chunk_turns))
+        # A smoke run (--quick) measures the per-token stream only: each style is a stack.
+        styles = ("tokens",) if args.quick else tuple(CHUNK_STYLES)
+        extra += _chunk_extra(chunk_cost(llm, Path(tmp) / "chunks", args.chunk_turns, styles))
     header = (
         f"# In-flight LLM turns per worker process ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
         f"Machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} cores, Python "
