@@ -195,18 +195,16 @@ class SessionBackend(Protocol):
         ...
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
-    ) -> bool:
-        """Take the session's lease for `ttl` seconds if nobody holds it, or if `reclaim`
-        does: a drain of the caller's own thread that stopped without releasing it (the store
-        went away mid-drain), which would else hold the session until the lease expires."""
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
+        """Take the session's lease for `ttl` seconds if nobody holds it."""
 
     async def claim_session(
         self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
     ) -> Claim | None:
-        """`acquire_lease`, and in the same step the head turn and the state: None if the
-        lease is taken."""
+        """Take the lease as `acquire_lease` does, or over from `reclaim` (a drain of the
+        caller's own thread that stopped without releasing it: the store went away mid-drain,
+        and it would else hold the session until the lease expires); in the same step, the
+        head turn and the state. None if the lease is taken."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

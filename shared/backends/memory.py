@@ -300,13 +300,17 @@ class InMemoryBackend:
         with self._lock:
             if lease is not None and not self._renew(session_id, *lease):
                 raise LeaseLost(session_id, lease[0])
-            session = self._live(session_id)
-            while session is not None and session.inbox:
-                record = session.turns.get(session.inbox[0])
-                if record is not None:
-                    return record.model_copy()
-                session.inbox.pop(0)  # its record is gone: it can never be applied
-            return None
+            return self._head(session_id)
+
+    def _head(self, session_id: str) -> TurnRecord | None:
+        """The oldest pending turn's record; an inbox id whose record is gone is dropped."""
+        session = self._live(session_id)
+        while session is not None and session.inbox:
+            record = session.turns.get(session.inbox[0])
+            if record is not None:
+                return record.model_copy()
+            session.inbox.pop(0)  # its record is gone: it can never be applied
+        return None
 
     async def pending_turn_ids(self, session_id: str) -> list[str]:
         with self._lock:
@@ -467,11 +471,9 @@ class InMemoryBackend:
             return session.events[-1].id if session and session.events else "0-0"
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
-    ) -> bool:
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         with self._lock:
-            return self._take_lease(session_id, holder, ttl, reclaim)
+            return self._take_lease(session_id, holder, ttl, reclaim="")
 
     def _take_lease(self, session_id: str, holder: str, ttl: float, reclaim: str) -> bool:
         current = self._leases.get(session_id)
@@ -487,14 +489,11 @@ class InMemoryBackend:
         with self._lock:
             if not self._take_lease(session_id, holder, ttl, reclaim):
                 return None
-            session = self._live(session_id)
-            while session is not None and session.inbox:
-                record = session.turns.get(session.inbox[0])
-                if record is not None:
-                    state = session.state.model_copy(deep=True)
-                    return Claim(head=record.model_copy(), state=state)
-                session.inbox.pop(0)  # its record is gone: it can never be applied
-            return Claim(head=None, state=None)
+            head = self._head(session_id)
+            if head is None:
+                return Claim(head=None, state=None)
+            state = self._sessions[session_id].state.model_copy(deep=True)
+            return Claim(head=head, state=state)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         with self._lock:

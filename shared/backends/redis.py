@@ -605,12 +605,8 @@ class RedisBackend:
         return str(entries[0][0]) if entries else "0-0"
 
     # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
-    ) -> bool:
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         lease = SessionKeys(session_id).lease
-        if reclaim:
-            return bool(await self._run("ACQUIRE", [lease], [holder, int(ttl * 1000), reclaim]))
         async with self._guard():
             return bool(await self.client.set(lease, holder, nx=True, px=int(ttl * 1000)))
 

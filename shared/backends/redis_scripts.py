@@ -15,7 +15,6 @@ from shared.backends.base import EVENTS_CAP
 
 __all__ = [
     "ACCEPT",
-    "ACQUIRE",
     "ADMIT",
     "RELEASE_ADMISSION",
     "APPEND_EVENT",
@@ -372,15 +371,8 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
-# KEYS[1]: the lease key. ARGV: holder, ttl_ms, the holder it may take the lease over from.
-ACQUIRE = """
-local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[3] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-# A drain's first step: the session's lease (free, or left behind by `reclaim`), and with it
+# A drain's first step: the session's lease (free, or left behind by `reclaim`: a drain of the
+# same thread that could not release it), and with it
 # the head turn's record and the state it will start from. KEYS: the session's expiring keys,
 # [7] the lease. ARGV: holder, ttl_ms, reclaim ('' for none). Returns false (lease taken),
 # {} (the inbox is empty) or {record, state}. An inbox id whose record is gone is dropped,

@@ -22,7 +22,14 @@ from shared.errors import (
     TooManyPendingTurns,
     VersionConflict,
 )
-from shared.models import GameState, HistoryEntry, TurnError, TurnResult, TurnStatus
+from shared.models import (
+    GameState,
+    HistoryEntry,
+    TurnError,
+    TurnRecord,
+    TurnResult,
+    TurnStatus,
+)
 from tests.shared.backends.conftest import Harness, new_state, new_turn
 
 
@@ -123,12 +130,7 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert running.attempts == 1
 
     after = state.model_copy(update={"location": "the tower"})
-    done = running.model_copy(
-        update={
-            "status": TurnStatus.COMPLETED,
-            "result": TurnResult(narrative="n", choices=["a"], state_version=1),
-        }
-    )
+    done = _completed(running)
     assert (await backend.commit_turn(after, done)).version == 1
     stored = await backend.get(state.session_id)
     assert stored is not None and stored.version == 1 and stored.location == "the tower"
@@ -150,8 +152,8 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert completed[0].data["result"]["narrative"] == "n"
 
 
-def _completed(running: object) -> object:
-    return running.model_copy(  # type: ignore[attr-defined]
+def _completed(running: TurnRecord) -> TurnRecord:
+    return running.model_copy(
         update={
             "status": TurnStatus.COMPLETED,
             "result": TurnResult(narrative="n", choices=["a"], state_version=1),
@@ -173,7 +175,7 @@ async def test_a_commit_by_the_lease_holder_hands_on_the_next_turn_or_the_lease(
     running = await backend.start_turn(sid, first.turn_id, 1.0, holder="me")
     assert running is not None
     # A turn waits: the lease stays, renewed, and the commit reads the next head.
-    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))
     assert committed.version == 1 and not committed.lease_released
     assert committed.next_turn is not None and committed.next_turn.turn_id == second.turn_id
     assert not await backend.acquire_lease(sid, "someone else", 30)
@@ -182,7 +184,7 @@ async def test_a_commit_by_the_lease_holder_hands_on_the_next_turn_or_the_lease(
     stored = await backend.get(sid)
     assert stored is not None
     # The inbox is empty: the lease goes in the same step; the next turn's task can take it.
-    committed = await backend.commit_turn(stored, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    committed = await backend.commit_turn(stored, _completed(running), lease=("me", 30))
     assert committed.version == 2 and committed.lease_released and committed.next_turn is None
     assert await backend.acquire_lease(sid, "someone else", 30)
 
@@ -226,7 +228,7 @@ async def test_a_commit_never_touches_a_lease_it_does_not_hold(harness: Harness)
     assert await backend.acquire_lease(sid, "other", 30)
     running = await backend.start_turn(sid, turn.turn_id, 1.0)
     assert running is not None
-    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))  # type: ignore[arg-type]
+    committed = await backend.commit_turn(state, _completed(running), lease=("me", 30))
     assert committed.version == 1 and not committed.lease_released
     assert not await backend.acquire_lease(sid, "me", 30)  # still the other holder's
     assert await backend.release_lease(sid, "other") == 0
@@ -432,10 +434,11 @@ async def test_a_dead_process_lease_is_released_by_its_prefix_only(harness: Harn
 async def test_a_thread_takes_back_a_lease_its_earlier_drain_left(harness: Harness) -> None:
     backend = harness.backend
     sid = new_state().session_id
-    assert await backend.acquire_lease(sid, "node-a/41/7/first", 30, reclaim="node-a/41/7/x")
-    assert not await backend.acquire_lease(sid, "node-a/41/8/other", 30, reclaim="node-a/41/7/")
-    assert not await backend.acquire_lease(sid, "node-a/41/7/second", 30)  # no reclaim asked
-    assert await backend.acquire_lease(sid, "node-a/41/7/second", 30, reclaim="node-a/41/7/first")
+    claim = backend.claim_session
+    assert await claim(sid, "node-a/41/7/first", 30, reclaim="node-a/41/7/x") is not None
+    assert await claim(sid, "node-a/41/8/other", 30, reclaim="node-a/41/7/") is None
+    assert await claim(sid, "node-a/41/7/second", 30) is None  # no reclaim asked
+    assert await claim(sid, "node-a/41/7/second", 30, reclaim="node-a/41/7/first") is not None
     assert not await backend.renew_lease(sid, "node-a/41/7/first", 30)
     assert await backend.renew_lease(sid, "node-a/41/7/second", 30)
 
