@@ -271,9 +271,9 @@ def _plain_reader_us_per_chunk(llm: FakeLLM, calls: int) -> float:
 
 def _client_us_per_chunk(llm: FakeLLM, calls: int, workdir: Path) -> float:
     """The service's side of the same stream, in this thread: `ChatClient` (over the
-    service's CrewAI LLM) with the narrator's splitter as the sink."""
+    service's CrewAI LLM) with the narrator's reply reader as the sink."""
     from shared.game.llm.client import ChatClient
-    from shared.game.llm.streaming import NarrativeSplitter
+    from shared.game.llm.streaming import ReplyStream
     from shared.settings import Settings
 
     settings = Settings(
@@ -288,14 +288,14 @@ def _client_us_per_chunk(llm: FakeLLM, calls: int, workdir: Path) -> float:
     messages = [{"role": "user", "content": "Your options now:\n1. a\n2. b\n3. c"}]
 
     def read() -> int:
-        splitter, pieces = NarrativeSplitter(), [0]
+        reader, pieces = ReplyStream(), [0]
 
         def sink(text: str) -> None:
             pieces[0] += 1
-            splitter.feed(text)
+            reader.feed(text)
 
         client.complete(messages, max_tokens=600, on_chunk=sink)
-        splitter.finish()
+        reader.finish(expected=3)
         return pieces[0]
 
     read()

@@ -18,6 +18,7 @@ __all__ = [
     "ACTIVE_SESSIONS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
+    "LLM_REPLY_REPAIRS",
     "ORPHANED_LEASES_RELEASED",
     "QUEUE_DEPTH",
     "RATE_LIMIT_FAILED_OPEN",
@@ -98,4 +99,10 @@ TURN_PROCESSING_SECONDS = Histogram(
     "Time from an attempt's start to the turn's commit, by narrator.",
     ["narrator"],
     buckets=_TURN_BUCKETS,
+)
+LLM_REPLY_REPAIRS = Counter(
+    "pocket_portals_llm_reply_repairs_total",
+    "Repairs made to LLM narrator replies so the player reads clean narration, by kind "
+    "(agent_scaffolding, markdown_fence, json_object, preamble, choice_count, …).",
+    ["kind"],
 )

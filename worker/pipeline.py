@@ -40,6 +40,7 @@ from shared.errors import (
 from shared.game.narrator import NarrationStream
 from shared.logs import CORRELATION_ID
 from shared.metrics import (
+    LLM_REPLY_REPAIRS,
     TURN_PROCESSING_SECONDS,
     TURN_QUEUE_WAIT_SECONDS,
     TURNS_COMPLETED,
@@ -496,6 +497,8 @@ class TurnPipeline:
         )
         await self._release_admission(turn)
         TURNS_COMPLETED.inc()
+        for kind in step.repairs:
+            LLM_REPLY_REPAIRS.labels(kind).inc()
         took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
         TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
         logger.info(

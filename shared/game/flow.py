@@ -75,6 +75,7 @@ class StepResult:
     outcome: str
     narrator: str = "offline"
     usage: TokenUsage | None = None
+    repairs: tuple[str, ...] = ()
 
 
 class GameSessionFlow(Flow[GameState]):
@@ -260,4 +261,5 @@ def run_turn_step(
         outcome=outcome,
         narrator=narration.source if narration else "offline",
         usage=narration.usage if narration else None,
+        repairs=narration.repairs if narration else (),
     )

@@ -34,6 +34,8 @@ class Narration:
     jester_spoke: bool = False
     # The agents that spoke, in speaking order (`rules.agents.Agent` values).
     agents: tuple[str, ...] = ()
+    # What had to be repaired in an LLM's reply (`llm.reply.Repair` names), for the metric.
+    repairs: tuple[str, ...] = ()
 
 
 class NarrationStream(Protocol):

@@ -7,14 +7,19 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_reliability import finish, history_ids, turn_pid
-from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.fake_llm import NARRATIVE, FakeLLM, fake_llm
 from tests.support.player import Player
+from tests.support.ports import free_port
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.sse import SseEvent
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -172,5 +177,52 @@ def test_failure_policy_when_the_llm_is_down(
             assert turn["error"]["code"] == "narrator_unavailable"
             assert SECRET not in str(turn)
             assert player.state()["version"] == 0
+    finally:
+        player.close()
+
+
+def test_an_agent_shaped_reply_streams_clean_and_is_counted(
+    llm_server: FakeLLM,
+    worker_factory: WorkerFactory,
+    gateway_factory: GatewayFactory,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    metrics = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(port)}
+    worker_factory(llm_env(llm_server, "shape-agent+tokens", **metrics))
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        play_to_exploration(player)
+        submitted: list[str] = []
+        events = player.events(  # followed live: a finished turn's deltas are compacted away
+            until=lambda evs: bool(submitted) and completed(submitted[0])(evs),
+            on_open=lambda: submitted.append(player.submit({"choice_index": 1}).json()["turn_id"]),
+        )
+        turn_id = submitted[0]
+        mine = [e for e in events if e.data.get("turn_id") == turn_id]
+        assert any(e.event == "narration.delta" for e in mine)
+        shown = story_after_last_restart(events, turn_id)
+        assert shown == mine[-1].data["result"]["narrative"] == NARRATIVE
+        for event in mine:
+            if event.event == "narration.delta":
+                assert "Thought" not in event.data["text"] and "Final" not in event.data["text"]
+        assert all(c.startswith("Carefully: ") for c in player.state()["state"]["current_choices"])
+
+        def repairs() -> float | None:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            counted = sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "pocket_portals_llm_reply_repairs_total"
+                and sample.labels["kind"] == "agent_scaffolding"
+            )
+            return counted or None
+
+        # The two turns before were told in the same shape.
+        assert wait_until(repairs, timeout=30, what="the repair counted") == 3
     finally:
         player.close()

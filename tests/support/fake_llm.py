@@ -17,9 +17,12 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `stream-error`: streams a few chunks, then an `{"error": …}` chunk (as OpenRouter does);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
+- `shape-<shape>`: the narrator answers in one of the shapes models use besides the one asked
+  for (`SHAPES`: the agent's `Thought:`/`Final Answer:`, a markdown fence, a preamble, JSON, …);
 - a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token, `+long` makes the
-  narrator's story six times as long (about 200 tokens with its choices); `chunks_sent`
-  counts the streamed chunks of every reply.
+  narrator's story six times as long (about 200 tokens with its choices), `+nostream` answers
+  a streamed request with the whole completion; `chunks_sent` counts the streamed chunks of
+  every reply.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 """
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["GATE_AFTER_CHUNKS", "FakeLLM", "fake_llm"]
+__all__ = ["GATE_AFTER_CHUNKS", "NARRATIVE", "SHAPES", "FakeLLM", "fake_llm"]
 
 SLOW_CHUNK_DELAY = 0.15
 GATE_AFTER_CHUNKS = 4
@@ -93,6 +96,49 @@ def _options(messages: list[dict[str, Any]]) -> list[str]:
     return [m.group(1) for m in re.finditer(r"^\d+\. (.+)$", block, re.M)]
 
 
+def _listed(options: list[str]) -> str:
+    return "\n".join(f"{n}. Carefully: {o}" for n, o in enumerate(options, 1))
+
+
+# Shape: the narrator's reply, from the story and the options it was given.
+SHAPES: dict[str, Any] = {
+    "agent": lambda story, options: (
+        "Thought: The rules decided the outcome; I will tell it vividly.\n"
+        f"Final Answer: {story}\n###\n{_listed(options)}"
+    ),
+    "agent-json": lambda story, options: (
+        "Thought: I now know the final answer\nFinal Answer: "
+        + json.dumps({"narrative": story, "choices": [f"Carefully: {o}" for o in options]})
+    ),
+    "fence": lambda story, options: f"```\n{story}\n###\n{_listed(options)}\n```",
+    "fence-json": lambda story, options: (
+        "```json\n"
+        + json.dumps({"story": story, "options": [f"Carefully: {o}" for o in options]}, indent=2)
+        + "\n```"
+    ),
+    "preamble": lambda story, options: (
+        f"Sure! Here is the next part of the adventure:\n\n{story}\n###\n{_listed(options)}"
+    ),
+    "label": lambda story, options: f"Narrative: {story}\n###\n{_listed(options)}",
+    "quoted": lambda story, options: f'"{story}"\n###\n{_listed(options)}',
+    "json": lambda story, options: json.dumps(
+        {"narrative": story, "choices": [f"Carefully: {o}" for o in options]}
+    ),
+    "no-separator": lambda story, options: f"{story}\n\n{_listed(options)}",
+    "heading": lambda story, options: (
+        f"{story}\n\n**Your options:**\n" + "\n".join(f"- Carefully: {o}" for o in options)
+    ),
+    "extra-choice": lambda story, options: (
+        f"{story}\n###\n{_listed(options)}\n{len(options) + 1}. Dance a jig"
+    ),
+    # Takes up what a player planted in their action: the options it offers are the player's.
+    "echo": lambda story, options: (
+        f"{story}\n###\n1. Claim the crown, for you win the game\n"
+        + "\n".join(f"{n}. Carefully: {o}" for n, o in enumerate(options[1:], 2))
+    ),
+}
+
+
 def _reply_text(model: str, messages: list[dict[str, Any]]) -> str:
     system = str(messages[0].get("content", ""))
     if "Game Keeper" in system:
@@ -105,7 +151,9 @@ def _reply_text(model: str, messages: list[dict[str, Any]]) -> str:
         return "So it was written: the hero came home."
     if model == "garbage":
         return "### 1. only choices and no story" if "epilogue" not in str(messages) else "{}"
-    choices = "\n".join(f"{n}. Carefully: {o}" for n, o in enumerate(_options(messages), 1))
+    if model.startswith("shape-"):
+        return str(SHAPES[model.removeprefix("shape-")](NARRATIVE, _options(messages)))
+    choices = _listed(_options(messages))
     return f"{NARRATIVE}\n###\n{choices}" if choices else NARRATIVE
 
 
@@ -162,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             "completion_tokens": completion_tokens,
             "total_tokens": 50 + completion_tokens,
         }
-        if body.get("stream") and model != "nostream":
+        if body.get("stream") and model != "nostream" and "nostream" not in styles:
             slow = model in ("slow", "gated")
             gate = fake.gate if model == "gated" else None
             delay = SLOW_CHUNK_DELAY if slow else 0.0

@@ -13,21 +13,25 @@ routes to speak, each as an `LLMVoice` (the `Voice` interface of the offline voi
   the others' words, then rewords the rules' choices. Its reply is streamed to the player as
   it is generated.
 
-The narrator's reply is structured (`narrative`, `###`, numbered choices). Choices that do not
-match the rules' in number and shape are dropped for the rules' own words; an empty narrative
-is replaced by the offline narrator's. When the LLM keeps failing, `LLM_FALLBACK` decides:
-the offline narrator tells the turn (the result says so), or the turn fails.
+The narrator is asked for a structured reply (`narrative`, `###`, numbered choices) and
+`reply.parse_reply` reads whatever shape it answers in; choices that do not match the rules'
+in number, or that could have been planted, are dropped for the rules' own words; an empty
+narrative is replaced by the offline narrator's. Player text and the model's earlier words
+reach the prompts only inside `fence.fenced`, and every role says fenced text is data. When
+the LLM keeps failing, `LLM_FALLBACK` decides: the offline narrator tells the turn (the result
+says so), or the turn fails.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from shared.errors import NarratorUnavailable
 from shared.game.dice import Dice
 from shared.game.llm.client import ChatClient
-from shared.game.llm.streaming import NarrativeSplitter
+from shared.game.llm.fence import DATA_NOTICE, clean_text, fenced
+from shared.game.llm.reply import ParsedReply
+from shared.game.llm.streaming import ReplyStream
 from shared.game.narrator import Narration, NarrationStream, OfflineNarrator
 from shared.game.rules import Outcome
 from shared.game.rules.agents import Agent, agents_for
@@ -36,11 +40,8 @@ from shared.game.voices import Scene
 from shared.models import GamePhase, GameState, TokenUsage
 from shared.settings import Settings
 
-__all__ = ["LLMNarrator", "LLMVoice", "parse_choices"]
+__all__ = ["LLMNarrator", "LLMVoice", "narrator_prompt"]
 
-_CHOICE_LINE = re.compile(r"^\s*(\d+)[.)]\s*(.+?)\s*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_CHOICE_LENGTH = 100
 # Phases whose choices the rules match word for word: an LLM may not reword them.
 _LITERAL_PHASES = {GamePhase.CHARACTER_CREATION, GamePhase.QUEST_SELECTION}
 
@@ -70,29 +71,13 @@ CHRONICLER_ROLE = (
 )
 
 
-def parse_choices(tail: str | None, expected: int) -> list[str] | None:
-    """The reworded choices from the reply's tail, or None if they are not usable."""
-    if tail is None or expected == 0:
-        return None
-    choices = []
-    for line in tail.splitlines():
-        match = _CHOICE_LINE.match(line)
-        if match:
-            choices.append(match.group(2).strip().strip('"'))
-    well_formed = (
-        len(choices) == expected
-        and len(set(choices)) == expected
-        and all(0 < len(c) <= MAX_CHOICE_LENGTH and not _CONTROL.search(c) for c in choices)
-    )
-    return choices if well_formed else None
-
-
 def _keeper_prompt(scene: Scene) -> str:
     return "Rolls: " + "; ".join(scene.outcome.checks or scene.outcome.facts)
 
 
 def _jester_prompt(scene: Scene) -> str:
-    return f"The hero tried: {scene.action}. What happened: {' '.join(scene.outcome.facts)}"
+    tried = fenced("player_action", scene.action)
+    return f"The hero tried: {tried}. What happened: {' '.join(scene.outcome.facts)}"
 
 
 def _innkeeper_prompt(scene: Scene) -> str:
@@ -129,7 +114,8 @@ class LLMVoice:
         self.share = share
 
     def speak(self, scene: Scene) -> str:
-        return self.turn.ask(self.role, self.prompt(scene), self.share)
+        # One line of visible text: model output, which the Narrator's prompt quotes.
+        return clean_text(self.turn.ask(self.role, self.prompt(scene), self.share), 400)
 
 
 # Agent: (role, prompt, share of the turn's budget, how the Narrator is told about it).
@@ -143,14 +129,36 @@ _SUPPORTING: dict[Agent, tuple[str, Callable[[Scene], str], float, str]] = {
 
 def _context(state: GameState) -> str:
     sheet = state.character_sheet
-    hero = f"{sheet.name}, a {sheet.race} {sheet.character_class}" if sheet else "a new adventurer"
+    hero = (
+        f"{fenced('hero_name', sheet.name, 60)}, a {sheet.race} {sheet.character_class}"
+        if sheet
+        else "a new adventurer"
+    )
     quest = state.active_quest.title if state.active_quest else "none yet"
     recent = " / ".join(h.narrative[:200] for h in state.conversation_history[-2:])
     return (
         f"Hero: {hero}. Health {state.health_current}/{state.health_max}. "
         f"Location: {state.location}. Quest: {quest}. Phase: {state.phase.value}, "
         f"story arc: {state.adventure_phase.value}, turn {state.adventure_turn} of "
-        f"{state.max_turns}. Recently: {recent or 'the story begins'}."
+        f"{state.max_turns}. Recently: "
+        f"{fenced('recent_story', recent, 420) if recent else 'the story begins'}."
+    )
+
+
+def narrator_prompt(state: GameState, action: str, happened: str, notes: list[str]) -> str:
+    """The Narrator's prompt: the game's context, the player's action (fenced), what the rules
+    decided, the other agents' words, and the options to reword (or the epilogue cue)."""
+    options = "\n".join(f"{n}. {c}" for n, c in enumerate(state.current_choices, start=1))
+    return "\n".join(
+        [
+            _context(state),
+            f"The player's action: {fenced('player_action', action)}",
+            f"What the rules decided: {happened}",
+            *notes,
+            "The story ends with this turn: write its epilogue from the Chronicler's record."
+            if state.adventure_completed
+            else f"The player's options now:\n{options}",
+        ]
     )
 
 
@@ -166,43 +174,52 @@ class _Turn:
     def ask(self, role: str, content: str, share: float) -> str:
         tokens = max(32, int(self.budget * share))
         reply = self.client.complete(
-            [{"role": "system", "content": role}, {"role": "user", "content": content}],
+            [
+                {"role": "system", "content": f"{role} {DATA_NOTICE}"},
+                {"role": "user", "content": content},
+            ],
             max_tokens=tokens,
         )
         self.usage = self.usage + reply.usage
         self.budget -= reply.usage.completion_tokens or tokens
         return reply.text.strip()
 
-    def tell(self, content: str) -> tuple[str, str | None]:
-        splitter = NarrativeSplitter()
+    def tell(self, content: str, expected: int, player_text: str) -> ParsedReply:
+        """The Narrator's reply to `content`, its narrative streamed as it is generated."""
+        reader = ReplyStream()
         streamed = False
 
         def on_chunk(chunk: str) -> None:
             nonlocal streamed
-            piece = splitter.feed(chunk)
+            piece = reader.feed(chunk)
             if piece:
                 streamed = True
                 self.stream.delta(piece)
 
         def on_retry(attempt: int) -> None:
-            nonlocal splitter, streamed
+            nonlocal reader, streamed
             if streamed:
                 self.stream.restart("llm_retry")
-            splitter, streamed = NarrativeSplitter(), False
+            reader, streamed = ReplyStream(), False
 
         reply = self.client.complete(
-            [{"role": "system", "content": NARRATOR_ROLE}, {"role": "user", "content": content}],
+            [
+                {"role": "system", "content": f"{NARRATOR_ROLE} {DATA_NOTICE}"},
+                {"role": "user", "content": content},
+            ],
             max_tokens=max(64, self.budget),
             on_chunk=on_chunk,
             on_retry=on_retry,
         )
         self.usage = self.usage + reply.usage
-        if not streamed:  # a server that ignored streaming: the whole reply at once
+        if not reader.received:  # a server that ignored streaming: the whole reply at once
             on_chunk(reply.text)
-        last, split = splitter.finish()
-        if last:
-            self.stream.delta(last)
-        return split.narrative, split.tail
+        finished = reader.finish(expected, player_text)
+        if finished.restart:
+            self.stream.restart("llm_reformatted")
+        if finished.last:
+            self.stream.delta(finished.last)
+        return finished.reply
 
 
 class LLMNarrator:
@@ -232,7 +249,6 @@ class LLMNarrator:
 
     def _narrate(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
         state, action, outcome, dice = scene.state, scene.action, scene.outcome, scene.dice
-        happened = " ".join(outcome.facts)
         notes = []
         for agent in crew:
             if agent is Agent.NARRATOR:
@@ -240,27 +256,18 @@ class LLMNarrator:
             role, asks, share, label = _SUPPORTING[agent]
             notes.append(f"{label}: {LLMVoice(turn, role, asks, share).speak(scene)}")
         canonical = state.current_choices
-        options = "\n".join(f"{n}. {c}" for n, c in enumerate(canonical, start=1))
-        prompt = "\n".join(
-            [
-                _context(state),
-                f"The player's action: {action}",
-                f"What the rules decided: {happened}",
-                *notes,
-                "The story ends with this turn: write its epilogue from the Chronicler's record."
-                if state.adventure_completed
-                else f"The player's options now:\n{options}",
-            ]
-        )
-        narrative, tail = turn.tell(prompt)
+        prompt = narrator_prompt(state, action, " ".join(outcome.facts), notes)
+        literal = state.phase in _LITERAL_PHASES
+        reply = turn.tell(prompt, 0 if literal else len(canonical), action)
+        narrative = reply.narrative
         if not narrative:  # garbage or silence: the offline words, streamed as one piece
             narrative = self.fallback.narrate(state, action, outcome, dice, crew).narrative
             self.stream.delta(narrative)
-        reworded = None if state.phase in _LITERAL_PHASES else parse_choices(tail, len(canonical))
         return Narration(
             narrative,
-            choices=reworded,
+            choices=reply.choices,
             source="llm",
+            repairs=reply.repairs,
             usage=turn.usage,
             jester_spoke=Agent.JESTER in crew,
             agents=tuple(agent.value for agent in crew),
