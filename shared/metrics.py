@@ -19,6 +19,8 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
     "LLM_REPLY_REPAIRS",
+    "MODERATION_ERRORS",
+    "MODERATION_FLAGGED",
     "ORPHANED_LEASES_RELEASED",
     "QUEUE_DEPTH",
     "RATE_LIMIT_FAILED_OPEN",
@@ -105,4 +107,14 @@ LLM_REPLY_REPAIRS = Counter(
     "Repairs made to LLM narrator replies so the player reads clean narration, by kind "
     "(agent_scaffolding, markdown_fence, json_object, preamble, choice_count, …).",
     ["kind"],
+)
+MODERATION_FLAGGED = Counter(
+    "pocket_portals_moderation_flagged_total",
+    "Typed actions the moderation step turned into an in-story redirect, by category and by "
+    "the check that flagged them (rules, endpoint).",
+    ["category", "source"],
+)
+MODERATION_ERRORS = Counter(
+    "pocket_portals_moderation_errors_total",
+    "Calls to the moderation endpoint that failed (the built-in rules decided instead).",
 )

@@ -180,6 +180,16 @@ class Settings(BaseSettings):
     # When the LLM still fails after its retries: "offline" tells the turn with the offline
     # narrator (and says so in the result), "fail" ends the turn failed.
     llm_fallback: Literal["offline", "fail"] = "offline"
+    # Content safety: each action a player types (not a choice picked) is checked before the
+    # rules see it; a flagged one becomes an in-story redirect. MODERATION_URL: an
+    # OpenAI-compatible moderations endpoint (https://api.openai.com/v1/moderations), called
+    # with MODERATION_API_KEY (else LLM_API_KEY); unset, or when it fails, a small built-in rule
+    # set decides. MODERATION=off skips the check.
+    moderation: Literal["on", "off"] = "on"
+    moderation_url: str | None = None
+    moderation_api_key: SecretStr | None = None
+    moderation_model: str = "omni-moderation-latest"
+    moderation_timeout: Seconds = 5.0
     # The jester speaks at most once in this many turns (when the seeded dice allow).
     jester_cooldown: Annotated[int, Field(ge=1)] = 3
 

@@ -41,6 +41,7 @@ from shared.game.narrator import NarrationStream
 from shared.logs import CORRELATION_ID
 from shared.metrics import (
     LLM_REPLY_REPAIRS,
+    MODERATION_FLAGGED,
     TURN_PROCESSING_SECONDS,
     TURN_QUEUE_WAIT_SECONDS,
     TURNS_COMPLETED,
@@ -100,6 +101,7 @@ def run_flow_step(
     """The default step: the CrewAI flow with the configured narrator (imported on first
     use: it loads CrewAI)."""
     from shared.game.flow import run_turn_step
+    from shared.game.moderation import moderator_for
     from shared.game.narrator import Narrator, OfflineNarrator
 
     offline = OfflineNarrator(
@@ -119,6 +121,7 @@ def run_flow_step(
         load_state=load_state,
         narrator=narrator,
         history_limit=settings.history_limit,
+        moderator=moderator_for(settings),
     )
 
 
@@ -499,6 +502,9 @@ class TurnPipeline:
         TURNS_COMPLETED.inc()
         for kind in step.repairs:
             LLM_REPLY_REPAIRS.labels(kind).inc()
+        if step.moderation is not None:
+            for category in step.moderation.categories:
+                MODERATION_FLAGGED.labels(category, step.moderation.source).inc()
         took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
         TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
         logger.info(

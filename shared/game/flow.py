@@ -2,10 +2,11 @@
 
     begin (routes) ─┬─ resolve_character ───┐
                     ├─ resolve_quest_choice ┤
-                    ├─ resolve_exploration ─┼─▶ narrate
-                    ├─ resolve_combat ──────┤
+                    ├─ resolve_exploration ─┤
+                    ├─ resolve_combat ──────┼─▶ narrate
                     ├─ resolve_dialogue ────┤
-                    └─ resolve_epilogue ────┘
+                    ├─ resolve_epilogue ────┤
+                    └─ resolve_redirect ────┘  (a typed action the moderation step flagged)
 
 The state comes from the session backend through `SessionFlowPersistence`; the flow never
 writes it back. `run_turn_step` returns the state after the turn for the worker to commit.
@@ -44,6 +45,7 @@ from pydantic import PrivateAttr  # noqa: E402
 
 from shared.errors import AdventureCompleted  # noqa: E402
 from shared.game.dice import Dice  # noqa: E402
+from shared.game.moderation import Moderator, RuleModerator, Verdict  # noqa: E402
 from shared.game.narrator import Narration, Narrator, OfflineNarrator  # noqa: E402
 from shared.game.persistence import SessionFlowPersistence, StateLoader  # noqa: E402
 from shared.game.rules import (  # noqa: E402
@@ -54,6 +56,7 @@ from shared.game.rules import (  # noqa: E402
     conclude_turn,
     route_for,
 )
+from shared.game.rules.safety import REDIRECTED, redirect  # noqa: E402
 from shared.models import GameState, HistoryEntry, TokenUsage, TurnRecord  # noqa: E402
 
 quiet_crewai_console()
@@ -76,6 +79,7 @@ class StepResult:
     narrator: str = "offline"
     usage: TokenUsage | None = None
     repairs: tuple[str, ...] = ()
+    moderation: Verdict | None = None  # None: a chosen option, not checked
 
 
 class GameSessionFlow(Flow[GameState]):
@@ -87,6 +91,8 @@ class GameSessionFlow(Flow[GameState]):
     _dice: Dice | None = PrivateAttr(default=None)
     _resolution: Resolution | None = PrivateAttr(default=None)
     _narration: Narration | None = PrivateAttr(default=None)
+    _moderator: Moderator = PrivateAttr(default_factory=RuleModerator)
+    _verdict: Verdict | None = PrivateAttr(default=None)
 
     def _log_flow_event(
         self, message: str, color: str = "yellow", level: Literal["info", "warning"] = "info"
@@ -95,10 +101,17 @@ class GameSessionFlow(Flow[GameState]):
         # turn) and logs "Loading flow state…" at INFO on every turn; the worker logs turns.
         _log.log(logging.WARNING if level == "warning" else logging.DEBUG, "%s", message)
 
-    def prepare(self, turn: TurnRecord, narrator: Narrator, history_limit: int) -> None:
+    def prepare(
+        self,
+        turn: TurnRecord,
+        narrator: Narrator,
+        history_limit: int,
+        moderator: Moderator | None = None,
+    ) -> None:
         self._turn = turn
         self._narrator = narrator
         self._history_limit = history_limit
+        self._moderator = moderator or RuleModerator()
 
     @property
     def turn(self) -> TurnRecord:
@@ -128,6 +141,10 @@ class GameSessionFlow(Flow[GameState]):
         if self.state.adventure_completed:
             raise AdventureCompleted(self.state.session_id)
         self._dice = Dice.for_turn(self.state.seed, self.state.version)
+        if self.turn.choice_index is None:  # typed by the player: checked before the rules
+            self._verdict = self._moderator.check(self.turn.action)
+            if self._verdict.flagged:
+                return REDIRECTED
         self._replace_state(begin_turn(self.state))
         return route_for(self.state).value
 
@@ -160,8 +177,15 @@ class GameSessionFlow(Flow[GameState]):
     async def resolve_epilogue(self) -> str:
         return self._resolve(Route.EPILOGUE)
 
+    @listen(REDIRECTED)
+    async def resolve_redirect(self) -> str:
+        # The rules apply nothing: no clock tick, no dice, no moment.
+        self._resolution = redirect(self.state)
+        return REDIRECTED
+
     @listen(
         or_(
+            resolve_redirect,
             resolve_character,
             resolve_quest_choice,
             resolve_exploration,
@@ -174,7 +198,9 @@ class GameSessionFlow(Flow[GameState]):
         assert self._resolution is not None and self._dice is not None
         resolution = conclude_turn(self._resolution)
         state = resolution.state
-        narration = self._narrator.narrate(state, self.turn.action, resolution.outcome, self._dice)
+        # What a flagged action said goes no further: not to the narrator, not to an LLM.
+        action = "" if resolution.outcome.kind == REDIRECTED else self.turn.action
+        narration = self._narrator.narrate(state, action, resolution.outcome, self._dice)
         entry = HistoryEntry(
             turn_id=self.turn.turn_id, action=self.turn.action, narrative=narration.narrative
         )
@@ -238,6 +264,7 @@ def run_turn_step(
     load_state: StateLoader,
     narrator: Narrator,
     history_limit: int = 20,
+    moderator: Moderator | None = None,
 ) -> StepResult:
     """Run one turn's flow. Blocking: call it from a worker thread, never an event loop."""
     flow = GameSessionFlow(
@@ -245,7 +272,7 @@ def run_turn_step(
         persistence=SessionFlowPersistence(load_state),
         suppress_flow_events=True,
     )
-    flow.prepare(turn, narrator, history_limit)
+    flow.prepare(turn, narrator, history_limit, moderator)
     # What Flow.kickoff does, on this thread's own loop: kickoff builds a new event loop (and
     # a new thread pool for the steps it hands to threads) on every call and tears them down.
     outermost = crewai_event_bus._enter_runtime_scope()
@@ -262,4 +289,5 @@ def run_turn_step(
         narrator=narration.source if narration else "offline",
         usage=narration.usage if narration else None,
         repairs=narration.repairs if narration else (),
+        moderation=flow._verdict,
     )

@@ -63,6 +63,10 @@ _REACTION: dict[str, list[str]] = {
     "fled": ["You run until the sounds of pursuit fade."],
     "rested": ["For a little while, the world leaves you be."],
     "objective_done": ["Fortune favours the bold.", "One more step along the path."],
+    "redirected": [
+        "The tale gently turns another page.",
+        "The storyteller clears their throat and begins again.",
+    ],
 }
 
 _QUIPS = [

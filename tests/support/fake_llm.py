@@ -25,6 +25,10 @@ narrator through CrewAI's real client. The model name picks the behaviour:
   every reply.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
+
+It answers OpenAI's `/v1/moderations` too: an input containing `FLAGGED_WORDS` is flagged
+(category `harassment`), anything else is not; the model `moderation-down` gets HTTP 503.
+`moderation_inputs` records what was checked.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["GATE_AFTER_CHUNKS", "NARRATIVE", "SHAPES", "FakeLLM", "fake_llm"]
+__all__ = ["FLAGGED_WORDS", "GATE_AFTER_CHUNKS", "NARRATIVE", "SHAPES", "FakeLLM", "fake_llm"]
 
+FLAGGED_WORDS = "grue-insult"
 SLOW_CHUNK_DELAY = 0.15
 GATE_AFTER_CHUNKS = 4
 GATE_LIMIT = 120.0  # a forgotten gate opens by itself rather than hang the suite
@@ -67,6 +72,7 @@ class FakeLLM:
     in_flight: int = 0
     max_in_flight: int = 0
     chunks_sent: int = 0
+    moderation_inputs: list[str] = field(default_factory=list)
     gate: threading.Event = field(default_factory=_open_gate)
 
     def enter(self) -> None:
@@ -180,9 +186,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _moderate(self, body: dict[str, Any]) -> None:
+        fake = self.server.fake
+        with fake.lock:
+            fake.moderation_inputs.append(str(body["input"]))
+        if body.get("model") == "moderation-down":
+            self._json(503, {"error": {"message": "unavailable"}})
+            return
+        flagged = FLAGGED_WORDS in str(body["input"])
+        categories = {"harassment": flagged, "violence": False, "self-harm": False}
+        result = {
+            "flagged": flagged,
+            "categories": categories,
+            "category_scores": {k: 0.99 if v else 0.01 for k, v in categories.items()},
+        }
+        self._json(200, {"id": "modr-fake", "model": body.get("model"), "results": [result]})
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         fake = self.server.fake
+        if self.path.endswith("/moderations"):
+            self._moderate(body)
+            return
         with fake.lock:
             fake.requests.append({**body, "authorization": self.headers.get("authorization")})
         model, *styles = body["model"].split("+")

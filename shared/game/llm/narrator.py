@@ -36,6 +36,7 @@ from shared.game.narrator import Narration, NarrationStream, OfflineNarrator
 from shared.game.rules import Outcome
 from shared.game.rules.agents import Agent, agents_for
 from shared.game.rules.interview import next_question, question_text
+from shared.game.rules.safety import REDIRECTED
 from shared.game.voices import Scene
 from shared.models import GamePhase, GameState, TokenUsage
 from shared.settings import Settings
@@ -64,6 +65,11 @@ INNKEEPER_ROLE = (
     "You are Marta, the innkeeper of the crossroads inn, who knows every rumour. In one or two "
     "sentences of speech, ask the question given, or make one of the quests on offer sound "
     "irresistible. Never invent quests."
+)
+REDIRECT_CUE = (
+    "The player's action was set aside by the content check and is not shown to you. Do not "
+    "guess at it, repeat it or describe it; in a sentence or two, gently steer the story back "
+    "to the hero's quest, in the tale's own voice, without scolding."
 )
 CHRONICLER_ROLE = (
     "You are the Chronicler, who writes down the deeds of heroes. In three or four sentences, "
@@ -145,14 +151,18 @@ def _context(state: GameState) -> str:
     )
 
 
-def narrator_prompt(state: GameState, action: str, happened: str, notes: list[str]) -> str:
+def narrator_prompt(
+    state: GameState, action: str, happened: str, notes: list[str], *, redirected: bool = False
+) -> str:
     """The Narrator's prompt: the game's context, the player's action (fenced), what the rules
-    decided, the other agents' words, and the options to reword (or the epilogue cue)."""
+    decided, the other agents' words, and the options to reword (or the epilogue cue). For a
+    turn the moderation step redirected, the action is not given at all."""
     options = "\n".join(f"{n}. {c}" for n, c in enumerate(state.current_choices, start=1))
+    told = REDIRECT_CUE if redirected else f"The player's action: {fenced('player_action', action)}"
     return "\n".join(
         [
             _context(state),
-            f"The player's action: {fenced('player_action', action)}",
+            told,
             f"What the rules decided: {happened}",
             *notes,
             "The story ends with this turn: write its epilogue from the Chronicler's record."
@@ -256,7 +266,9 @@ class LLMNarrator:
             role, asks, share, label = _SUPPORTING[agent]
             notes.append(f"{label}: {LLMVoice(turn, role, asks, share).speak(scene)}")
         canonical = state.current_choices
-        prompt = narrator_prompt(state, action, " ".join(outcome.facts), notes)
+        prompt = narrator_prompt(
+            state, action, " ".join(outcome.facts), notes, redirected=outcome.kind == REDIRECTED
+        )
         literal = state.phase in _LITERAL_PHASES
         reply = turn.tell(prompt, 0 if literal else len(canonical), action)
         narrative = reply.narrative

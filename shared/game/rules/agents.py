@@ -17,13 +17,15 @@ from enum import StrEnum
 
 from shared.game.dice import Dice
 from shared.game.rules.outcome import Outcome
+from shared.game.rules.safety import REDIRECTED
 from shared.models import GamePhase, GameState
 
 __all__ = ["Agent", "EPILOGUE_OUTCOME", "agents_for"]
 
 EPILOGUE_OUTCOME = "epilogue"
 _INNKEEPER_OUTCOMES = {"character_created", "quest_unclear", "interview"}
-_SOLEMN_OUTCOMES = {"defeated", EPILOGUE_OUTCOME}
+# No quip over a death, the epilogue, or a redirect (the quip would echo what was typed).
+_SOLEMN_OUTCOMES = {"defeated", EPILOGUE_OUTCOME, REDIRECTED}
 
 
 class Agent(StrEnum):
