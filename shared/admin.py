@@ -17,14 +17,14 @@ from typing import Any
 import redis
 import redis.sentinel
 
-from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
+from shared.backends.codec import STATE, Codec, unpack
 from shared.backends.keys import DEFAULT_QUEUE, KEY_PREFIX, SessionKeys, pending_sessions_key
 from shared.backends.redis_scripts import IMPORT
+from shared.backends.sync_client import connect
 from shared.errors import PortalsError
 from shared.ids import is_session_id
 from shared.models import GameState
 from shared.models.migrations import migrate_state
-from shared.redis_urls import cluster_url, sentinel_target
 
 __all__ = ["ImportOutcome", "SessionStore", "connect"]
 
@@ -33,32 +33,6 @@ _STATE_PATTERN = KEY_PREFIX + "{*}"
 # A cluster's listing cursor holds the node's own SCAN cursor and which node it is on:
 # node cursor * _NODE_SLOTS + node index (primaries in name order).
 _NODE_SLOTS = 1024
-
-
-def connect(url: str) -> redis.Redis | redis.RedisCluster:
-    """A client for a standalone Redis, a cluster (`redis+cluster://any-node:port`) or the
-    master of a Sentinel service (`redis+sentinel://s1:26379,s2:26379/service`)."""
-    cluster = cluster_url(url)
-    if cluster is not None:
-        return redis.RedisCluster.from_url(cluster, socket_timeout=10, **CLIENT_OPTIONS)
-    sentinel = sentinel_target(url)
-    if sentinel is not None:
-        monitor = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            sentinel.sentinels, sentinel_kwargs={"socket_timeout": 10, **sentinel.sentinel_auth}
-        )
-        connection: dict[str, Any] = {
-            **CLIENT_OPTIONS,
-            **sentinel.master_auth,
-            "socket_timeout": 10,
-            "db": sentinel.db,
-            "ssl": sentinel.tls,
-        }
-        master: redis.Redis = monitor.master_for(  # type: ignore[no-untyped-call]
-            sentinel.service, **connection
-        )
-        return master
-    client: redis.Redis = redis.Redis.from_url(url, socket_timeout=10, **CLIENT_OPTIONS)
-    return client
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
     "LLM_REPLY_REPAIRS",
+    "LLM_WAITS",
     "MODERATION_ERRORS",
     "MODERATION_FLAGGED",
     "ORPHANED_LEASES_RELEASED",
@@ -117,4 +118,10 @@ MODERATION_FLAGGED = Counter(
 MODERATION_ERRORS = Counter(
     "pocket_portals_moderation_errors_total",
     "Calls to the moderation endpoint that failed (the built-in rules decided instead).",
+)
+LLM_WAITS = Counter(
+    "pocket_portals_llm_waits_total",
+    "LLM calls that waited for the fleet's provider budget (budget) or a provider's "
+    "Retry-After (cooldown).",
+    ["reason"],
 )

@@ -12,13 +12,13 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 from shared.redis_urls import cluster_url, sentinel_target
 
-__all__ = ["BackendKind", "Environment", "Settings", "get_settings"]
+__all__ = ["BackendKind", "Environment", "LLMEndpoint", "Settings", "get_settings"]
 
 
 def _private_networks() -> list[IPv4Network | IPv6Network]:
@@ -38,6 +38,19 @@ class Environment(StrEnum):
 
 
 Seconds = Annotated[float, Field(gt=0)]
+PerMinute = Annotated[int, Field(gt=0)]
+
+
+class LLMEndpoint(BaseModel):
+    """A further endpoint for the narrator (`LLM_FALLBACKS`), with its own budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    rpm: PerMinute | None = None
+    tpm: PerMinute | None = None
 
 
 class Settings(BaseSettings):
@@ -180,6 +193,22 @@ class Settings(BaseSettings):
     # When the LLM still fails after its retries: "offline" tells the turn with the offline
     # narrator (and says so in the result), "fail" ends the turn failed.
     llm_fallback: Literal["offline", "fail"] = "offline"
+    # Provider limits, shared by every worker through the session store (per endpoint and
+    # model): requests and tokens per minute (unset: none), and the longest a call waits for
+    # its slot or a provider's Retry-After before the turn goes to the next endpoint.
+    llm_rpm: PerMinute | None = None
+    llm_tpm: PerMinute | None = None
+    llm_max_wait: Seconds = 20.0
+    # How much of a minute's budget may go out at once (seconds' worth).
+    llm_burst_seconds: Seconds = 10.0
+    # The circuit: this many failed calls in a row (within a minute) stop calls to the
+    # endpoint for LLM_CIRCUIT_OPEN seconds; turns go to the next endpoint at once.
+    llm_circuit_failures: Annotated[int, Field(ge=1)] = 5
+    llm_circuit_open: Seconds = 30.0
+    # Further endpoints tried in order when one is down, open or over budget, as a JSON list:
+    # LLM_FALLBACKS='[{"model": "openai/llama3.1", "base_url": "http://ollama:11434/v1"}]'
+    # (each may have "api_key", "rpm", "tpm"). Then LLM_FALLBACK decides.
+    llm_fallbacks: list[LLMEndpoint] = Field(default_factory=list)
     # Content safety: each action a player types (not a choice picked) is checked before the
     # rules see it; a flagged one becomes an in-story redirect. MODERATION_URL: an
     # OpenAI-compatible moderations endpoint (https://api.openai.com/v1/moderations), called

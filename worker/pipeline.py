@@ -41,6 +41,7 @@ from shared.game.narrator import NarrationStream
 from shared.logs import CORRELATION_ID
 from shared.metrics import (
     LLM_REPLY_REPAIRS,
+    LLM_WAITS,
     MODERATION_FLAGGED,
     TURN_PROCESSING_SECONDS,
     TURN_QUEUE_WAIT_SECONDS,
@@ -111,10 +112,11 @@ def run_flow_step(
     )
     narrator: Narrator = offline
     if settings.narrator == "llm":
-        from shared.game.llm.client import ChatClient
+        from shared.game.llm.client import ChatClient, provider_gate
         from shared.game.llm.narrator import LLMNarrator
 
-        narrator = LLMNarrator(ChatClient(settings), settings, stream, fallback=offline)
+        client = ChatClient(settings, gate=provider_gate(settings))
+        narrator = LLMNarrator(client, settings, stream, fallback=offline)
     return run_turn_step(
         session_id,
         turn,
@@ -182,6 +184,14 @@ class _EventStream:
     def restart(self, reason: str) -> None:
         self._waiting = ""  # words of the attempt that starts over: the reader drops them
         self._publish(EventName.TURN_RESTARTED, {"reason": reason})
+
+    def waiting(self, reason: str, seconds: float) -> None:
+        # The turn has started but waits for its LLM slot: a client shows that, not silence.
+        self._publish(
+            EventName.TURN_STARTED,
+            {"attempt": self.turn.attempts, "waiting": reason, "wait_seconds": round(seconds, 1)},
+        )
+        LLM_WAITS.labels(reason).inc()
 
     async def send(self, event: EventName, data: dict[str, object]) -> None:
         """On the loop: one event of this attempt."""

@@ -46,12 +46,19 @@ class NarrationStream(Protocol):
     def restart(self, reason: str) -> None:
         """What was sent so far for this turn is void: a new attempt starts over."""
 
+    def waiting(self, reason: str, seconds: float) -> None:
+        """The turn waits `seconds` for its LLM call: the fleet's provider budget
+        (`budget`) or a provider's Retry-After (`cooldown`)."""
+
 
 class NullStream:
     def delta(self, text: str) -> None:
         return None
 
     def restart(self, reason: str) -> None:
+        return None
+
+    def waiting(self, reason: str, seconds: float) -> None:
         return None
 
 

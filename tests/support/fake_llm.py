@@ -12,11 +12,14 @@ narrator through CrewAI's real client. The model name picks the behaviour:
   opens `FakeLLM.gate` (so a test can act while a turn is surely half told);
 - `tokens`: like `story`, streamed one chunk per token (a word), as most hosted models do;
 - `nostream`: like `story`, but answers a streamed request with the whole completion;
-- `limited`: HTTP 429 with `Retry-After: 7` every time;
+- `limited`: HTTP 429 with `Retry-After: 7` every time (`limited-<seconds>`: that Retry-After);
 - `cutoff`: streams half the reply and closes the connection (no finish, no `[DONE]`);
 - `stream-error`: streams a few chunks, then an `{"error": …}` chunk (as OpenRouter does);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
+
+Each request is recorded (`requests`) with its `authorization` header and the time it
+arrived (`at`, epoch seconds).
 - `shape-<shape>`: the narrator answers in one of the shapes models use besides the one asked
   for (`SHAPES`: the agent's `Thought:`/`Final Answer:`, a markdown fence, a preamble, JSON, …);
 - a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token, `+long` makes the
@@ -209,10 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._moderate(body)
             return
         with fake.lock:
-            fake.requests.append({**body, "authorization": self.headers.get("authorization")})
+            fake.requests.append(
+                {**body, "authorization": self.headers.get("authorization"), "at": time.time()}
+            )
         model, *styles = body["model"].split("+")
-        if model == "limited":
-            self._json(429, {"error": {"message": "slow down"}}, retry_after="7")
+        if model == "limited" or model.startswith("limited-"):
+            pause = model.removeprefix("limited").removeprefix("-") or "7"
+            self._json(429, {"error": {"message": "slow down"}}, retry_after=pause)
             return
         if model == "down" or (model == "flaky" and fake.next_count() % 2 == 1):
             self._json(503 if model == "down" else 500, {"error": {"message": "unavailable"}})

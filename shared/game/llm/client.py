@@ -1,5 +1,5 @@
 """A chat completion through the service's CrewAI LLM (`HttpChatLLM`), with the service's retry
-policy.
+policy, its fallback endpoints (`LLM_FALLBACKS`) and the provider gate (`limits`).
 
 Building a client loads a TLS context (the whole CA bundle, tens of milliseconds of CPU) and
 a new client means a new connection, so one client per configuration is kept for the life
@@ -18,17 +18,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
-from shared.settings import Settings, get_settings
+from shared.settings import BackendKind, Settings, get_settings
 
 configure_crewai(get_settings().crewai_storage_dir)
 
 from shared.errors import NarratorUnavailable  # noqa: E402
-from shared.game.llm.http_llm import ChunkSink, HttpChatLLM  # noqa: E402
+from shared.game.llm.http_llm import ChunkSink, HttpChatLLM, resolve_model  # noqa: E402
+from shared.game.llm.limits import (  # noqa: E402
+    Budget,
+    GateLimits,
+    LocalGate,
+    ProviderGate,
+    endpoint_id,
+)
 from shared.models import TokenUsage  # noqa: E402
 
 quiet_crewai_console()
 
-__all__ = ["ChatClient", "Completion", "shared_llm"]
+__all__ = [
+    "ChatClient",
+    "Completion",
+    "Endpoint",
+    "endpoint_llm",
+    "endpoints",
+    "provider_gate",
+    "shared_llm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,41 +54,108 @@ class Completion:
     usage: TokenUsage
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One model on one endpoint, with its provider budget."""
+
+    model: str
+    base_url: str | None
+    api_key: str | None
+    budget: Budget
+
+    @property
+    def id(self) -> str:
+        name, base = resolve_model(self.model, self.base_url)
+        return endpoint_id(base, name)
+
+
+def endpoints(settings: Settings) -> list[Endpoint]:
+    """The narrator's endpoints in the order they are tried: `LLM_*`, then `LLM_FALLBACKS`."""
+    key = settings.llm_api_key
+    primary = Endpoint(
+        settings.llm_model,
+        settings.llm_base_url,
+        key.get_secret_value() if key else None,
+        Budget(settings.llm_rpm, settings.llm_tpm),
+    )
+    return [primary] + [
+        Endpoint(
+            e.model,
+            e.base_url,
+            e.api_key.get_secret_value() if e.api_key else None,
+            Budget(e.rpm, e.tpm),
+        )
+        for e in settings.llm_fallbacks
+    ]
+
+
 _clients: dict[tuple[Any, ...], HttpChatLLM] = {}
 _clients_lock = threading.Lock()
 
 
-def _key(settings: Settings) -> tuple[Any, ...]:
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    return (
-        settings.llm_model,
-        settings.llm_base_url,
-        key,
+def endpoint_llm(settings: Settings, endpoint: Endpoint) -> HttpChatLLM:
+    """The process's client for this endpoint, built on first use."""
+    key = (
+        endpoint.model,
+        endpoint.base_url,
+        endpoint.api_key,
         settings.llm_temperature,
         settings.llm_timeout,
         settings.worker_step_threads,
         # A client's sockets belong to the process that opened them, never to a fork.
         os.getpid(),
     )
-
-
-def shared_llm(settings: Settings) -> HttpChatLLM:
-    """The process's client for these settings, built on first use."""
-    key = _key(settings)
     with _clients_lock:
         llm = _clients.get(key)
         if llm is None:
-            api_key = settings.llm_api_key
             llm = _clients[key] = HttpChatLLM(
-                model=settings.llm_model,
-                base_url=settings.llm_base_url,
-                api_key=api_key.get_secret_value() if api_key else None,
+                model=endpoint.model,
+                base_url=endpoint.base_url,
+                api_key=endpoint.api_key,
                 temperature=settings.llm_temperature,
                 timeout=settings.llm_timeout,
                 # As many connections kept open as calls can be in flight in this process.
                 max_connections=settings.worker_step_threads,
             )
         return llm
+
+
+def shared_llm(settings: Settings) -> HttpChatLLM:
+    """The process's client for the primary endpoint (`LLM_*`)."""
+    return endpoint_llm(settings, endpoints(settings)[0])
+
+
+def gate_limits(settings: Settings) -> GateLimits:
+    return GateLimits(
+        max_wait=settings.llm_max_wait,
+        burst=settings.llm_burst_seconds,
+        circuit_failures=settings.llm_circuit_failures,
+        circuit_open=settings.llm_circuit_open,
+    )
+
+
+_gates: dict[tuple[Any, ...], ProviderGate] = {}
+
+
+def provider_gate(settings: Settings) -> ProviderGate:
+    """The process's gate: in the session store, shared by the fleet, when it is Redis; in
+    the process otherwise (dev mode)."""
+    limits = gate_limits(settings)
+    redis_store = settings.session_backend is BackendKind.REDIS
+    key = (redis_store, settings.redis_url if redis_store else None, limits, os.getpid())
+    with _clients_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            if redis_store:
+                from shared.backends.provider_gate import RedisGate
+                from shared.backends.sync_client import connect
+
+                client = connect(settings.redis_url, socket_timeout=settings.redis_socket_timeout)
+                gate = RedisGate(client, limits)
+            else:
+                gate = LocalGate(limits)
+            _gates[key] = gate
+        return gate
 
 
 def _forgiving(sink: ChunkSink | None) -> ChunkSink | None:
@@ -98,10 +180,36 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
 
 
+def _estimate(messages: list[dict[str, str]], max_tokens: int) -> int:
+    """Tokens a call may use, booked against a TPM budget before it is made."""
+    return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
+
+
+class _EndpointDown(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+WaitSink = Callable[[str, float], None]
+
+
 class ChatClient:
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Chat completions for the narrator: each endpoint in turn (`LLM_FALLBACKS`), each call
+    through the provider gate (budget, cool-down, circuit) and retried `LLM_RETRIES` times."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        gate: ProviderGate | None = None,
+    ) -> None:
         self.settings = settings
         self._sleep = sleep
+        # Without a gate of the process (the worker passes `provider_gate`), one of its own.
+        self.gate = gate if gate is not None else LocalGate(gate_limits(settings))
+        self.endpoints = endpoints(settings)
 
     def complete(
         self,
@@ -110,25 +218,67 @@ class ChatClient:
         max_tokens: int,
         on_chunk: ChunkSink | None = None,
         on_retry: Callable[[int], None] | None = None,
+        on_wait: WaitSink | None = None,
     ) -> Completion:
         """The reply to `messages`. Timeouts, HTTP errors and broken connections are tried
-        again `LLM_RETRIES` times with exponential backoff (`on_retry(attempt)` is called
-        first, so a caller that streamed part of a reply can say it starts over); then
-        `NarratorUnavailable`."""
-        attempts = self.settings.llm_retries + 1
-        llm = shared_llm(self.settings)
+        again `LLM_RETRIES` times (with exponential backoff, or after the provider's
+        `Retry-After`), then on the next endpoint; then `NarratorUnavailable`. Before each
+        attempt after the first, `on_retry(attempt)` is called, so a caller that streamed
+        part of a reply can say it starts over; `on_wait(reason, seconds)` before a wait for
+        the provider budget or a cool-down."""
         sink = _forgiving(on_chunk)
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        reason = "no endpoint"
+
+        def next_attempt() -> None:
+            nonlocal attempt
+            attempt += 1
+            if attempt > 1 and on_retry is not None:
+                on_retry(attempt)
+
+        for endpoint in self.endpoints:
+            try:
+                return self._on(endpoint, messages, max_tokens, sink, next_attempt, on_wait)
+            except _EndpointDown as down:
+                reason = down.reason
+                if len(self.endpoints) > 1:
+                    logger.warning("LLM endpoint %s given up: %s", endpoint.id, reason)
+        raise NarratorUnavailable(reason)
+
+    def _on(
+        self,
+        endpoint: Endpoint,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        sink: ChunkSink | None,
+        next_attempt: Callable[[], None],
+        on_wait: WaitSink | None,
+    ) -> Completion:
+        attempts = self.settings.llm_retries + 1
+        llm = endpoint_llm(self.settings, endpoint)
+        booked = _estimate(messages, max_tokens)
+        for tried in range(1, attempts + 1):
+            admission = self.gate.admit(endpoint.id, booked, endpoint.budget)
+            if admission.refused:
+                raise _EndpointDown(admission.refused)
+            if admission.wait > 0:
+                if on_wait is not None:
+                    on_wait(admission.reason, admission.wait)
+                self._sleep(admission.wait)
+            next_attempt()
             try:
                 reply = llm.complete(messages, max_tokens=max_tokens, on_chunk=sink)
             except Exception as exc:
                 reason = _reason(exc)
-                logger.warning("LLM call failed (attempt %d/%d): %s", attempt, attempts, reason)
-                if attempt == attempts:
-                    raise NarratorUnavailable(reason) from None
-                if on_retry is not None:
-                    on_retry(attempt + 1)
-                self._sleep(self.settings.llm_retry_backoff * 2 ** (attempt - 1))
+                retry_after = getattr(exc, "retry_after", None)
+                self.gate.failed(endpoint.id, retry_after)
+                logger.warning("LLM call failed (attempt %d/%d): %s", tried, attempts, reason)
+                if tried == attempts:
+                    raise _EndpointDown(reason) from None
+                if retry_after is None:  # otherwise the gate makes the next attempt wait
+                    self._sleep(self.settings.llm_retry_backoff * 2 ** (tried - 1))
                 continue
+            self.gate.succeeded(endpoint.id)
+            self.gate.settle(endpoint.id, booked, reply.usage.total_tokens, endpoint.budget)
             return Completion(reply.text, reply.usage)
         raise AssertionError("unreachable")

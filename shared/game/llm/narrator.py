@@ -189,6 +189,7 @@ class _Turn:
                 {"role": "user", "content": content},
             ],
             max_tokens=tokens,
+            on_wait=self.stream.waiting,
         )
         self.usage = self.usage + reply.usage
         self.budget -= reply.usage.completion_tokens or tokens
@@ -220,6 +221,7 @@ class _Turn:
             max_tokens=max(64, self.budget),
             on_chunk=on_chunk,
             on_retry=on_retry,
+            on_wait=self.stream.waiting,
         )
         self.usage = self.usage + reply.usage
         if not reader.received:  # a server that ignored streaming: the whole reply at once

@@ -32,6 +32,9 @@ class Recorder:
     def restart(self, reason: str) -> None:
         self.events.append(("restart", reason))
 
+    def waiting(self, reason: str, seconds: float) -> None:
+        self.events.append(("waiting", reason))
+
     def text_since_last_restart(self) -> str:
         out: list[str] = []
         for kind, value in self.events:
