@@ -103,9 +103,11 @@ class SessionStore:
         pipe.pttl(keys.state)
         pipe.llen(keys.inbox)
         pipe.hlen(keys.turns)
-        (version, raw), ttl_ms, pending, records = pipe.execute()
+        pipe.hgetall(keys.usage)
+        (version, raw), ttl_ms, pending, records, usage = pipe.execute()
         if raw is None:
             return None
+        by_day = {k.removeprefix("day:"): int(v) for k, v in usage.items() if k.startswith("day:")}
         state = GameState.model_validate(migrate_state(json.loads(unpack(raw))))
         return {
             "session_id": session_id,
@@ -114,6 +116,8 @@ class SessionStore:
             "pending_turns": int(pending),
             "turn_records": int(records),
             "stored_state_bytes": len(raw.encode("utf-8", "surrogateescape")),
+            # LLM tokens the session used (each turn's result has them per agent).
+            "llm_tokens": {"total": int(usage.get("total", 0)), "by_day": by_day},
             "state": state.model_dump(mode="json"),
         }
 

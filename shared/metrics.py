@@ -18,7 +18,10 @@ __all__ = [
     "ACTIVE_SESSIONS",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_SECONDS",
+    "LLM_CALL_SECONDS",
     "LLM_REPLY_REPAIRS",
+    "LLM_TIME_TO_FIRST_TOKEN",
+    "LLM_TOKENS",
     "LLM_WAITS",
     "MODERATION_ERRORS",
     "MODERATION_FLAGGED",
@@ -124,4 +127,21 @@ LLM_WAITS = Counter(
     "LLM calls that waited for the fleet's provider budget (budget) or a provider's "
     "Retry-After (cooldown).",
     ["reason"],
+)
+LLM_TOKENS = Counter(
+    "pocket_portals_llm_tokens_total",
+    "LLM tokens used, by model, agent and kind (prompt, completion).",
+    ["model", "agent", "kind"],
+)
+LLM_CALL_SECONDS = Histogram(
+    "pocket_portals_llm_call_seconds",
+    "Time one LLM call took, from request to the reply's end, by model and agent.",
+    ["model", "agent"],
+    buckets=_TURN_BUCKETS,
+)
+LLM_TIME_TO_FIRST_TOKEN = Histogram(
+    "pocket_portals_llm_time_to_first_token_seconds",
+    "Time from a streamed LLM request to its first piece of text, by model.",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
 )

@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     # LLM_FALLBACKS='[{"model": "openai/llama3.1", "base_url": "http://ollama:11434/v1"}]'
     # (each may have "api_key", "rpm", "tpm"). Then LLM_FALLBACK decides.
     llm_fallbacks: list[LLMEndpoint] = Field(default_factory=list)
+    # LLM tokens a session, and a client address (all its sessions), may use per UTC day
+    # (unset: no limit). Past it, turns are told by the offline narrator and the result says
+    # `narrator: offline_budget`: the service is a game, not a free general-purpose LLM.
+    llm_tokens_per_session_per_day: Annotated[int, Field(gt=0)] | None = None
+    llm_tokens_per_client_per_day: Annotated[int, Field(gt=0)] | None = None
     # Content safety: each action a player types (not a choice picked) is checked before the
     # rules see it; a flagged one becomes an in-story redirect. MODERATION_URL: an
     # OpenAI-compatible moderations endpoint (https://api.openai.com/v1/moderations), called

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
@@ -64,6 +65,13 @@ T = TypeVar("T")
 
 _STEP_FAILED = "The story could not continue this turn; try another action."
 StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings, NarrationStream], "StepResult"]
+
+
+OFFLINE_BUDGET = "offline_budget"
+
+
+def _utc_day() -> str:
+    return time.strftime("%Y%m%d", time.gmtime())
 
 
 class _Held(Enum):
@@ -391,6 +399,21 @@ class TurnPipeline:
         context = contextvars.copy_context()
         return self.loop.run_in_executor(self._steps, functools.partial(context.run, func, *args))
 
+    async def _settings_for(self, turn: TurnRecord) -> Settings:
+        """The settings to tell `turn` with: the offline narrator's once the session or its
+        client has used its LLM tokens for the day."""
+        settings = self.settings
+        per_session = settings.llm_tokens_per_session_per_day
+        per_client = settings.llm_tokens_per_client_per_day
+        if settings.narrator != "llm" or (per_session is None and per_client is None):
+            return settings
+        used = await self.backend.llm_tokens(turn.session_id, turn.client, _utc_day())
+        if (per_session is not None and used.session_today >= per_session) or (
+            per_client is not None and turn.client and used.client_today >= per_client
+        ):
+            return settings.model_copy(update={"narrator": "offline"})
+        return settings
+
     def _backoff(self, turn: TurnRecord) -> float:
         # Exponential, but short of the lease: a retry must not cost the session its lease.
         delay = self.settings.turn_retry_backoff * 2 ** (turn.attempts - 1)
@@ -414,13 +437,16 @@ class TurnPipeline:
             return prefetched.pop() if prefetched and sid == session_id else self._load_state(sid)
 
         try:
+            settings = await self._settings_for(running)
             step = await self._with_heartbeat(
                 session_id,
                 holder,
                 self._in_step_thread(
-                    self.step_runner, session_id, running, load_state, self.settings, stream
+                    self.step_runner, session_id, running, load_state, settings, stream
                 ),
             )
+            if settings is not self.settings:
+                step = replace(step, narrator=OFFLINE_BUDGET)
             await stream.flush()
         except SessionNotFound:
             await self._release_admission(running)  # deleted or expired: it never finishes
@@ -508,6 +534,14 @@ class TurnPipeline:
         committed = await self.backend.commit_turn(
             state, done, runner=runner, lease=(holder, self.settings.lease_ttl)
         )
+        if step.usage is not None and step.usage.total_tokens:
+            try:
+                await self.backend.add_llm_tokens(
+                    turn.session_id, turn.client, _utc_day(), step.usage.total_tokens
+                )
+            except BackendUnavailable:
+                # The turn is committed; only its count is lost (the budget errs generous).
+                logger.warning("a turn's LLM tokens went uncounted: the store is unavailable")
         await self._release_admission(turn)
         TURNS_COMPLETED.inc()
         for kind in step.repairs:

@@ -25,6 +25,7 @@ from api.openapi import AUTHORIZED, errors
 from api.ratelimit import client_key, rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
 from shared.backends import Admission, IdempotencyClaim, SessionBackend
+from shared.backends.keys import client_digest
 from shared.errors import (
     AdventureCompleted,
     BackendUnavailable,
@@ -96,9 +97,10 @@ async def submit_turn(
     claim = _claim(idempotency_key, body)
     session_id = state.session_id
     turn_id = new_turn_id()
+    client = client_key(request)
     try:
         action = _action(state, body)
-        await _admit(backend, settings, turn_id, client_key(request))
+        await _admit(backend, settings, turn_id, client)
     except (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest):
         # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
         # be refused: the epilogue it led to, or its choices, may have changed since.
@@ -114,6 +116,7 @@ async def submit_turn(
         choice_index=body.choice_index,
         accepted_at=time.time(),
         correlation_id=CORRELATION_ID.get(),
+        client=client_digest(client),
     )
     try:
         # Marked pending as it is recorded: if this process dies before the task is

@@ -22,6 +22,7 @@ __all__ = [
     "Committed",
     "IdempotencyClaim",
     "SessionBackend",
+    "TokenTally",
 ]
 
 # Events a session's stream may hold while turns are in flight (an LLM's narration deltas pile
@@ -62,6 +63,13 @@ class Admission(StrEnum):
     ADMITTED = "admitted"
     OVERLOADED = "overloaded"
     CLIENT_BUSY = "client_busy"
+
+
+@dataclass(frozen=True)
+class TokenTally:
+    session_today: int = 0
+    session_total: int = 0
+    client_today: int = 0
 
 
 class SessionBackend(Protocol):
@@ -252,6 +260,17 @@ class SessionBackend(Protocol):
 
     async def release_admission(self, turn_id: str) -> None:
         """The turn finished (or was never queued): give its ticket back. No ticket, no-op."""
+
+    # -- LLM token accounting (shared by every worker) ----------------------------------------
+    async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
+        """LLM tokens used: by the session on `day` (UTC `yyyymmdd`) and in all, and by
+        `client` (its digest) on `day`, over all its sessions."""
+
+    async def add_llm_tokens(
+        self, session_id: str, client: str | None, day: str, tokens: int
+    ) -> None:
+        """Count a turn's LLM tokens for the session (kept while it lives) and the client
+        (kept two days)."""
 
     # -- rate limits (shared by every gateway process) ---------------------------------------
     async def count_request(self, client: str, window: int) -> tuple[int, float]:

@@ -21,6 +21,7 @@ __all__ = [
     "RATE_LIMIT_PREFIX",
     "SessionKeys",
     "client_digest",
+    "client_usage_key",
     "rate_limit_key",
 ]
 
@@ -31,6 +32,12 @@ RATE_LIMIT_PREFIX = "pocket_portals:ratelimit:"
 # (deployments, or test runs, that share a Redis never sweep each other's). The default
 # queue keeps the set's first name. Outside any session's slot: single-key commands only.
 DEFAULT_QUEUE = "pocket_portals.turns"
+
+
+def client_usage_key(client: str, day: str) -> str:
+    """LLM tokens a client (its `client_digest`) used on a UTC day (`yyyymmdd`), all its
+    sessions together."""
+    return f"pocket_portals:usage:{client}:{day}"
 
 
 def pending_sessions_key(queue: str = DEFAULT_QUEUE) -> str:
@@ -118,5 +125,10 @@ class SessionKeys:
         """The keys that live and die with the session, in the order the scripts expect."""
         return [self.state, self.inbox, self.turns, self.turn_log, self.idempotency, self.events]
 
+    @property
+    def usage(self) -> str:
+        """LLM tokens the session used: `total`, and `day:<yyyymmdd>` per UTC day."""
+        return f"{self.state}:usage"
+
     def all(self) -> list[str]:
-        return [*self.expiring(), self.lease]
+        return [*self.expiring(), self.lease, self.usage]

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.backends.base import EVENTS_CAP, Admission, Claim, Committed, IdempotencyClaim
+from shared.backends.base import (
+    EVENTS_CAP,
+    Admission,
+    Claim,
+    Committed,
+    IdempotencyClaim,
+    TokenTally,
+)
 from shared.errors import (
     IdempotencyKeyReused,
     LeaseLost,
@@ -81,6 +88,8 @@ class InMemoryBackend:
         self._admitted: dict[str, tuple[str, float]] = {}
         self._pending: dict[str, float] = {}
         self._active: dict[str, float] = {}
+        self._session_tokens: dict[str, dict[str, int]] = {}
+        self._client_tokens: dict[tuple[str, str], int] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -100,6 +109,7 @@ class InMemoryBackend:
     def _drop(self, session_id: str) -> bool:
         self._leases.pop(session_id, None)
         self._pending.pop(session_id, None)
+        self._session_tokens.pop(session_id, None)
         return self._sessions.pop(session_id, None) is not None
 
     def _expire(self) -> None:
@@ -592,6 +602,24 @@ class InMemoryBackend:
     # -- lifecycle --------------------------------------------------------------------------
     async def memory_use(self) -> tuple[int, int] | None:
         return None  # one process's memory: nothing the store itself could report
+
+    async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
+        with self._lock:
+            mine = self._session_tokens.get(session_id, {})
+            by_client = self._client_tokens.get((client, day), 0) if client else 0
+            return TokenTally(mine.get(day, 0), mine.get("total", 0), by_client)
+
+    async def add_llm_tokens(
+        self, session_id: str, client: str | None, day: str, tokens: int
+    ) -> None:
+        with self._lock:
+            mine = self._session_tokens.setdefault(session_id, {})
+            mine[day] = mine.get(day, 0) + tokens
+            mine["total"] = mine.get("total", 0) + tokens
+            if client:
+                self._client_tokens[(client, day)] = (
+                    self._client_tokens.get((client, day), 0) + tokens
+                )
 
     async def ping(self) -> None:
         return None

@@ -1,9 +1,10 @@
 """`RedisGate`: the LLM provider gate (`shared.game.llm.limits`) kept in the session store, so
 every worker of the fleet draws on one budget, one cool-down and one circuit per endpoint.
 
-Each endpoint is one hash (`portals:llm:{<endpoint id>}`, one slot in a cluster) and each step
-one Lua script: the same math as `EndpointState`, on the store's clock (`TIME`), so workers on
-hosts whose clocks differ still share one schedule. The hash lives an hour past its last use.
+Each endpoint is one hash (`pocket_portals:llm:{<endpoint id>}`, one slot in a cluster) and
+each step one Lua script: the same math as `EndpointState`, on the store's clock (`TIME`), so
+workers on hosts whose clocks differ still share one schedule. The hash lives an hour past its
+last use.
 
 Called from step threads with a synchronous client of its own (the worker's event loop is
 not theirs to block). When the store cannot be reached the gate lets the call through: the
@@ -18,7 +19,6 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from shared.backends.keys import KEY_PREFIX
 from shared.game.llm.limits import (
     FAILURE_WINDOW_MS,
     Admission,
@@ -120,7 +120,7 @@ return 1
 
 
 def gate_key(endpoint: str) -> str:
-    return f"{KEY_PREFIX}llm:{{{endpoint}}}"
+    return f"pocket_portals:llm:{{{endpoint}}}"
 
 
 class RedisGate:

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.backends import redis_scripts as lua
-from shared.backends.base import Admission, Claim, Committed, IdempotencyClaim
+from shared.backends.base import Admission, Claim, Committed, IdempotencyClaim, TokenTally
 from shared.backends.codec import CLIENT_OPTIONS, STATE, Codec, unpack
 from shared.backends.keys import (
     ACTIVE_SESSIONS,
@@ -37,6 +37,7 @@ from shared.backends.keys import (
     AdmissionKeys,
     SessionKeys,
     client_digest,
+    client_usage_key,
     pending_sessions_key,
     rate_limit_key,
 )
@@ -93,6 +94,9 @@ _UNAVAILABLE_REPLIES = {
 }
 # Written by the readiness probe: a store that answers PING may still refuse every write.
 _READINESS_KEY = "pocket_portals:readiness"
+# A client's daily token count outlives its day, so a day that began in another timezone's
+# evening is still counted whole.
+_CLIENT_USAGE_TTL = 2 * 86400
 
 
 # A standalone server (or a Sentinel-managed one, through its URL) or a Redis Cluster.
@@ -717,6 +721,33 @@ class RedisBackend:
             info = await self.client.info("memory")
         limit = int(info.get("maxmemory", 0))
         return (int(info["used_memory"]), limit) if limit else None
+
+    # -- LLM token accounting ---------------------------------------------------------------
+    async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
+        async with self._guard():
+            today, total = await self.client.hmget(
+                SessionKeys(session_id).usage, [f"day:{day}", "total"]
+            )
+            by_client = await self.client.get(client_usage_key(client, day)) if client else None
+        return TokenTally(int(today or 0), int(total or 0), int(by_client or 0))
+
+    async def add_llm_tokens(
+        self, session_id: str, client: str | None, day: str, tokens: int
+    ) -> None:
+        usage = SessionKeys(session_id).usage
+        async with self._guard():
+            # The session's slot and the client's may differ: no MULTI across them.
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hincrby(usage, f"day:{day}", tokens)
+                pipe.hincrby(usage, "total", tokens)
+                pipe.expire(usage, self.session_ttl)
+                await pipe.execute()
+            if client:
+                key = client_usage_key(client, day)
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.incrby(key, tokens)
+                    pipe.expire(key, _CLIENT_USAGE_TTL)
+                    await pipe.execute()
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ping(self) -> None:

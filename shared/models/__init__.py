@@ -12,10 +12,18 @@ from shared.models.state import (
     HistoryEntry,
     Quest,
 )
-from shared.models.turns import TokenUsage, TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.models.turns import (
+    AgentTokens,
+    TokenUsage,
+    TurnError,
+    TurnRecord,
+    TurnResult,
+    TurnStatus,
+)
 from shared.models.views import GameStateView, state_view
 
 __all__ = [
+    "AgentTokens",
     "SCHEMA_VERSION",
     "AdventurePhase",
     "CharacterDraft",

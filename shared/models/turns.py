@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TokenUsage", "TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
+__all__ = ["AgentTokens", "TokenUsage", "TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
 
 
 class TurnStatus(StrEnum):
@@ -20,19 +20,54 @@ class TurnStatus(StrEnum):
         return self in (TurnStatus.COMPLETED, TurnStatus.FAILED)
 
 
+class AgentTokens(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 class TokenUsage(BaseModel):
+    """An LLM turn's (or call's) tokens: in all, and per agent that spoke; the model that
+    answered (the last, when a turn went to a fallback endpoint) and the Narrator's time to
+    first token (seconds, streamed replies)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    model: str | None = None
+    time_to_first_token: float | None = None
+    agents: dict[str, AgentTokens] = Field(default_factory=dict)
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
+        agents = dict(self.agents)
+        for name, tokens in other.agents.items():
+            mine = agents.get(name, AgentTokens())
+            agents[name] = AgentTokens(
+                prompt_tokens=mine.prompt_tokens + tokens.prompt_tokens,
+                completion_tokens=mine.completion_tokens + tokens.completion_tokens,
+            )
         return TokenUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            model=other.model or self.model,
+            time_to_first_token=(
+                other.time_to_first_token
+                if other.time_to_first_token is not None
+                else self.time_to_first_token
+            ),
+            agents=agents,
         )
+
+    def by(self, agent: str) -> TokenUsage:
+        """This usage, as spoken by `agent`."""
+        tokens = AgentTokens(
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens
+        )
+        return self.model_copy(update={"agents": {agent: tokens}})
 
 
 class TurnResult(BaseModel):
@@ -73,3 +108,6 @@ class TurnRecord(BaseModel):
     # The request id of the POST that accepted it: the worker logs the turn's lines with it,
     # so one id follows a turn from the gateway through the worker.
     correlation_id: str | None = None
+    # Who sent it, as the gateway's per-client budgets name them (a hash, not the address):
+    # the worker counts the turn's LLM tokens against that client's daily budget.
+    client: str | None = None

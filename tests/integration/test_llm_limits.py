@@ -94,3 +94,33 @@ def test_two_workers_share_one_budget(
     finally:
         for player in players:
             player.close()
+
+
+def test_a_session_past_its_daily_tokens_is_told_offline(
+    server: FakeLLM,
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    worker_factory(
+        {
+            "NARRATOR": "llm",
+            "LLM_MODEL": "openai/story",
+            "LLM_BASE_URL": server.base_url,
+            "LLM_TIMEOUT": "10",
+            "LLM_TOKENS_PER_SESSION_PER_DAY": "100",
+        }
+    )
+    gateway = gateway_factory()
+    player, other = Player(gateway.url, seed=1), Player(gateway.url, seed=2)
+    try:
+        first = player.play({"choice_index": 3})["result"]
+        assert first["narrator"] == "llm" and first["usage"]["total_tokens"] > 100
+        assert {"innkeeper", "narrator"} <= set(first["usage"]["agents"])
+        calls = len(server.requests)
+        second = player.play({"choice_index": 1})["result"]
+        assert second["narrator"] == "offline_budget" and second["usage"] is None
+        assert len(server.requests) == calls  # no LLM call for it
+        assert other.play({"choice_index": 3})["result"]["narrator"] == "llm"  # its own budget
+    finally:
+        player.close()
+        other.close()

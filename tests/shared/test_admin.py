@@ -103,7 +103,18 @@ def test_show_and_delete_one_session(two_servers: tuple[str, str], run: Run) -> 
     assert document["session_id"] == session_id and document["version"] == 1
     assert 0 < document["ttl_seconds"] <= 600
     assert document["state"]["session_id"] == session_id
+    assert document["llm_tokens"] == {"total": 0, "by_day": {}}
     assert "owner" not in shown.out  # the token hash is not shown
+
+    async def use_tokens() -> None:
+        backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
+        await backend.add_llm_tokens(session_id, "client-a", "20261129", 120)
+        await backend.add_llm_tokens(session_id, "client-a", "20261130", 80)
+        await backend.close()
+
+    asyncio.run(use_tokens())
+    usage = json.loads(run("sessions", "--redis-url", url, "show", session_id).out)["llm_tokens"]
+    assert usage == {"total": 200, "by_day": {"20261129": 120, "20261130": 80}}
     assert run("sessions", "--redis-url", url, "delete", session_id).code == 0
     assert run("sessions", "--redis-url", url, "show", session_id).code == 3
     assert run("sessions", "--redis-url", url, "delete", session_id).code == 3

@@ -31,6 +31,7 @@ from shared.game.llm.limits import (  # noqa: E402
     ProviderGate,
     endpoint_id,
 )
+from shared.metrics import LLM_CALL_SECONDS, LLM_TIME_TO_FIRST_TOKEN, LLM_TOKENS  # noqa: E402
 from shared.models import TokenUsage  # noqa: E402
 
 quiet_crewai_console()
@@ -185,6 +186,31 @@ def _estimate(messages: list[dict[str, str]], max_tokens: int) -> int:
     return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
 
 
+class _Timing:
+    """One call's clock: its time to first token (streamed) and its whole time, counted in
+    the metrics with its tokens."""
+
+    def __init__(self, sink: ChunkSink | None) -> None:
+        self._sink = sink
+        self.started = time.monotonic()
+        self.first: float | None = None
+
+    def sink(self, text: str) -> None:
+        if self.first is None:
+            self.first = time.monotonic() - self.started
+        if self._sink is not None:
+            self._sink(text)
+
+    def account(self, usage: TokenUsage, model: str, agent: str) -> TokenUsage:
+        LLM_CALL_SECONDS.labels(model, agent).observe(time.monotonic() - self.started)
+        if self.first is not None:
+            LLM_TIME_TO_FIRST_TOKEN.labels(model).observe(self.first)
+        LLM_TOKENS.labels(model, agent, "prompt").inc(usage.prompt_tokens)
+        LLM_TOKENS.labels(model, agent, "completion").inc(usage.completion_tokens)
+        first = round(self.first, 3) if self.first is not None else None
+        return usage.model_copy(update={"model": model, "time_to_first_token": first}).by(agent)
+
+
 class _EndpointDown(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -219,13 +245,14 @@ class ChatClient:
         on_chunk: ChunkSink | None = None,
         on_retry: Callable[[int], None] | None = None,
         on_wait: WaitSink | None = None,
+        agent: str = "narrator",
     ) -> Completion:
         """The reply to `messages`. Timeouts, HTTP errors and broken connections are tried
         again `LLM_RETRIES` times (with exponential backoff, or after the provider's
         `Retry-After`), then on the next endpoint; then `NarratorUnavailable`. Before each
         attempt after the first, `on_retry(attempt)` is called, so a caller that streamed
         part of a reply can say it starts over; `on_wait(reason, seconds)` before a wait for
-        the provider budget or a cool-down."""
+        the provider budget or a cool-down. Its usage is counted as `agent`'s."""
         sink = _forgiving(on_chunk)
         attempt = 0
         reason = "no endpoint"
@@ -238,7 +265,7 @@ class ChatClient:
 
         for endpoint in self.endpoints:
             try:
-                return self._on(endpoint, messages, max_tokens, sink, next_attempt, on_wait)
+                return self._on(endpoint, messages, max_tokens, sink, next_attempt, on_wait, agent)
             except _EndpointDown as down:
                 reason = down.reason
                 if len(self.endpoints) > 1:
@@ -253,6 +280,7 @@ class ChatClient:
         sink: ChunkSink | None,
         next_attempt: Callable[[], None],
         on_wait: WaitSink | None,
+        agent: str,
     ) -> Completion:
         attempts = self.settings.llm_retries + 1
         llm = endpoint_llm(self.settings, endpoint)
@@ -266,8 +294,11 @@ class ChatClient:
                     on_wait(admission.reason, admission.wait)
                 self._sleep(admission.wait)
             next_attempt()
+            timing = _Timing(sink)
             try:
-                reply = llm.complete(messages, max_tokens=max_tokens, on_chunk=sink)
+                reply = llm.complete(
+                    messages, max_tokens=max_tokens, on_chunk=timing.sink if sink else None
+                )
             except Exception as exc:
                 reason = _reason(exc)
                 retry_after = getattr(exc, "retry_after", None)
@@ -280,5 +311,6 @@ class ChatClient:
                 continue
             self.gate.succeeded(endpoint.id)
             self.gate.settle(endpoint.id, booked, reply.usage.total_tokens, endpoint.budget)
-            return Completion(reply.text, reply.usage)
+            usage = timing.account(reply.usage, endpoint.model, agent)
+            return Completion(reply.text, usage)
         raise AssertionError("unreachable")

@@ -112,16 +112,23 @@ class LLMVoice:
     from the scene, and a share of the turn's token budget."""
 
     def __init__(
-        self, turn: _Turn, role: str, prompt: Callable[[Scene], str], share: float
+        self,
+        turn: _Turn,
+        agent: Agent,
+        role: str,
+        prompt: Callable[[Scene], str],
+        share: float,
     ) -> None:
         self.turn = turn
+        self.agent = agent
         self.role = role
         self.prompt = prompt
         self.share = share
 
     def speak(self, scene: Scene) -> str:
         # One line of visible text: model output, which the Narrator's prompt quotes.
-        return clean_text(self.turn.ask(self.role, self.prompt(scene), self.share), 400)
+        said = self.turn.ask(self.agent, self.role, self.prompt(scene), self.share)
+        return clean_text(said, 400)
 
 
 # Agent: (role, prompt, share of the turn's budget, how the Narrator is told about it).
@@ -181,7 +188,7 @@ class _Turn:
         self.budget = budget
         self.usage = TokenUsage()
 
-    def ask(self, role: str, content: str, share: float) -> str:
+    def ask(self, agent: Agent, role: str, content: str, share: float) -> str:
         tokens = max(32, int(self.budget * share))
         reply = self.client.complete(
             [
@@ -190,6 +197,7 @@ class _Turn:
             ],
             max_tokens=tokens,
             on_wait=self.stream.waiting,
+            agent=agent.value,
         )
         self.usage = self.usage + reply.usage
         self.budget -= reply.usage.completion_tokens or tokens
@@ -222,6 +230,7 @@ class _Turn:
             on_chunk=on_chunk,
             on_retry=on_retry,
             on_wait=self.stream.waiting,
+            agent=Agent.NARRATOR.value,
         )
         self.usage = self.usage + reply.usage
         if not reader.received:  # a server that ignored streaming: the whole reply at once
@@ -266,7 +275,7 @@ class LLMNarrator:
             if agent is Agent.NARRATOR:
                 continue
             role, asks, share, label = _SUPPORTING[agent]
-            notes.append(f"{label}: {LLMVoice(turn, role, asks, share).speak(scene)}")
+            notes.append(f"{label}: {LLMVoice(turn, agent, role, asks, share).speak(scene)}")
         canonical = state.current_choices
         prompt = narrator_prompt(
             state, action, " ".join(outcome.facts), notes, redirected=outcome.kind == REDIRECTED

@@ -14,6 +14,7 @@ from shared.backends import (
     RedisBackend,
     SessionBackend,
 )
+from shared.backends.base import TokenTally
 from shared.backends.keys import SessionKeys
 from shared.errors import (
     IdempotencyKeyReused,
@@ -677,3 +678,26 @@ async def test_sessions_count_as_active_after_a_turn_until_the_window_passes(
             await backend.accept_turn(turn, max_pending=8, idempotency=None, mark_pending=True)
     assert await backend.active_sessions(since) == 2
     assert await backend.active_sessions(max(t.accepted_at for t in turns) + 1) == 0
+
+
+async def test_llm_tokens_are_counted_per_session_and_per_client_per_day(
+    harness: Harness,
+) -> None:
+    backend = harness.backend
+    first, second = new_state(1), new_state(2)
+    for state in (first, second):
+        await backend.create(state, owner_hash="o")
+    assert await backend.llm_tokens(first.session_id, "client-a", "20261130") == TokenTally()
+    await backend.add_llm_tokens(first.session_id, "client-a", "20261129", 50)
+    await backend.add_llm_tokens(first.session_id, "client-a", "20261130", 120)
+    await backend.add_llm_tokens(second.session_id, "client-a", "20261130", 30)
+    await backend.add_llm_tokens(second.session_id, None, "20261130", 7)  # no client known
+    assert await backend.llm_tokens(first.session_id, "client-a", "20261130") == TokenTally(
+        session_today=120, session_total=170, client_today=150
+    )
+    assert await backend.llm_tokens(second.session_id, "client-b", "20261130") == TokenTally(
+        session_today=37, session_total=37, client_today=0
+    )
+    await backend.delete(first.session_id)
+    gone = await backend.llm_tokens(first.session_id, "client-a", "20261130")
+    assert gone == TokenTally(client_today=150)  # the client's count outlives the session

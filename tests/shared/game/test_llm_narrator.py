@@ -246,3 +246,28 @@ def test_the_keeper_and_the_jester_are_asked_on_the_llm(server: FakeLLM, tmp_pat
     assert jester[1]["content"].startswith("The hero tried: ")
     assert "The Game Keeper says: " in told["keeper"]
     assert "The Jester quips: " in told["jester"]
+
+
+def test_usage_is_counted_per_agent_with_the_model_and_first_token(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted(agent: str, kind: str) -> float:
+        labels = {"model": "openai/story", "agent": agent, "kind": kind}
+        return REGISTRY.get_sample_value("pocket_portals_llm_tokens_total", labels) or 0.0
+
+    cfg = settings(server, tmp_path)
+    state = GameState(session_id="n" * 24, seed=2)
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    before = {agent: counted(agent, "completion") for agent in ("innkeeper", "narrator")}
+    _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
+    usage = narration.usage
+    assert narration.agents == ("innkeeper", "narrator")
+    assert usage.model == "openai/story" and usage.time_to_first_token is not None
+    assert set(usage.agents) == {"innkeeper", "narrator"}
+    assert usage.prompt_tokens == sum(a.prompt_tokens for a in usage.agents.values())
+    assert usage.completion_tokens == sum(a.completion_tokens for a in usage.agents.values())
+    for agent, tokens in usage.agents.items():
+        assert tokens.completion_tokens > 0
+        assert counted(agent, "completion") - before[agent] == tokens.completion_tokens
