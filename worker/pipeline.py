@@ -50,7 +50,15 @@ from shared.metrics import (
     TURNS_FAILED,
     TURNS_RETRIED,
 )
-from shared.models import EventName, GameState, TurnError, TurnRecord, TurnResult, TurnStatus
+from shared.models import (
+    EventName,
+    GameState,
+    SpokenLine,
+    TurnError,
+    TurnRecord,
+    TurnResult,
+    TurnStatus,
+)
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -152,6 +160,7 @@ class _EventStream:
         self.interval = pipeline.settings.narration_delta_interval
         self.superseded = False
         self._waiting = ""
+        self._speaker = "narrator"
         self._published_at = -math.inf
 
     async def _event(self, event: EventName, data: dict[str, object]) -> None:
@@ -181,12 +190,17 @@ class _EventStream:
             future.cancel()  # not left to land later, after words that came after it
             raise
 
-    def delta(self, text: str) -> None:
+    def delta(self, text: str, speaker: str = "narrator") -> None:
+        if speaker != self._speaker and self._waiting:
+            # One speaker per event: what one agent said goes out before the next speaks.
+            waiting, self._waiting = self._waiting, ""
+            self._publish(EventName.NARRATION_DELTA, {"text": waiting, "speaker": self._speaker})
+        self._speaker = speaker
         self._waiting += text
         now = time.monotonic()
         if now - self._published_at >= self.interval:
             waiting, self._waiting = self._waiting, ""
-            self._publish(EventName.NARRATION_DELTA, {"text": waiting})
+            self._publish(EventName.NARRATION_DELTA, {"text": waiting, "speaker": speaker})
             self._published_at = now
 
     def restart(self, reason: str) -> None:
@@ -209,7 +223,9 @@ class _EventStream:
         """On the loop, once the step is done: the narration's last words."""
         if self._waiting:
             waiting, self._waiting = self._waiting, ""
-            await self._event(EventName.NARRATION_DELTA, {"text": waiting})
+            await self._event(
+                EventName.NARRATION_DELTA, {"text": waiting, "speaker": self._speaker}
+            )
 
 
 class TurnPipeline:
@@ -527,6 +543,7 @@ class TurnPipeline:
             state_version=state.version + 1,
             narrator=step.narrator,
             usage=step.usage,
+            lines=[SpokenLine(speaker=speaker, text=text) for speaker, text in step.lines],
         )
         done = turn.model_copy(
             update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}

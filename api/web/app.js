@@ -16,8 +16,11 @@ let adventure = null;
 let source = null; // the EventSource
 let reconnectTimer = null;
 let reconnectDelay = 1;
-// Narration of a turn whose POST has not been answered yet (the stream can be faster).
+// Narration of a turn whose POST has not been answered yet (the stream can be faster):
+// turn id -> { raw, lines }.
 const early = new Map();
+// The pending turn's words so far, by speaker: turn id -> [{ speaker, text }].
+const spoken = new Map();
 
 // crypto.randomUUID exists only on HTTPS and localhost; a phone on plain HTTP at a LAN address
 // has getRandomValues alone.
@@ -118,6 +121,41 @@ function paragraphs(container, text) {
   );
 }
 
+// Who speaks besides the Narrator: each agent's words carry its name.
+const SPEAKERS = {
+  keeper: "Game Keeper",
+  innkeeper: "Innkeeper",
+  jester: "Jester",
+  chronicler: "Chronicler",
+};
+
+function spokenLines(container, lines) {
+  container.replaceChildren(
+    ...lines.flatMap(({ speaker, text }) =>
+      text.split(/\n{2,}/).filter(Boolean).map((part, index) => {
+        const p = document.createElement("p");
+        p.dataset.speaker = speaker;
+        if (index === 0 && SPEAKERS[speaker]) {
+          const name = document.createElement("span");
+          name.className = "speaker";
+          name.textContent = SPEAKERS[speaker];
+          p.append(name, " ");
+        }
+        p.append(part);
+        return p;
+      }),
+    ),
+  );
+}
+
+// A delta joins its speaker's words; another speaker's begins a new line of the story.
+function heardDelta(lines, data) {
+  const speaker = data.speaker || "narrator";
+  const last = lines[lines.length - 1];
+  if (last && last.speaker === speaker) last.text += data.text;
+  else lines.push({ speaker, text: data.text.replace(/^\n+/, "") });
+}
+
 function storyItem(turnId, action) {
   let item = document.querySelector(`#story li[data-turn="${CSS.escape(turnId)}"]`);
   if (item) return item;
@@ -133,7 +171,7 @@ function storyItem(turnId, action) {
   return item;
 }
 
-function tell(turnId, action, narrative, { pending = false } = {}) {
+function tell(turnId, action, narrative, { pending = false, lines = null } = {}) {
   const item = storyItem(turnId, action);
   // A turn's end may arrive on the stream before the answer to its POST: what the player
   // said is filled in when it is known.
@@ -141,7 +179,8 @@ function tell(turnId, action, narrative, { pending = false } = {}) {
   item.classList.toggle("pending", pending);
   const told = item.querySelector(".told");
   told.dataset.raw = narrative;
-  paragraphs(told, narrative);
+  if (lines && lines.length) spokenLines(told, lines);
+  else paragraphs(told, narrative);
   item.scrollIntoView({ block: "end", behavior: "smooth" });
 }
 
@@ -261,6 +300,12 @@ async function refresh() {
   const state = view.state;
   for (const entry of state.conversation_history) {
     if (adventure.pending && adventure.pending.turnId === entry.turn_id) continue;
+    // A turn told on this page keeps its rendering (who said what); the history has only
+    // the narrative, for turns told before a reload.
+    const shown = document.querySelector(`#story li[data-turn="${CSS.escape(entry.turn_id)}"]`);
+    if (shown && !shown.classList.contains("pending") && shown.querySelector(".told").dataset.raw) {
+      continue;
+    }
     tell(entry.turn_id, entry.action, entry.narrative);
   }
   renderPanel(state);
@@ -315,7 +360,12 @@ async function play(body, shownAs) {
     }
     adventure.pending = { turnId: accepted.turn_id, action: shownAs, cursor };
     save(adventure);
-    tell(accepted.turn_id, shownAs, early.get(accepted.turn_id) || "", { pending: true });
+    const heard = early.get(accepted.turn_id);
+    if (heard) spoken.set(accepted.turn_id, heard.lines);
+    tell(accepted.turn_id, shownAs, heard ? heard.raw : "", {
+      pending: true,
+      lines: heard ? heard.lines : null,
+    });
     early.clear();
     watch(accepted.turn_id);
   } catch (error) {
@@ -351,13 +401,15 @@ function finish(turnId, result, error) {
     // reload): show it, and bring the choices up to date.
     early.delete(turnId);
     if (result && !adventure.pending) {
-      tell(turnId, storyItem(turnId, "").querySelector(".said").textContent, result.narrative);
+      const said = storyItem(turnId, "").querySelector(".said").textContent;
+      tell(turnId, said, result.narrative, { lines: result.lines });
       refreshSoon();
     }
     return;
   }
   const action = adventure.pending.action;
   adventure.pending = null;
+  spoken.delete(turnId);
   save(adventure);
   setWorking(false);
   if (error) {
@@ -365,7 +417,7 @@ function finish(turnId, result, error) {
     storyItem(turnId, action).classList.add("failed");
     notice(`That turn could not be told (${error.code}). Try again.`);
   } else {
-    tell(turnId, action, result.narrative);
+    tell(turnId, action, result.narrative, { lines: result.lines });
     renderChoices(result.choices, result.choices.length === 0);
   }
   // The refresh redraws the choices, so the focus goes to them once it is done.
@@ -427,17 +479,25 @@ function connect(from = adventure.lastEventId) {
   handle("turn.started", () => undefined);
   handle("narration.delta", (data) => {
     if (!adventure.pending) {
-      early.set(data.turn_id, (early.get(data.turn_id) || "") + data.text);
+      const heard = early.get(data.turn_id) || { raw: "", lines: [] };
+      heard.raw += data.text;
+      heardDelta(heard.lines, data);
+      early.set(data.turn_id, heard);
       return;
     }
     if (adventure.pending.turnId !== data.turn_id) return;
     const told = storyItem(data.turn_id, adventure.pending.action).querySelector(".told");
+    const lines = spoken.get(data.turn_id) || [];
+    heardDelta(lines, data);
+    spoken.set(data.turn_id, lines);
     tell(data.turn_id, adventure.pending.action, (told.dataset.raw || "") + data.text, {
       pending: true,
+      lines,
     });
   });
   handle("turn.restarted", (data) => {
     early.delete(data.turn_id); // words of the attempt that starts over
+    spoken.delete(data.turn_id);
     if (adventure.pending && adventure.pending.turnId === data.turn_id) {
       tell(data.turn_id, adventure.pending.action, "", { pending: true });
     }
@@ -470,6 +530,7 @@ function forgetLocally() {
   source = null;
   clearTimeout(reconnectTimer);
   early.clear();
+  spoken.clear();
   setWorking(false); // a turn of the adventure let go of no longer keeps the page busy
   adventure = null;
   localStorage.removeItem(STORE);
@@ -511,6 +572,7 @@ async function resume() {
   if (adventure.pending) {
     // The stream picks up from before the turn was sent, so its narration is told again
     // from the first word (a turn in flight keeps all its events).
+    spoken.delete(adventure.pending.turnId);
     tell(adventure.pending.turnId, adventure.pending.action, "", { pending: true });
     setWorking(true);
     watch(adventure.pending.turnId);

@@ -80,6 +80,7 @@ class StepResult:
     usage: TokenUsage | None = None
     repairs: tuple[str, ...] = ()
     moderation: Verdict | None = None  # None: a chosen option, not checked
+    lines: tuple[tuple[str, str], ...] = ()
 
 
 class GameSessionFlow(Flow[GameState]):
@@ -290,4 +291,5 @@ def run_turn_step(
         usage=narration.usage if narration else None,
         repairs=narration.repairs if narration else (),
         moderation=flow._verdict,
+        lines=narration.lines if narration else (),
     )

@@ -36,12 +36,17 @@ class Narration:
     agents: tuple[str, ...] = ()
     # What had to be repaired in an LLM's reply (`llm.reply.Repair` names), for the metric.
     repairs: tuple[str, ...] = ()
+    # (speaker, words) of each agent, in the narrative's order; joined by blank lines they
+    # are the narrative.
+    lines: tuple[tuple[str, str], ...] = ()
 
 
 class NarrationStream(Protocol):
     """Where a narrator sends its words while it produces them (the session's events)."""
 
-    def delta(self, text: str) -> None: ...
+    def delta(self, text: str, speaker: str = "narrator") -> None:
+        """More of the turn's words, said by `speaker` (an agent). A speaker's first piece
+        after another's begins with a blank line, so the pieces add up to the narrative."""
 
     def restart(self, reason: str) -> None:
         """What was sent so far for this turn is void: a new attempt starts over."""
@@ -52,7 +57,7 @@ class NarrationStream(Protocol):
 
 
 class NullStream:
-    def delta(self, text: str) -> None:
+    def delta(self, text: str, speaker: str = "narrator") -> None:
         return None
 
     def restart(self, reason: str) -> None:
@@ -100,9 +105,11 @@ class OfflineNarrator:
             crew = agents_for(state, outcome, dice, cooldown=self.jester_cooldown)
         scene = Scene(state, action, outcome, dice)
         said = {agent: OFFLINE_VOICES[agent].speak(scene) for agent in crew}
-        story = [said.pop(Agent.NARRATOR), *(line for line in said.values() if line)]
+        first = (Agent.NARRATOR.value, said.pop(Agent.NARRATOR))
+        lines = (first, *((agent.value, line) for agent, line in said.items() if line))
         return Narration(
-            "\n\n".join(story),
+            "\n\n".join(text for _, text in lines),
             jester_spoke=Agent.JESTER in crew,
             agents=tuple(agent.value for agent in crew),
+            lines=lines,
         )

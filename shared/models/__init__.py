@@ -14,6 +14,7 @@ from shared.models.state import (
 )
 from shared.models.turns import (
     AgentTokens,
+    SpokenLine,
     TokenUsage,
     TurnError,
     TurnRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "HistoryEntry",
     "Quest",
     "SessionEvent",
+    "SpokenLine",
     "TokenUsage",
     "TurnError",
     "TurnRecord",

@@ -6,7 +6,15 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AgentTokens", "TokenUsage", "TurnError", "TurnRecord", "TurnResult", "TurnStatus"]
+__all__ = [
+    "AgentTokens",
+    "SpokenLine",
+    "TokenUsage",
+    "TurnError",
+    "TurnRecord",
+    "TurnResult",
+    "TurnStatus",
+]
 
 
 class TurnStatus(StrEnum):
@@ -70,6 +78,16 @@ class TokenUsage(BaseModel):
         return self.model_copy(update={"agents": {agent: tokens}})
 
 
+class SpokenLine(BaseModel):
+    """What one agent said in a turn (`narrator`, `keeper`, `innkeeper`, `jester`,
+    `chronicler`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    speaker: str
+    text: str
+
+
 class TurnResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +97,8 @@ class TurnResult(BaseModel):
     # Who told it: "offline", "llm", or "offline_fallback" (the LLM failed; see docs/api.md).
     narrator: str = "offline"
     usage: TokenUsage | None = None
+    # Each agent's words in the order the narrative tells them ("\n\n" between them).
+    lines: list[SpokenLine] = Field(default_factory=list)
 
 
 class TurnError(BaseModel):

@@ -92,6 +92,12 @@ def test_deltas_stream_before_completion_and_add_up_to_the_narrative(
         assert names.index("narration.delta") < names.index("turn.completed")
         result = events[-1].data["result"]
         assert story_after_last_restart(events, submitted[0]) == result["narrative"]
+        # Each piece names its speaker; the result lists each agent's words, Narrator first.
+        speakers = [e.data["speaker"] for e in events if e.event == "narration.delta"]
+        assert speakers[0] == "narrator"
+        assert set(speakers) == {line["speaker"] for line in result["lines"]}
+        assert result["lines"][0]["speaker"] == "narrator"
+        assert "\n\n".join(line["text"] for line in result["lines"]) == result["narrative"]
         assert result["narrator"] == "llm" and result["usage"]["completion_tokens"] > 0
         state = player.state()["state"]
         assert all(c.startswith("Carefully: ") for c in state["current_choices"])
@@ -205,7 +211,9 @@ def test_an_agent_shaped_reply_streams_clean_and_is_counted(
         mine = [e for e in events if e.data.get("turn_id") == turn_id]
         assert any(e.event == "narration.delta" for e in mine)
         shown = story_after_last_restart(events, turn_id)
-        assert shown == mine[-1].data["result"]["narrative"] == NARRATIVE
+        result = mine[-1].data["result"]
+        assert shown == result["narrative"]
+        assert result["lines"][0] == {"speaker": "narrator", "text": NARRATIVE}
         for event in mine:
             if event.event == "narration.delta":
                 assert "Thought" not in event.data["text"] and "Final" not in event.data["text"]

@@ -28,8 +28,9 @@ SCREENSHOT = Path(__file__).parents[2] / "docs" / "player-page.png"
 WATCH_STREAM = """() => {
   window.streamed = [];
   new MutationObserver(() => {
-    const told = document.querySelector("#story li.pending .told");
-    if (told && told.dataset.raw) window.streamed.push(told.dataset.raw);
+    const item = document.querySelector("#story li.pending");
+    const told = item && item.querySelector(".told");
+    if (told && told.dataset.raw) window.streamed.push([item.dataset.turn, told.dataset.raw]);
   }).observe(document.getElementById("story"), {subtree: true, childList: true, attributes: true});
 }"""
 # Counts the story stream's openings, from a listener registered before the page's own.
@@ -169,6 +170,9 @@ def test_three_turns_by_button_and_by_typing_stream_the_whole_story(
     page.get_by_role("button", name="1. Play Brannoc, a dwarf fighter").click()
     first = wait_told(page, 1)
     assert page.locator("#hero-name").inner_text() == "Brannoc"
+    # Each agent's words under its name: the innkeeper speaks when a hero is made.
+    innkeeper = page.locator(f"#story li[data-turn='{first}'] p[data-speaker='innkeeper']")
+    assert innkeeper.locator(".speaker").inner_text().lower() == "innkeeper"
 
     page.locator("#choices button").first.click()  # a quest, by its button
     second = wait_told(page, 2)
@@ -182,7 +186,7 @@ def test_three_turns_by_button_and_by_typing_stream_the_whole_story(
         narrative = turn_result(gateway, page, turn_id)["narrative"]
         assert told_text(page, turn_id) == narrative
     # What streamed in for the last turn, delta by delta, ended as its whole narrative.
-    streamed = page.evaluate("() => window.streamed")
+    streamed = [text for turn, text in page.evaluate("() => window.streamed") if turn == third]
     last = turn_result(gateway, page, third)["narrative"]
     assert len({text for text in streamed if last.startswith(text)}) > 3  # it grew in pieces
     # Into the narrative (its last piece may land after the long poll has ended the turn).
@@ -275,7 +279,7 @@ def test_a_dropped_connection_is_resumed(gateway: Gateway, held_llm: FakeLLM, pa
     # The rest of the narration reached the page on the resumed stream: the streamed text
     # grew past the pieces told before the drop (its last piece may land after the long
     # poll has ended the turn).
-    longest = max(page.evaluate("() => window.streamed"), key=len)
+    longest = max((text for _, text in page.evaluate("() => window.streamed")), key=len)
     assert narrative.startswith(longest) and len(longest) > GATE_AFTER_CHUNKS * 12
     page.wait_for_function("() => document.getElementById('notice').hidden", timeout=30_000)
 

@@ -270,42 +270,56 @@ class LLMNarrator:
 
     def _narrate(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
         state, action, outcome, dice = scene.state, scene.action, scene.outcome, scene.dice
-        notes = []
+        spoken: list[tuple[str, str]] = []
         for agent in crew:
             if agent is Agent.NARRATOR:
                 continue
             role, asks, share, label = _SUPPORTING[agent]
-            notes.append(f"{label}: {LLMVoice(turn, agent, role, asks, share).speak(scene)}")
+            said = LLMVoice(turn, agent, role, asks, share).speak(scene)
+            spoken.append((agent.value, f"{label}: {said}"))
         canonical = state.current_choices
         prompt = narrator_prompt(
-            state, action, " ".join(outcome.facts), notes, redirected=outcome.kind == REDIRECTED
+            state,
+            action,
+            " ".join(outcome.facts),
+            [text for _, text in spoken],
+            redirected=outcome.kind == REDIRECTED,
         )
         literal = state.phase in _LITERAL_PHASES
         reply = turn.tell(prompt, 0 if literal else len(canonical), action)
-        narrative = reply.narrative
-        if not narrative:  # garbage or silence: the offline words, streamed as one piece
-            narrative = self.fallback.narrate(state, action, outcome, dice, crew).narrative
-            self.stream.delta(narrative)
+        if reply.narrative:
+            # The Narrator's story first (streamed as it came), then the others' words.
+            lines = (("narrator", reply.narrative), *spoken)
+            self._tell_lines(lines[1:], after_others=True)
+        else:  # garbage or silence: the offline words
+            lines = self.fallback.narrate(state, action, outcome, dice, crew).lines
+            self._tell_lines(lines)
         return Narration(
-            narrative,
+            "\n\n".join(text for _, text in lines),
             choices=reply.choices,
             source="llm",
             repairs=reply.repairs,
             usage=turn.usage,
             jester_spoke=Agent.JESTER in crew,
             agents=tuple(agent.value for agent in crew),
+            lines=lines,
         )
+
+    def _tell_lines(self, lines: tuple[tuple[str, str], ...], after_others: bool = False) -> None:
+        for number, (speaker, text) in enumerate(lines):
+            self.stream.delta(("\n\n" if number or after_others else "") + text, speaker)
 
     def _fall_back(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
         self.stream.restart("offline_fallback")
         narration = self.fallback.narrate(
             scene.state, scene.action, scene.outcome, scene.dice, crew
         )
-        self.stream.delta(narration.narrative)
+        self._tell_lines(narration.lines)
         return Narration(
             narration.narrative,
             source="offline_fallback",
             usage=turn.usage,
             jester_spoke=narration.jester_spoke,
             agents=narration.agents,
+            lines=narration.lines,
         )

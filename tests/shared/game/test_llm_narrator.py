@@ -14,6 +14,7 @@ from shared.errors import NarratorUnavailable
 from shared.game.dice import Dice
 from shared.game.llm.client import ChatClient
 from shared.game.llm.narrator import LLMNarrator
+from shared.game.narrator import OfflineNarrator
 from shared.game.rules import choices_for, resolve_turn
 from shared.models import GamePhase, GameState
 from shared.settings import Settings
@@ -25,9 +26,15 @@ SECRET = "sk-test-very-secret-key"
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
+        self.speakers: list[str] = []  # of each delta
 
-    def delta(self, text: str) -> None:
+    def delta(self, text: str, speaker: str = "narrator") -> None:
         self.events.append(("delta", text))
+        self.speakers.append(speaker)
+
+    def said_by(self, speaker: str) -> str:
+        deltas = [value for kind, value in self.events if kind == "delta"]
+        return "".join(d for d, s in zip(deltas, self.speakers, strict=True) if s == speaker)
 
     def restart(self, reason: str) -> None:
         self.events.append(("restart", reason))
@@ -271,3 +278,38 @@ def test_usage_is_counted_per_agent_with_the_model_and_first_token(
     for agent, tokens in usage.agents.items():
         assert tokens.completion_tokens > 0
         assert counted(agent, "completion") - before[agent] == tokens.completion_tokens
+
+
+def test_each_agents_words_are_streamed_and_listed_under_its_name(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    state = GameState(session_id="n" * 24, seed=2)
+    state = state.model_copy(update={"current_choices": choices_for(state)})
+    _, narration = narrate(
+        settings(server, tmp_path), recorder, state, "Play Pip, a halfling rogue"
+    )
+    speakers = [speaker for speaker, _ in narration.lines]
+    assert speakers[0] == "narrator" and "innkeeper" in speakers
+    assert narration.narrative == "\n\n".join(text for _, text in narration.lines)
+    said = dict(narration.lines)
+    assert (
+        said["innkeeper"]
+        == "The innkeeper says: Mind the marsh road, love, and pay before you leave."
+    )
+    assert recorder.said_by("narrator") == said["narrator"]
+    assert recorder.said_by("innkeeper") == "\n\n" + said["innkeeper"]
+    # In the order told: the Narrator's story, then the others'.
+    assert recorder.speakers.index("innkeeper") > max(
+        i for i, s in enumerate(recorder.speakers) if s == "narrator"
+    )
+
+
+def test_the_offline_narrator_lists_its_lines_too() -> None:
+    state, action = exploring_state()
+    resolved = resolve_turn(state, action, Dice(state.seed, state.version))
+    narration = OfflineNarrator().narrate(
+        resolved.state, action, resolved.outcome, Dice(state.seed, state.version)
+    )
+    assert narration.lines[0][0] == "narrator"
+    assert narration.narrative == "\n\n".join(text for _, text in narration.lines)

@@ -49,7 +49,7 @@ def test_each_answer_shape_gives_clean_narration(
     model = f"openai/shape-{shape}" + ("" if streamed else "+nostream")
     after, narration = narrate(settings(server, tmp_path, llm_model=model), recorder, state, action)
     assert narration.source == "llm"
-    assert narration.narrative == NARRATIVE
+    assert narration.lines[0] == ("narrator", NARRATIVE)
     if shape in USABLE:
         assert narration.choices == [f"Carefully: {c}" for c in after.current_choices]
     else:
@@ -57,11 +57,15 @@ def test_each_answer_shape_gives_clean_narration(
     assert narration.repairs  # each shape is counted
     deltas = [value for kind, value in recorder.events if kind == "delta"]
     assert ("restart", "llm_reformatted") not in recorder.events
-    assert "".join(deltas) == NARRATIVE
-    for piece in deltas:
+    assert "".join(deltas) == narration.narrative
+    assert recorder.said_by("narrator") == NARRATIVE
+    told = [
+        d for d, speaker in zip(deltas, recorder.speakers, strict=True) if speaker == "narrator"
+    ]
+    for piece in told:
         assert not any(word in piece for word in SCAFFOLDING), piece
     if streamed and shape not in HELD:
-        assert len(deltas) > 3  # still streamed as generated, not held to the end
+        assert len(told) > 3  # still streamed as generated, not held to the end
 
 
 def test_the_canonical_shape_needs_no_repair(server: FakeLLM, tmp_path: Path) -> None:
