@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     moderation_api_key: SecretStr | None = None
     moderation_model: str = "omni-moderation-latest"
     moderation_timeout: Seconds = 5.0
+    # An operator's YAML file over the LLM agents' roles and prompts (any field of any agent;
+    # the service's own is shared/game/llm/config/agents.yaml). Checked at a worker's start.
+    agents_file: Path | None = None
     # The jester speaks at most once in this many turns (when the seeded dice allow).
     jester_cooldown: Annotated[int, Field(ge=1)] = 3
 

@@ -15,6 +15,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
+from shared.game.llm.agents_config import load_agents
 from shared.settings import get_settings
 from worker.application import (
     PROCESS_SESSION,
@@ -62,6 +63,7 @@ def _prepare_files(**_: Any) -> None:
         # Made again by each pool process as it imports the game; a refusal there would
         # only be logged, and every turn would fail.
         ensure_directory(settings.crewai_storage_dir, "CREWAI_STORAGE_DIR")
+        load_agents(settings.agents_file)  # a bad AGENTS_FILE refuses here, not at a turn
     except ConfigurationError as exc:
         logger.critical("worker not started: %s", exc.message)
         raise SystemExit(exc.message) from exc

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from shared.errors import NarratorUnavailable
 from shared.game.dice import Dice
+from shared.game.llm.agents_config import AgentConfig, load_agents
 from shared.game.llm.client import ChatClient
 from shared.game.llm.fence import DATA_NOTICE, clean_text, fenced
 from shared.game.llm.reply import ParsedReply
@@ -46,97 +47,74 @@ __all__ = ["LLMNarrator", "LLMVoice", "narrator_prompt"]
 # Phases whose choices the rules match word for word: an LLM may not reword them.
 _LITERAL_PHASES = {GamePhase.CHARACTER_CREATION, GamePhase.QUEST_SELECTION}
 
-NARRATOR_ROLE = (
-    "You are the Narrator of Pocket Portals, a fantasy text adventure. Write in the second "
-    "person, vivid but brief: 2 to 5 sentences. Never invent outcomes: tell exactly what the "
-    "rules decided. After the story write a line with only ### and then the player's options, "
-    "reworded to fit the story, numbered, one per line, in the same order and the same number "
-    "as given."
-)
-KEEPER_ROLE = (
-    "You are the Game Keeper. In one short sentence, state the mechanical outcome of the dice "
-    "rolls below for the narrator. No story, just the facts."
-)
-JESTER_ROLE = (
-    "You are The Jester, a cheeky voice that pokes fun at the hero. One short witty line, "
-    "no more than 20 words."
-)
-INNKEEPER_ROLE = (
-    "You are Marta, the innkeeper of the crossroads inn, who knows every rumour. In one or two "
-    "sentences of speech, ask the question given, or make one of the quests on offer sound "
-    "irresistible. Never invent quests."
-)
 REDIRECT_CUE = (
     "The player's action was set aside by the content check and is not shown to you. Do not "
     "guess at it, repeat it or describe it; in a sentence or two, gently steer the story back "
     "to the hero's quest, in the tale's own voice, without scolding."
 )
-CHRONICLER_ROLE = (
-    "You are the Chronicler, who writes down the deeds of heroes. In three or four sentences, "
-    "write how this adventure ended, drawing only on the moments listed."
-)
+_WITHHELD = "(withheld)"
 
 
-def _keeper_prompt(scene: Scene) -> str:
-    return "Rolls: " + "; ".join(scene.outcome.checks or scene.outcome.facts)
+def _keeper_prompt(config: AgentConfig, scene: Scene) -> str:
+    return config.prompt.format(rolls="; ".join(scene.outcome.checks or scene.outcome.facts))
 
 
-def _jester_prompt(scene: Scene) -> str:
-    tried = fenced("player_action", scene.action)
-    return f"The hero tried: {tried}. What happened: {' '.join(scene.outcome.facts)}"
+def _jester_prompt(config: AgentConfig, scene: Scene) -> str:
+    return config.prompt.format(
+        action=fenced("player_action", scene.action), happened=" ".join(scene.outcome.facts)
+    )
 
 
-def _innkeeper_prompt(scene: Scene) -> str:
+def _innkeeper_prompt(config: AgentConfig, scene: Scene) -> str:
     state = scene.state
     draft = state.character_draft
-    if state.phase is GamePhase.CHARACTER_CREATION:
+    if state.phase is GamePhase.CHARACTER_CREATION and config.interview is not None:
         question = next_question(draft) if draft is not None else None
-        return (
-            f"Ask the newcomer: {question_text(question)}"
-            if question
-            else "Greet the newcomer and ask who they are."
-        )
+        asked = question_text(question) if question else "who they are, with a warm greeting"
+        return config.interview.format(question=asked)
     quests = "; ".join(f"{q.title}: {q.description}" for q in state.quest_options)
-    return f"Quests on the notice board: {quests or 'none today'}."
+    return config.prompt.format(quests=quests or "none today")
 
 
-def _chronicler_prompt(scene: Scene) -> str:
+def _chronicler_prompt(config: AgentConfig, scene: Scene) -> str:
     state = scene.state
-    moments = "; ".join(state.adventure_moments) or "a short, quiet road"
-    fate = "fell in battle" if state.health_current == 0 else "lived to tell it"
-    return f"{_context(state)} The hero {fate}. Moments: {moments}."
+    return config.prompt.format(
+        context=_context(state),
+        fate="fell in battle" if state.health_current == 0 else "lived to tell it",
+        moments="; ".join(state.adventure_moments) or "a short, quiet road",
+    )
 
 
 class LLMVoice:
-    """One agent on the LLM, on the offline voices' interface: a system role, a prompt made
-    from the scene, and a share of the turn's token budget."""
+    """One agent on the LLM, on the offline voices' interface: its configured role and
+    prompt template (`agents_config`) filled from the scene, and a share of the turn's token
+    budget."""
 
     def __init__(
         self,
         turn: _Turn,
         agent: Agent,
-        role: str,
-        prompt: Callable[[Scene], str],
-        share: float,
+        config: AgentConfig,
+        prompt: Callable[[AgentConfig, Scene], str],
     ) -> None:
         self.turn = turn
         self.agent = agent
-        self.role = role
+        self.config = config
         self.prompt = prompt
-        self.share = share
 
     def speak(self, scene: Scene) -> str:
         # One line of visible text: model output, which the Narrator's prompt quotes.
-        said = self.turn.ask(self.agent, self.role, self.prompt(scene), self.share)
+        config = self.config
+        said = self.turn.ask(self.agent, config.system, self.prompt(config, scene), config.share)
         return clean_text(said, 400)
 
 
-# Agent: (role, prompt, share of the turn's budget, how the Narrator is told about it).
-_SUPPORTING: dict[Agent, tuple[str, Callable[[Scene], str], float, str]] = {
-    Agent.KEEPER: (KEEPER_ROLE, _keeper_prompt, 0.15, "The Game Keeper says"),
-    Agent.INNKEEPER: (INNKEEPER_ROLE, _innkeeper_prompt, 0.15, "The innkeeper says"),
-    Agent.JESTER: (JESTER_ROLE, _jester_prompt, 0.1, "The Jester quips"),
-    Agent.CHRONICLER: (CHRONICLER_ROLE, _chronicler_prompt, 0.35, "The Chronicler records"),
+# How each supporting agent's prompt is filled in from the scene.
+_PROMPTS: dict[Agent, Callable[[AgentConfig, Scene], str]] = {
+    Agent.KEEPER: _keeper_prompt,
+    Agent.INNKEEPER: _innkeeper_prompt,
+    Agent.JESTER: _jester_prompt,
+    Agent.CHRONICLER: _chronicler_prompt,
 }
 
 
@@ -159,24 +137,35 @@ def _context(state: GameState) -> str:
 
 
 def narrator_prompt(
-    state: GameState, action: str, happened: str, notes: list[str], *, redirected: bool = False
+    config: AgentConfig,
+    state: GameState,
+    action: str,
+    happened: str,
+    notes: list[str],
+    *,
+    redirected: bool = False,
 ) -> str:
-    """The Narrator's prompt: the game's context, the player's action (fenced), what the rules
-    decided, the other agents' words, and the options to reword (or the epilogue cue). For a
-    turn the moderation step redirected, the action is not given at all."""
+    """The Narrator's prompt from its template: the game's context, the player's action
+    (fenced), what the rules decided, the other agents' words, and the options to reword (or
+    the epilogue cue). For a turn the moderation step redirected, the action is withheld and
+    the Narrator is told to steer back."""
     options = "\n".join(f"{n}. {c}" for n, c in enumerate(state.current_choices, start=1))
-    told = REDIRECT_CUE if redirected else f"The player's action: {fenced('player_action', action)}"
-    return "\n".join(
-        [
-            _context(state),
-            told,
-            f"What the rules decided: {happened}",
-            *notes,
-            "The story ends with this turn: write its epilogue from the Chronicler's record."
-            if state.adventure_completed
-            else f"The player's options now:\n{options}",
-        ]
+    ending = (
+        "The story ends with this turn: write its epilogue from the Chronicler's record."
+        if state.adventure_completed
+        else f"The player's options now:\n{options}"
     )
+    told = [*notes, REDIRECT_CUE] if redirected else notes
+    prompt = config.prompt.format(
+        context=_context(state),
+        action=_WITHHELD if redirected else fenced("player_action", action),
+        happened=happened,
+        notes="\n".join(told),
+        options=options,
+        ending=ending,
+    )
+    # An agent that said nothing leaves no blank line behind.
+    return "\n".join(line for line in prompt.split("\n") if line.strip())
 
 
 class _Turn:
@@ -203,7 +192,7 @@ class _Turn:
         self.budget -= reply.usage.completion_tokens or tokens
         return reply.text.strip()
 
-    def tell(self, content: str, expected: int, player_text: str) -> ParsedReply:
+    def tell(self, system: str, content: str, expected: int, player_text: str) -> ParsedReply:
         """The Narrator's reply to `content`, its narrative streamed as it is generated."""
         reader = ReplyStream()
         streamed = False
@@ -223,7 +212,7 @@ class _Turn:
 
         reply = self.client.complete(
             [
-                {"role": "system", "content": f"{NARRATOR_ROLE} {DATA_NOTICE}"},
+                {"role": "system", "content": f"{system} {DATA_NOTICE}"},
                 {"role": "user", "content": content},
             ],
             max_tokens=max(64, self.budget),
@@ -255,6 +244,7 @@ class LLMNarrator:
         self.settings = settings
         self.stream = stream
         self.fallback = fallback or OfflineNarrator()
+        self.agents = load_agents(settings.agents_file)
 
     def narrate(self, state: GameState, action: str, outcome: Outcome, dice: Dice) -> Narration:
         turn = _Turn(self.client, self.stream, self.settings.llm_max_tokens)
@@ -274,11 +264,12 @@ class LLMNarrator:
         for agent in crew:
             if agent is Agent.NARRATOR:
                 continue
-            role, asks, share, label = _SUPPORTING[agent]
-            said = LLMVoice(turn, agent, role, asks, share).speak(scene)
-            spoken.append((agent.value, f"{label}: {said}"))
+            config = getattr(self.agents, agent.value)
+            said = LLMVoice(turn, agent, config, _PROMPTS[agent]).speak(scene)
+            spoken.append((agent.value, f"{config.label}: {said}"))
         canonical = state.current_choices
         prompt = narrator_prompt(
+            self.agents.narrator,
             state,
             action,
             " ".join(outcome.facts),
@@ -286,7 +277,9 @@ class LLMNarrator:
             redirected=outcome.kind == REDIRECTED,
         )
         literal = state.phase in _LITERAL_PHASES
-        reply = turn.tell(prompt, 0 if literal else len(canonical), action)
+        reply = turn.tell(
+            self.agents.narrator.system, prompt, 0 if literal else len(canonical), action
+        )
         if reply.narrative:
             # The Narrator's story first (streamed as it came), then the others' words.
             lines = (("narrator", reply.narrative), *spoken)
