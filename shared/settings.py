@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     llm_model: str = "openai/gpt-4o-mini"
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
+    # The key for `LLM_MODEL=anthropic/…` (and Anthropic fallbacks) when LLM_API_KEY is unset,
+    # under the name Anthropic's own tools read.
+    anthropic_api_key: SecretStr | None = None
     llm_timeout: Seconds = 30.0
     # Completion tokens one turn may spend, all agents together.
     llm_max_tokens: Annotated[int, Field(ge=64)] = 600

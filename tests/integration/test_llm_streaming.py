@@ -234,3 +234,32 @@ def test_an_agent_shaped_reply_streams_clean_and_is_counted(
         assert wait_until(repairs, timeout=30, what="the repair counted") == 3
     finally:
         player.close()
+
+
+def test_claude_streams_through_a_real_worker(
+    llm_server: FakeLLM, worker_factory: WorkerFactory, gateway_factory: GatewayFactory
+) -> None:
+    env = llm_env(llm_server, "tokens")
+    env.pop("LLM_API_KEY")
+    env.update(
+        LLM_MODEL="anthropic/tokens",
+        LLM_BASE_URL=f"http://127.0.0.1:{llm_server.port}",
+        ANTHROPIC_API_KEY="sk-ant-integration",
+    )
+    worker = worker_factory(env)
+    gateway = gateway_factory()
+    player = Player(gateway.url, seed=4)
+    try:
+        submitted: list[str] = []
+        events = player.events(
+            until=lambda evs: bool(submitted) and completed(submitted[0])(evs),
+            on_open=lambda: submitted.append(player.submit({"choice_index": 1}).json()["turn_id"]),
+        )
+        result = events[-1].data["result"]
+        assert story_after_last_restart(events, submitted[0]) == result["narrative"]
+        assert result["narrator"] == "llm" and result["usage"]["model"] == "anthropic/tokens"
+        assert any(e.event == "narration.delta" for e in events)
+        assert llm_server.requests[-1]["protocol"] == "anthropic"
+        assert "sk-ant-integration" not in worker.log()
+    finally:
+        player.close()

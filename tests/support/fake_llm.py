@@ -29,6 +29,12 @@ arrived (`at`, epoch seconds).
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 
+It speaks Anthropic's Messages API on `/v1/messages` too (`LLM_MODEL=anthropic/<model>`), with
+the same models (`story`, `tokens`, `limited`, `down`, `cutoff`, `stream-error`, `stall`, …):
+the system prompt a field of its own, `x-api-key` and `anthropic-version` required (401/400
+without), usage as `input_tokens`/`output_tokens`, and the typed stream events
+(`message_start`, `content_block_delta`, `message_delta`, `message_stop`, `error`).
+
 It answers OpenAI's `/v1/moderations` too: an input containing `FLAGGED_WORDS` is flagged
 (category `harassment`), anything else is not; the model `moderation-down` gets HTTP 503.
 `moderation_inputs` records what was checked.
@@ -173,7 +179,95 @@ def _cut(text: str, max_tokens: int | None) -> tuple[str, str, int]:
     return text, "stop", len(words)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _AnthropicHandler:
+    """The Messages API side of `_Handler` (mixed in)."""
+
+    def _anthropic(self: Any, body: dict[str, Any]) -> None:
+        fake = self.server.fake
+        headers = {
+            "x-api-key": self.headers.get("x-api-key"),
+            "anthropic-version": self.headers.get("anthropic-version"),
+        }
+        with fake.lock:
+            fake.requests.append({**body, **headers, "at": time.time(), "protocol": "anthropic"})
+        if not headers["x-api-key"]:
+            self._json(401, {"type": "error", "error": {"type": "authentication_error"}})
+            return
+        if not headers["anthropic-version"] or "max_tokens" not in body:
+            self._json(400, {"type": "error", "error": {"type": "invalid_request_error"}})
+            return
+        model, *styles = body["model"].split("+")
+        if model == "limited" or model.startswith("limited-"):
+            pause = model.removeprefix("limited").removeprefix("-") or "7"
+            self._json(429, {"type": "error", "error": {"type": "rate_limit_error"}}, pause)
+            return
+        if model == "down":
+            self._json(529, {"type": "error", "error": {"type": "overloaded_error"}})
+            return
+        if model == "stall":
+            time.sleep(30)
+            return
+        system = {"role": "system", "content": body.get("system", "")}
+        reply = _reply_text(model, [system, *body["messages"]])
+        text, finish, completion_tokens = _cut(reply, body["max_tokens"])
+        stop = "max_tokens" if finish == "length" else "end_turn"
+        if not body.get("stream"):
+            self._json(
+                200,
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": stop,
+                    "usage": {"input_tokens": 50, "output_tokens": completion_tokens},
+                },
+            )
+            return
+        pieces = (
+            [w + " " for w in text.split(" ")[:-1]] + text.split(" ")[-1:]
+            if model == "tokens" or "tokens" in styles
+            else [text[start : start + 12] for start in range(0, len(text), 12)]
+        )
+        self._anthropic_stream(model, pieces, stop, completion_tokens)
+
+    def _anthropic_stream(
+        self: Any, model: str, pieces: list[str], stop: str, completion_tokens: int
+    ) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+
+        def event(kind: str, data: dict[str, Any]) -> None:
+            payload = json.dumps({"type": kind, **data})
+            self.wfile.write(f"event: {kind}\ndata: {payload}\n\n".encode())
+            self.wfile.flush()
+
+        usage = {"input_tokens": 50, "output_tokens": 1}
+        event("message_start", {"message": {"id": "msg_fake", "model": model, "usage": usage}})
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        event("ping", {})
+        for number, piece in enumerate(pieces):
+            if model in ("cutoff", "stream-error") and number == len(pieces) // 2:
+                if model == "stream-error":
+                    event("error", {"error": {"type": "overloaded_error", "message": "busy"}})
+                self.close_connection = True
+                return
+            event(
+                "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}}
+            )
+            with self.server.fake.lock:
+                self.server.fake.chunks_sent += 1
+        event("content_block_stop", {"index": 0})
+        event(
+            "message_delta",
+            {"delta": {"stop_reason": stop}, "usage": {"output_tokens": completion_tokens}},
+        )
+        event("message_stop", {})
+
+
+class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
     server: _Server
 
     def log_message(self, *_: Any) -> None:
@@ -210,6 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if self.path.endswith("/moderations"):
             self._moderate(body)
+            return
+        if self.path.endswith("/messages"):
+            self._anthropic(body)
             return
         with fake.lock:
             fake.requests.append(

@@ -17,13 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
 from shared.settings import BackendKind, Settings, get_settings
 
 configure_crewai(get_settings().crewai_storage_dir)
 
 from shared.errors import NarratorUnavailable  # noqa: E402
-from shared.game.llm.http_llm import ChunkSink, HttpChatLLM, resolve_model  # noqa: E402
+from shared.game.llm.http_llm import (  # noqa: E402
+    ChunkSink,
+    HttpChatLLM,
+    resolve_model,
+    speaks_anthropic,
+)
 from shared.game.llm.limits import (  # noqa: E402
     Budget,
     GateLimits,
@@ -70,22 +77,21 @@ class Endpoint:
         return endpoint_id(base, name)
 
 
+def _key(settings: Settings, model: str, given: SecretStr | None) -> str | None:
+    key = given or (settings.anthropic_api_key if speaks_anthropic(model) else None)
+    return key.get_secret_value() if key else None
+
+
 def endpoints(settings: Settings) -> list[Endpoint]:
     """The narrator's endpoints in the order they are tried: `LLM_*`, then `LLM_FALLBACKS`."""
-    key = settings.llm_api_key
     primary = Endpoint(
         settings.llm_model,
         settings.llm_base_url,
-        key.get_secret_value() if key else None,
+        _key(settings, settings.llm_model, settings.llm_api_key),
         Budget(settings.llm_rpm, settings.llm_tpm),
     )
     return [primary] + [
-        Endpoint(
-            e.model,
-            e.base_url,
-            e.api_key.get_secret_value() if e.api_key else None,
-            Budget(e.rpm, e.tpm),
-        )
+        Endpoint(e.model, e.base_url, _key(settings, e.model, e.api_key), Budget(e.rpm, e.tpm))
         for e in settings.llm_fallbacks
     ]
 

@@ -30,9 +30,25 @@ from crewai.llms.base_llm import BaseLLM
 from crewai.llms.providers.openai_compatible.completion import OPENAI_COMPATIBLE_PROVIDERS
 from pydantic import PrivateAttr
 
+from shared.game.llm.anthropic import (
+    ANTHROPIC_BASE_URL,
+    StreamFailed,
+    anthropic_body,
+    anthropic_endpoint,
+    anthropic_headers,
+    read_anthropic_stream,
+    read_anthropic_whole,
+)
 from shared.models import TokenUsage
 
-__all__ = ["ChunkSink", "HttpChatLLM", "LLMCallFailed", "Reply", "resolve_model"]
+__all__ = [
+    "ChunkSink",
+    "HttpChatLLM",
+    "LLMCallFailed",
+    "Reply",
+    "resolve_model",
+    "speaks_anthropic",
+]
 
 ChunkSink = Callable[[str], None]
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -53,9 +69,17 @@ class Reply:
     usage: TokenUsage
 
 
+def speaks_anthropic(model: str) -> bool:
+    """Whether `model` is one of Anthropic's, on its Messages API (`anthropic/<model>`)."""
+    provider, _, name = model.partition("/")
+    return bool(name) and provider == "anthropic"
+
+
 def resolve_model(model: str, base_url: str | None) -> tuple[str, str]:
     """(the model name the endpoint expects, the endpoint's base URL)."""
     provider, _, name = model.partition("/")
+    if speaks_anthropic(model):
+        return name, base_url or ANTHROPIC_BASE_URL
     if name and provider == "openai":
         return name, base_url or OPENAI_BASE_URL
     if name and provider in OPENAI_COMPATIBLE_PROVIDERS:
@@ -88,12 +112,18 @@ class HttpChatLLM(BaseLLM):
     _client: httpx.Client = PrivateAttr()
     _endpoint: str = PrivateAttr()
     _model_name: str = PrivateAttr()
+    _anthropic: bool = PrivateAttr(default=False)
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
         self._model_name, base = resolve_model(self.model, self.base_url)
-        self._endpoint = base.rstrip("/") + "/chat/completions"
-        headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self._anthropic = speaks_anthropic(self.model)
+        if self._anthropic:
+            self._endpoint = anthropic_endpoint(base)
+            headers = anthropic_headers(self.api_key)
+        else:
+            self._endpoint = base.rstrip("/") + "/chat/completions"
+            headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         self._client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout),
@@ -115,6 +145,8 @@ class HttpChatLLM(BaseLLM):
         """One chat completion; streamed when `on_chunk` is given (it gets each piece of
         text as it comes). Raises httpx errors for transport failures and timeouts,
         `LLMCallFailed` for an error status."""
+        if self._anthropic:
+            return self._complete_anthropic(messages, max_tokens, on_chunk)
         body: dict[str, Any] = {"model": self._model_name, "messages": messages}
         if self.temperature is not None:
             body["temperature"] = self.temperature
@@ -140,6 +172,35 @@ class HttpChatLLM(BaseLLM):
                 response.read()
                 return self._whole(response.json())
             return self._streamed(response, on_chunk)
+
+    def _complete_anthropic(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int | None,
+        on_chunk: ChunkSink | None,
+    ) -> Reply:
+        tokens = max_tokens if max_tokens is not None else self.max_tokens
+        body = anthropic_body(
+            self._model_name,
+            messages,
+            max_tokens=int(tokens) if tokens is not None else None,
+            temperature=self.temperature,
+            stop=self.stop_sequences or None,
+            stream=on_chunk is not None,
+        )
+        try:
+            if on_chunk is None:
+                response = self._client.post(self._endpoint, json=body)
+                if response.status_code >= 400:
+                    raise LLMCallFailed(response.status_code, _retry_after(response))
+                return Reply(*read_anthropic_whole(response.json()))
+            with self._client.stream("POST", self._endpoint, json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise LLMCallFailed(response.status_code, _retry_after(response))
+                return Reply(*read_anthropic_stream(response, on_chunk))
+        except (StreamFailed, ValueError):
+            raise LLMCallFailed(None) from None
 
     @staticmethod
     def _whole(data: Any) -> Reply:
