@@ -48,8 +48,10 @@ from bench.measure import command_calls, cpu_seconds, process_tree, write_result
 from bench.stack import ServiceStack
 from bench.turns import Row, paused, render, worker_pss_kb
 from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.player import Player
 from tests.support.processes import CeleryWorker
 from tests.support.redis_server import RedisServer
+from tests.support.sse import SseEvent
 from tests.support.worker_log import most_turns_running_at_once, turn_spans
 
 logger = logging.getLogger("bench.inflight")
@@ -353,6 +355,87 @@ def chunk_cost(
     )
 
 
+def _followed_turn(player: Player, body: dict[str, object]) -> tuple[list[SseEvent], float | None]:
+    """Play one turn with its event stream open: its events, and when its first
+    `narration.delta` arrived (epoch seconds)."""
+    sent: list[str] = []
+    seen: list[float] = []
+
+    def done(events: list[SseEvent]) -> bool:
+        if not seen and sent and any(e.event == "narration.delta" for e in events):
+            seen.append(time.time())
+        return bool(sent) and any(
+            e.event in ("turn.completed", "turn.failed") and e.data.get("turn_id") == sent[0]
+            for e in events
+        )
+
+    events = player.events(
+        until=done,
+        on_open=lambda: sent.append(player.submit(body).json()["turn_id"]),
+        timeout=120,
+    )
+    return events, (seen[0] if seen else None)
+
+
+def first_token(llm: FakeLLM, workdir: Path, turns: int) -> tuple[list[float], float]:
+    """One player's LLM turns, each followed live on its event stream: how long after the
+    fake server sent the Narrator's first chunk the player saw the turn's first
+    `narration.delta` (the time to first token the service adds: the reply reader's hold-back,
+    the worker's publish, the gateway's read and the SSE write), in ms; and LLM tokens per
+    turn."""
+    env = {
+        "NARRATOR": "llm",
+        "LLM_MODEL": "openai/tokens",
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_API_KEY": "sk-bench",
+        "LLM_FALLBACK": "fail",
+        "MAX_TURNS": "100000",
+    }
+    stack = ServiceStack(workdir, workers=1, concurrency=4, env=env, pool="threads")
+    player = Player(stack.gateway.url, seed=3)
+    added: list[float] = []
+    tokens = 0
+    try:
+        for number in range(turns + 2):  # two turns first to warm the worker up
+            before = len(llm.requests)
+            body: dict[str, object] = (
+                {"choice_index": 1} if number < 2 else {"action": "Look around"}
+            )
+            events, delta_at = _followed_turn(player, body)
+            told = [
+                r
+                for r in llm.requests[before:]
+                if "Narrator" in str(r["messages"][0]["content"]) and "first_chunk_at" in r
+            ]
+            if number < 2 or not told or delta_at is None:
+                continue
+            added.append((delta_at - told[-1]["first_chunk_at"]) * 1000)
+            usage = events[-1].data.get("result", {}).get("usage") or {}
+            tokens += int(usage.get("total_tokens") or 0)
+    finally:
+        player.close()
+        stack.stop()
+    return added, tokens / max(len(added), 1)
+
+
+def _first_token_extra(added: list[float], tokens_per_turn: float) -> list[tuple[str, str]]:
+    if not added:
+        return [("time to first token added by the service", "no turn measured")]
+    ordered = sorted(added)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    return [
+        (
+            "time to first token added by the service (first delta at the player − first "
+            f"chunk sent by the LLM), {len(added)} turns: p50 / p99",
+            f"{at(0.5):.1f} ms / {at(0.99):.1f} ms",
+        ),
+        ("LLM tokens per turn (all agents, prompt + completion)", f"{tokens_per_turn:.0f}"),
+    ]
+
+
 def _chunk_extra(cost: ChunkCost) -> list[tuple[str, str]]:
     labels = {
         "short": "LLM turn back to back (2 calls), short reply in 12-char pieces",
@@ -441,6 +524,9 @@ def run(args: argparse.Namespace) -> str:
         # A smoke run (--quick) measures the per-token stream only: each style is a stack.
         styles = ("tokens",) if args.quick else tuple(CHUNK_STYLES)
         extra += _chunk_extra(chunk_cost(llm, Path(tmp) / "chunks", args.chunk_turns, styles))
+        logger.info("measuring the time to first token the service adds")
+        turns = 3 if args.quick else 40
+        extra += _first_token_extra(*first_token(llm, Path(tmp) / "first-token", turns))
     header = (
         f"# In-flight LLM turns per worker process ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
         f"Machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} cores, Python "

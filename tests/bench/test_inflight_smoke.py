@@ -34,5 +34,8 @@ def test_inflight_smoke_run_measures_both_pools() -> None:
         "broker commands per turn",
         "per-token stream (one chunk per token)",
         "CPU per streamed chunk, in-process",
+        "time to first token added by the service (first delta at the player",
+        "LLM tokens per turn",
     ):
         assert measure in table, table
+    assert "no turn measured" not in table

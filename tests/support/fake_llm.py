@@ -18,8 +18,8 @@ narrator through CrewAI's real client. The model name picks the behaviour:
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
   model does; `max_in_flight` records how many requests were waiting at once.
 
-Each request is recorded (`requests`) with its `authorization` header and the time it
-arrived (`at`, epoch seconds).
+Each request is recorded (`requests`) with its `authorization` header, the time it arrived
+(`at`, epoch seconds) and, streamed, when its first chunk went out (`first_chunk_at`).
 - `shape-<shape>`: the narrator answers in one of the shapes models use besides the one asked
   for (`SHAPES`: the agent's `Thought:`/`Final Answer:`, a markdown fence, a preamble, JSON, …);
 - a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token, `+long` makes the
@@ -308,10 +308,9 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
         if self.path.endswith("/messages"):
             self._anthropic(body)
             return
+        record = {**body, "authorization": self.headers.get("authorization"), "at": time.time()}
         with fake.lock:
-            fake.requests.append(
-                {**body, "authorization": self.headers.get("authorization"), "at": time.time()}
-            )
+            fake.requests.append(record)
         model, *styles = body["model"].split("+")
         if model == "limited" or model.startswith("limited-"):
             pause = model.removeprefix("limited").removeprefix("-") or "7"
@@ -347,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
                 if model == "tokens" or "tokens" in styles
                 else [text[start : start + 12] for start in range(0, len(text), 12)]
             )
-            self._stream(body, pieces, finish, usage, delay=delay, gate=gate)
+            self._stream(body, pieces, finish, usage, delay=delay, gate=gate, record=record)
             return
         self._json(
             200,
@@ -375,6 +374,7 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
         usage: dict[str, int],
         delay: float,
         gate: threading.Event | None = None,
+        record: dict[str, Any] | None = None,
     ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -404,6 +404,8 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
             if gate is not None and number == GATE_AFTER_CHUNKS:
                 gate.wait(GATE_LIMIT)
             chunk({"content": piece}, None)
+            if number == 0 and record is not None:
+                record["first_chunk_at"] = time.time()
             with self.server.fake.lock:
                 self.server.fake.chunks_sent += 1
             if delay:
