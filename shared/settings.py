@@ -49,6 +49,7 @@ class LLMEndpoint(BaseModel):
     model: str
     base_url: str | None = None
     api_key: SecretStr | None = None
+    protocol: Literal["auto", "openai", "anthropic"] = "auto"
     rpm: PerMinute | None = None
     tpm: PerMinute | None = None
 
@@ -187,6 +188,10 @@ class Settings(BaseSettings):
     # The key for `LLM_MODEL=anthropic/…` (and Anthropic fallbacks) when LLM_API_KEY is unset,
     # under the name Anthropic's own tools read.
     anthropic_api_key: SecretStr | None = None
+    # The wire protocol: "auto" speaks Anthropic's Messages API for anthropic/<model> with no
+    # LLM_BASE_URL (or Anthropic's own), chat completions otherwise; "anthropic" for a proxy
+    # of the Messages API at LLM_BASE_URL; "openai" for chat completions whatever the name.
+    llm_protocol: Literal["auto", "openai", "anthropic"] = "auto"
     llm_timeout: Seconds = 30.0
     # Completion tokens one turn may spend, all agents together.
     llm_max_tokens: Annotated[int, Field(ge=64)] = 600
@@ -220,8 +225,8 @@ class Settings(BaseSettings):
     # Content safety: each action a player types (not a choice picked) is checked before the
     # rules see it; a flagged one becomes an in-story redirect. MODERATION_URL: an
     # OpenAI-compatible moderations endpoint (https://api.openai.com/v1/moderations), called
-    # with MODERATION_API_KEY (else LLM_API_KEY); unset, or when it fails, a small built-in rule
-    # set decides. MODERATION=off skips the check.
+    # with MODERATION_API_KEY (else LLM_API_KEY, if the endpoint is on the LLM's host); unset,
+    # or when it fails, a small built-in rule set decides. MODERATION=off skips the check.
     moderation: Literal["on", "off"] = "on"
     moderation_url: str | None = None
     moderation_api_key: SecretStr | None = None

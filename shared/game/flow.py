@@ -202,8 +202,12 @@ class GameSessionFlow(Flow[GameState]):
         # What a flagged action said goes no further: not to the narrator, not to an LLM.
         action = "" if resolution.outcome.kind == REDIRECTED else self.turn.action
         narration = self._narrator.narrate(state, action, resolution.outcome, self._dice)
+        # A flagged action is kept out of the history too (it is shown back to the player
+        # and may be shared); the turn record keeps what was sent.
         entry = HistoryEntry(
-            turn_id=self.turn.turn_id, action=self.turn.action, narrative=narration.narrative
+            turn_id=self.turn.turn_id,
+            action=action if action else "(withheld)",
+            narrative=narration.narrative,
         )
         history = [*state.conversation_history, entry][-self._history_limit :]
         update: dict[str, object] = {"conversation_history": history, "choice_actions": []}

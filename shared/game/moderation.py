@@ -18,8 +18,10 @@ import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from shared.game.rules.safety import unsafe_categories
 from shared.metrics import MODERATION_ERRORS
@@ -28,6 +30,8 @@ from shared.settings import Settings
 __all__ = ["HttpModerator", "Moderator", "RuleModerator", "Verdict", "moderator_for"]
 
 logger = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,13 @@ class HttpModerator:
         return Verdict(categories, "endpoint")
 
 
+def _llm_key_for(settings: Settings, url: str) -> SecretStr | None:
+    """LLM_API_KEY, only for a moderation endpoint on the LLM's own host: a key is never sent
+    to another provider's server."""
+    llm_host = urlsplit(settings.llm_base_url or OPENAI_BASE_URL).hostname
+    return settings.llm_api_key if urlsplit(url).hostname == llm_host else None
+
+
 _moderators: dict[tuple[Any, ...], Moderator] = {}
 _lock = threading.Lock()
 
@@ -108,7 +119,7 @@ def moderator_for(settings: Settings) -> Moderator:
         return AllowAll()
     if settings.moderation_url is None:
         return RuleModerator()
-    secret = settings.moderation_api_key or settings.llm_api_key
+    secret = settings.moderation_api_key or _llm_key_for(settings, settings.moderation_url)
     api_key = secret.get_secret_value() if secret else None
     key = (settings.moderation_url, api_key, settings.moderation_model, os.getpid())
     with _lock:

@@ -6,6 +6,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Turn records are read by every process of a deployment, of whatever version: a field a newer
+# version writes is ignored by an older one (extra="ignore") rather than failing its reads.
+
 __all__ = [
     "AgentTokens",
     "SpokenLine",
@@ -29,7 +32,7 @@ class TurnStatus(StrEnum):
 
 
 class AgentTokens(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -40,7 +43,7 @@ class TokenUsage(BaseModel):
     answered (the last, when a turn went to a fallback endpoint) and the Narrator's time to
     first token (seconds, streamed replies)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -82,14 +85,14 @@ class SpokenLine(BaseModel):
     """What one agent said in a turn (`narrator`, `keeper`, `innkeeper`, `jester`,
     `chronicler`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     speaker: str
     text: str
 
 
 class TurnResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     narrative: str
     choices: list[str]
@@ -102,7 +105,7 @@ class TurnResult(BaseModel):
 
 
 class TurnError(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     code: str
     message: str
@@ -112,7 +115,7 @@ class TurnRecord(BaseModel):
     """Stored per turn. `action` is what the worker applies: for a choice, the text of the
     choice the player saw when the gateway accepted it (later turns may change the list)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     turn_id: str
     session_id: str

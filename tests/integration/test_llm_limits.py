@@ -4,7 +4,9 @@ in the session store, and the fake server sees no more calls per second than it 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,40 @@ def test_a_session_past_its_daily_tokens_is_told_offline(
     finally:
         player.close()
         other.close()
+
+
+def test_a_client_past_its_daily_tokens_is_told_offline_in_every_session(
+    server: FakeLLM,
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    worker_factory(
+        {
+            "NARRATOR": "llm",
+            "LLM_MODEL": "openai/story",
+            "LLM_BASE_URL": server.base_url,
+            "LLM_TIMEOUT": "10",
+            "LLM_TOKENS_PER_CLIENT_PER_DAY": "100",
+        }
+    )
+    gateway = gateway_factory()
+    # The gateway takes the client's address from X-Forwarded-For when its peer is a proxy
+    # on loopback (uvicorn's default): each address here is a client of its own, unspent.
+    spender = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    other = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    first, second, third = (Player(gateway.url, seed=n) for n in range(3))
+
+    def play(player: Player, address: str) -> dict[str, Any]:
+        accepted = player.submit({"choice_index": 3}, **{"X-Forwarded-For": address})
+        assert accepted.status_code == 202, accepted.text
+        turn = player.finished(accepted.json()["turn_id"], timeout=60)
+        assert turn["status"] == "completed", turn
+        return dict(turn["result"])
+
+    try:
+        assert play(first, spender)["usage"]["total_tokens"] > 100
+        assert play(second, spender)["narrator"] == "offline_budget"  # another session
+        assert play(third, other)["narrator"] == "llm"  # another client
+    finally:
+        for player in (first, second, third):
+            player.close()

@@ -244,6 +244,7 @@ def test_claude_streams_through_a_real_worker(
     env.update(
         LLM_MODEL="anthropic/tokens",
         LLM_BASE_URL=f"http://127.0.0.1:{llm_server.port}",
+        LLM_PROTOCOL="anthropic",  # a proxy of the Messages API
         ANTHROPIC_API_KEY="sk-ant-integration",
     )
     worker = worker_factory(env)

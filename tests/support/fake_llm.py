@@ -12,7 +12,9 @@ narrator through CrewAI's real client. The model name picks the behaviour:
   opens `FakeLLM.gate` (so a test can act while a turn is surely half told);
 - `tokens`: like `story`, streamed one chunk per token (a word), as most hosted models do;
 - `nostream`: like `story`, but answers a streamed request with the whole completion;
-- `limited`: HTTP 429 with `Retry-After: 7` every time (`limited-<seconds>`: that Retry-After);
+- `limited`: HTTP 429 with `Retry-After: 7` every time (`limited-<seconds>`: that Retry-After,
+  written as given: `limited-inf` sends `inf`);
+- `refused`: HTTP 400 every time (a request the endpoint will never take);
 - `cutoff`: streams half the reply and closes the connection (no finish, no `[DONE]`);
 - `stream-error`: streams a few chunks, then an `{"error": …}` chunk (as OpenRouter does);
 - `wait-<seconds>` (e.g. `wait-2`): answers like `story` after that long, as a busy hosted
@@ -24,8 +26,8 @@ Each request is recorded (`requests`) with its `authorization` header, the time 
   for (`SHAPES`: the agent's `Thought:`/`Final Answer:`, a markdown fence, a preamble, JSON, …);
 - a `+tokens` suffix (`wait-0+tokens`) streams one chunk per token, `+long` makes the
   narrator's story six times as long (about 200 tokens with its choices), `+nostream` answers
-  a streamed request with the whole completion; `chunks_sent` counts the streamed chunks of
-  every reply.
+  a streamed request with the whole completion, `+nousage` reports no usage; `chunks_sent`
+  counts the streamed chunks of every reply.
 
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 
@@ -316,6 +318,9 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
             pause = model.removeprefix("limited").removeprefix("-") or "7"
             self._json(429, {"error": {"message": "slow down"}}, retry_after=pause)
             return
+        if model == "refused":
+            self._json(400, {"error": {"message": "unknown parameter"}})
+            return
         if model == "down" or (model == "flaky" and fake.next_count() % 2 == 1):
             self._json(503 if model == "down" else 500, {"error": {"message": "unavailable"}})
             return
@@ -332,11 +337,13 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
         if "long" in styles and reply.startswith(NARRATIVE):
             reply = " ".join([NARRATIVE] * 6) + reply[len(NARRATIVE) :]
         text, finish, completion_tokens = _cut(reply, body.get("max_tokens"))
-        usage = {
+        usage: dict[str, int] | None = {
             "prompt_tokens": 50,
             "completion_tokens": completion_tokens,
             "total_tokens": 50 + completion_tokens,
         }
+        if "nousage" in styles:
+            usage = None
         if body.get("stream") and model != "nostream" and "nostream" not in styles:
             slow = model in ("slow", "gated")
             gate = fake.gate if model == "gated" else None
@@ -371,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
         body: dict[str, Any],
         pieces: list[str],
         finish: str,
-        usage: dict[str, int],
+        usage: dict[str, int] | None,
         delay: float,
         gate: threading.Event | None = None,
         record: dict[str, Any] | None = None,
@@ -410,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler, _AnthropicHandler):
                 self.server.fake.chunks_sent += 1
             if delay:
                 time.sleep(delay)
-        chunk({}, finish, usage=usage)
+        chunk({}, finish, **({"usage": usage} if usage else {}))
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

@@ -14,9 +14,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
@@ -28,6 +29,7 @@ from shared.errors import NarratorUnavailable  # noqa: E402
 from shared.game.llm.http_llm import (  # noqa: E402
     ChunkSink,
     HttpChatLLM,
+    LLMCallFailed,
     resolve_model,
     speaks_anthropic,
 )
@@ -68,30 +70,46 @@ class Endpoint:
 
     model: str
     base_url: str | None
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     budget: Budget
+    protocol: str = "auto"
 
     @property
     def id(self) -> str:
-        name, base = resolve_model(self.model, self.base_url)
+        name, base = resolve_model(self.model, self.base_url, self.protocol)
         return endpoint_id(base, name)
 
+    @property
+    def anthropic(self) -> bool:
+        return speaks_anthropic(self.model, self.base_url, self.protocol)
 
-def _key(settings: Settings, model: str, given: SecretStr | None) -> str | None:
-    key = given or (settings.anthropic_api_key if speaks_anthropic(model) else None)
-    return key.get_secret_value() if key else None
+
+def _endpoint(
+    settings: Settings,
+    model: str,
+    base_url: str | None,
+    given: SecretStr | None,
+    budget: Budget,
+    protocol: str,
+) -> Endpoint:
+    anthropic = speaks_anthropic(model, base_url, protocol)
+    key = given or (settings.anthropic_api_key if anthropic else None)
+    secret = key.get_secret_value() if key else None
+    return Endpoint(model, base_url, secret, budget, protocol)
 
 
 def endpoints(settings: Settings) -> list[Endpoint]:
     """The narrator's endpoints in the order they are tried: `LLM_*`, then `LLM_FALLBACKS`."""
-    primary = Endpoint(
+    primary = _endpoint(
+        settings,
         settings.llm_model,
         settings.llm_base_url,
-        _key(settings, settings.llm_model, settings.llm_api_key),
+        settings.llm_api_key,
         Budget(settings.llm_rpm, settings.llm_tpm),
+        settings.llm_protocol,
     )
     return [primary] + [
-        Endpoint(e.model, e.base_url, _key(settings, e.model, e.api_key), Budget(e.rpm, e.tpm))
+        _endpoint(settings, e.model, e.base_url, e.api_key, Budget(e.rpm, e.tpm), e.protocol)
         for e in settings.llm_fallbacks
     ]
 
@@ -106,6 +124,7 @@ def endpoint_llm(settings: Settings, endpoint: Endpoint) -> HttpChatLLM:
         endpoint.model,
         endpoint.base_url,
         endpoint.api_key,
+        endpoint.protocol,
         settings.llm_temperature,
         settings.llm_timeout,
         settings.worker_step_threads,
@@ -118,6 +137,7 @@ def endpoint_llm(settings: Settings, endpoint: Endpoint) -> HttpChatLLM:
             llm = _clients[key] = HttpChatLLM(
                 model=endpoint.model,
                 base_url=endpoint.base_url,
+                protocol=endpoint.protocol,
                 api_key=endpoint.api_key,
                 temperature=settings.llm_temperature,
                 timeout=settings.llm_timeout,
@@ -190,6 +210,28 @@ def _reason(exc: BaseException) -> str:
 def _estimate(messages: list[dict[str, str]], max_tokens: int) -> int:
     """Tokens a call may use, booked against a TPM budget before it is made."""
     return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
+
+
+def _estimated_usage(messages: list[dict[str, str]], text: str) -> TokenUsage:
+    prompt = max(1, sum(len(m.get("content", "")) for m in messages) // 4)
+    completion = max(1, len(text) // 4)
+    return TokenUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+# Error statuses that say the request itself is refused, whatever the endpoint's load.
+_REQUEST_REFUSED = {400, 401, 403, 404, 405, 413, 415, 422}
+
+
+def _spent_nothing(exc: Exception) -> bool:
+    """Whether a failed call certainly generated nothing: an error status, or no connection.
+    A timeout or a stream cut off may have cost the provider its tokens: they stay booked."""
+    return (
+        isinstance(exc, LLMCallFailed)
+        and exc.status_code is not None
+        or isinstance(exc, httpx.ConnectError)
+    )
 
 
 class _Timing:
@@ -307,16 +349,28 @@ class ChatClient:
                 )
             except Exception as exc:
                 reason = _reason(exc)
+                status = getattr(exc, "status_code", None)
+                if _spent_nothing(exc):
+                    # Refused before any generation: its tokens go back to the budget.
+                    self.gate.settle(endpoint.id, booked, 0, endpoint.budget)
+                logger.warning("LLM call failed (attempt %d/%d): %s", tried, attempts, reason)
+                if status in _REQUEST_REFUSED:
+                    # The same request would be refused again (a bad key, a model unknown
+                    # there): not the endpoint's health, so no retry and no circuit count.
+                    raise _EndpointDown(reason) from None
                 retry_after = getattr(exc, "retry_after", None)
                 self.gate.failed(endpoint.id, retry_after)
-                logger.warning("LLM call failed (attempt %d/%d): %s", tried, attempts, reason)
                 if tried == attempts:
                     raise _EndpointDown(reason) from None
                 if retry_after is None:  # otherwise the gate makes the next attempt wait
                     self._sleep(self.settings.llm_retry_backoff * 2 ** (tried - 1))
                 continue
             self.gate.succeeded(endpoint.id)
-            self.gate.settle(endpoint.id, booked, reply.usage.total_tokens, endpoint.budget)
-            usage = timing.account(reply.usage, endpoint.model, agent)
+            used = reply.usage
+            if not used.total_tokens:
+                # A server that reports no usage: count what was sent and said, roughly.
+                used = _estimated_usage(messages, reply.text)
+            self.gate.settle(endpoint.id, booked, used.total_tokens, endpoint.budget)
+            usage = timing.account(used, endpoint.model, agent)
             return Completion(reply.text, usage)
         raise AssertionError("unreachable")

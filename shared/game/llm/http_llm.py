@@ -21,9 +21,11 @@ OpenRouter-style gateway takes `anthropic/claude-…`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from crewai.llms.base_llm import BaseLLM
@@ -69,17 +71,24 @@ class Reply:
     usage: TokenUsage
 
 
-def speaks_anthropic(model: str) -> bool:
-    """Whether `model` is one of Anthropic's, on its Messages API (`anthropic/<model>`)."""
+def speaks_anthropic(model: str, base_url: str | None = None, protocol: str = "auto") -> bool:
+    """Whether calls go to Anthropic's Messages API rather than chat completions. `auto`: for
+    `anthropic/<model>` without a base URL or with Anthropic's own; with another base URL (a
+    LiteLLM-style gateway) `anthropic/<model>` is an OpenAI-compatible model name, as before.
+    `LLM_PROTOCOL=anthropic` names a proxy of the Messages API."""
+    if protocol != "auto":
+        return protocol == "anthropic"
     provider, _, name = model.partition("/")
-    return bool(name) and provider == "anthropic"
+    if not name or provider != "anthropic":
+        return False
+    return base_url is None or urlsplit(base_url).hostname == urlsplit(ANTHROPIC_BASE_URL).hostname
 
 
-def resolve_model(model: str, base_url: str | None) -> tuple[str, str]:
+def resolve_model(model: str, base_url: str | None, protocol: str = "auto") -> tuple[str, str]:
     """(the model name the endpoint expects, the endpoint's base URL)."""
     provider, _, name = model.partition("/")
-    if speaks_anthropic(model):
-        return name, base_url or ANTHROPIC_BASE_URL
+    if speaks_anthropic(model, base_url, protocol):
+        return (name if provider == "anthropic" and name else model), base_url or ANTHROPIC_BASE_URL
     if name and provider == "openai":
         return name, base_url or OPENAI_BASE_URL
     if name and provider in OPENAI_COMPATIBLE_PROVIDERS:
@@ -87,11 +96,19 @@ def resolve_model(model: str, base_url: str | None) -> tuple[str, str]:
     return model, base_url or OPENAI_BASE_URL
 
 
+# The longest a provider's Retry-After is taken at its word: a wrong or hostile value ("inf",
+# a day) would otherwise hold the whole fleet's calls to the endpoint.
+MAX_RETRY_AFTER = 300.0
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     try:
-        return float(response.headers["retry-after"])
+        seconds = float(response.headers["retry-after"])
     except (KeyError, ValueError):
         return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _usage(data: dict[str, Any] | None) -> TokenUsage:
@@ -112,12 +129,13 @@ class HttpChatLLM(BaseLLM):
     _client: httpx.Client = PrivateAttr()
     _endpoint: str = PrivateAttr()
     _model_name: str = PrivateAttr()
+    protocol: str = "auto"
     _anthropic: bool = PrivateAttr(default=False)
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
-        self._model_name, base = resolve_model(self.model, self.base_url)
-        self._anthropic = speaks_anthropic(self.model)
+        self._model_name, base = resolve_model(self.model, self.base_url, self.protocol)
+        self._anthropic = speaks_anthropic(self.model, self.base_url, self.protocol)
         if self._anthropic:
             self._endpoint = anthropic_endpoint(base)
             headers = anthropic_headers(self.api_key)

@@ -261,19 +261,23 @@ class LLMNarrator:
     def _narrate(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
         state, action, outcome, dice = scene.state, scene.action, scene.outcome, scene.dice
         spoken: list[tuple[str, str]] = []
+        notes: list[str] = []
         for agent in crew:
             if agent is Agent.NARRATOR:
                 continue
             config = getattr(self.agents, agent.value)
             said = LLMVoice(turn, agent, config, _PROMPTS[agent]).speak(scene)
-            spoken.append((agent.value, f"{config.label}: {said}"))
+            if said:  # an agent with nothing to say is not shown, nor quoted
+                spoken.append((agent.value, f"{config.label}: {said}"))
+                # Quoted to the Narrator as data: the Jester may have echoed the player.
+                notes.append(f"{config.label}: {fenced('agent_words', said, 400)}")
         canonical = state.current_choices
         prompt = narrator_prompt(
             self.agents.narrator,
             state,
             action,
             " ".join(outcome.facts),
-            [text for _, text in spoken],
+            notes,
             redirected=outcome.kind == REDIRECTED,
         )
         literal = state.phase in _LITERAL_PHASES

@@ -83,10 +83,17 @@ OPENERS = (
     "here",
     "below",
 )
+_ASSENT = r"(?:sure|certainly|of course|okay|ok|absolutely|alright|all right|great)"
+# A line of talk to the asker, not story: an assent alone ("Sure!"), an assent with its
+# punctuation that announces what follows ("Certainly, here's what happens next.", "Sure! The
+# next part:"), or "Here is …:" ending with a colon. A story line that merely starts with one
+# of these words ("Sure enough, …", "Here the road …", "Below you, …") is kept.
 PREAMBLE = re.compile(
-    r"(?i)^[ \t]*(" + "|".join(re.escape(o) for o in OPENERS) + r")\b"
-    r"(?:[^\n]{0,160}[:!]|[^\n]{0,160}\b(?:here(?:'s| is)|continu\w*|next part)\b[^\n]{0,80})"
-    r"[ \t]*$"
+    rf"(?i)^[ \t]*(?:{_ASSENT}[!,.]?"
+    rf"|{_ASSENT}[!,.][^\n]{{0,160}}(?:\bhere(?:'s| is)\b|\bstory\b|\bcontinu\w*|\bnext part\b)"
+    rf"[^\n]{{0,80}}"
+    rf"|{_ASSENT}[!,.][^\n]{{0,160}}:"
+    rf"|(?:here(?:'s| is)|below is)\b[^\n]{{0,160}}:)[ \t]*$"
 )
 LIST_ITEM = re.compile(r"^[ \t]*(?:\*\*)?(?:\d{1,2}[.):]|[-*•])(?:\*\*)?[ \t]+(.+?)[ \t]*$")
 HEADING = re.compile(

@@ -187,9 +187,11 @@ class ReplyStream:
         return self._emit(safe)
 
     def _drop_held_lines(self, text: str) -> str:
-        # Before the marker, lines of options or a heading are scaffolding; keep the prose.
+        # Before the marker, lines of options, a heading or a closing fence are scaffolding.
         lines = text.split("\n")
-        while lines and (not lines[-1].strip() or _option_or_heading(lines[-1])):
+        while lines and (
+            not lines[-1].strip() or _option_or_heading(lines[-1]) or _FENCE.match(lines[-1])
+        ):
             lines.pop()
         return "\n".join(lines).rstrip()
 

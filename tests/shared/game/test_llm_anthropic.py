@@ -12,7 +12,7 @@ import pytest
 from shared.errors import NarratorUnavailable
 from shared.game.llm.anthropic import ANTHROPIC_VERSION
 from shared.game.llm.client import ChatClient
-from shared.game.llm.http_llm import LLMCallFailed, resolve_model
+from shared.game.llm.http_llm import LLMCallFailed, resolve_model, speaks_anthropic
 from shared.settings import Settings
 from tests.shared.game.test_llm_narrator import Recorder, exploring_state, narrate
 from tests.support.fake_llm import NARRATIVE, FakeLLM, fake_llm
@@ -30,8 +30,9 @@ def claude(server: FakeLLM, tmp_path: Path, model: str = "story", **overrides: A
     values: dict[str, Any] = {
         "narrator": "llm",
         "llm_model": f"anthropic/{model}",
-        # Anthropic's base URL has no /v1: the client adds /v1/messages.
+        # A proxy of the Messages API (its base URL has no /v1: the client adds /v1/messages).
         "llm_base_url": f"http://127.0.0.1:{server.port}",
+        "llm_protocol": "anthropic",
         "anthropic_api_key": "sk-ant-test",
         "llm_timeout": 5,
         "llm_retry_backoff": 0.01,
@@ -101,11 +102,25 @@ def test_rate_limits_and_overload_are_named_and_fall_back(server: FakeLLM, tmp_p
     assert statuses == ["anthropic", None]  # Claude overloaded (529), then the fallback
 
 
-def test_anthropic_names_and_base_urls() -> None:
+def test_anthropic_names_base_urls_and_protocols() -> None:
     assert resolve_model("anthropic/claude-3-5-haiku-latest", None) == (
         "claude-3-5-haiku-latest",
         "https://api.anthropic.com",
     )
+    assert speaks_anthropic("anthropic/claude-3-5-haiku-latest", None)
+    assert speaks_anthropic("anthropic/claude-x", "https://api.anthropic.com/v1")
+    # anthropic/… on another base URL stays a gateway's model name unless told otherwise.
+    assert not speaks_anthropic("anthropic/claude-x", "http://litellm:4000/v1")
+    assert resolve_model("anthropic/claude-x", "http://litellm:4000/v1") == (
+        "anthropic/claude-x",
+        "http://litellm:4000/v1",
+    )
+    assert speaks_anthropic("anthropic/claude-x", "http://proxy:8080", "anthropic")
+    assert resolve_model("anthropic/claude-x", "http://proxy:8080", "anthropic") == (
+        "claude-x",
+        "http://proxy:8080",
+    )
+    assert not speaks_anthropic("anthropic/claude-x", None, "openai")
     # Through an OpenRouter-style gateway, Claude is an OpenAI-compatible model name.
     assert resolve_model("openai/anthropic/claude-3.5-haiku", "https://openrouter.ai/api/v1") == (
         "anthropic/claude-3.5-haiku",

@@ -171,8 +171,8 @@ def test_it_is_a_crewai_llm_an_agent_can_call(server: FakeLLM, tmp_path: Path) -
         ("ollama/llama3.1", None, ("llama3.1", "http://localhost:11434/v1")),
         ("openai/anthropic/claude-3.5-haiku", "https://openrouter.ai/api/v1",
          ("anthropic/claude-3.5-haiku", "https://openrouter.ai/api/v1")),
-        # Anthropic's own API (a base URL given: its proxy); via a gateway, use openai/anthropic/…
-        ("anthropic/claude-3.5-haiku", "https://gw/v1", ("claude-3.5-haiku", "https://gw/v1")),
+        # With a base URL of a gateway's, anthropic/… is its model name (LiteLLM-style)
+        ("anthropic/claude-3.5-haiku", "https://gw/v1", ("anthropic/claude-3.5-haiku", "https://gw/v1")),
         ("mistral/mistral-large", "https://gw/v1", ("mistral/mistral-large", "https://gw/v1")),
         ("gpt-4o-mini", None, ("gpt-4o-mini", "https://api.openai.com/v1")),
     ],

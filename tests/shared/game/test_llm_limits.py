@@ -159,3 +159,62 @@ def test_a_clients_own_gate_is_its_own(server: FakeLLM, tmp_path: Path) -> None:
     cfg: Any = settings(server, tmp_path)
     assert isinstance(ChatClient(cfg).gate, LocalGate)
     assert ChatClient(cfg).gate is not ChatClient(cfg).gate
+
+
+@pytest.mark.parametrize(("given", "taken"), [("inf", None), ("100000", 300.0), ("-5", 0.0)])
+def test_a_retry_after_is_taken_within_bounds(
+    server: FakeLLM, tmp_path: Path, given: str, taken: float | None
+) -> None:
+    from shared.game.llm.client import shared_llm
+    from shared.game.llm.http_llm import LLMCallFailed
+
+    llm = shared_llm(settings(server, tmp_path, llm_model=f"openai/limited-{given}"))
+    with pytest.raises(LLMCallFailed) as limited:
+        llm.complete(MESSAGES, max_tokens=50)
+    assert limited.value.retry_after == taken
+
+
+def test_a_reply_without_usage_is_counted_at_an_estimate(server: FakeLLM, tmp_path: Path) -> None:
+    cfg = settings(server, tmp_path, llm_model="openai/story+nousage", llm_tpm=600)
+    client = ChatClient(cfg, sleep=Clock())
+    reply = client.complete(MESSAGES, max_tokens=200, on_chunk=lambda _: None)
+    assert reply.text == NARRATIVE
+    assert reply.usage.completion_tokens == len(NARRATIVE) // 4  # not 0: budgets see it
+    assert reply.usage.total_tokens > reply.usage.completion_tokens
+    # The bucket keeps what was used, not nothing: at 10 tokens a second, ~40 used hold the
+    # next call's slot ~4 s on (with nothing kept it would go at once).
+    endpoint = client.endpoints[0]
+    assert client.gate.admit(endpoint.id, 100, endpoint.budget).wait > 1
+
+
+def test_a_refused_call_gives_its_tokens_back(server: FakeLLM, tmp_path: Path) -> None:
+    cfg = settings(server, tmp_path, llm_model="openai/down", llm_retries=0, llm_tpm=600)
+    client = ChatClient(cfg, sleep=Clock())
+    with pytest.raises(NarratorUnavailable):
+        client.complete(MESSAGES, max_tokens=500)  # ~500 tokens booked: 50 s of budget
+    endpoint = client.endpoints[0]
+    assert client.gate.admit(endpoint.id, 50, endpoint.budget).wait == 0  # given back
+
+
+def test_a_request_the_endpoint_refuses_is_not_retried_nor_counted(
+    server: FakeLLM, tmp_path: Path
+) -> None:
+    cfg = settings(
+        server,
+        tmp_path,
+        llm_model="openai/refused",
+        llm_retries=3,
+        llm_circuit_failures=1,
+        llm_fallbacks=fallback_to_story(server),
+    )
+    client = ChatClient(cfg, sleep=Clock())
+    before = calls_to(server, "refused")
+    for _ in range(2):
+        assert client.complete(MESSAGES, max_tokens=50).text == NARRATIVE  # the fallback
+    # Tried once each time (no retry), and its circuit never opened (tried the second time).
+    assert calls_to(server, "refused") - before == 2
+
+
+def test_the_endpoint_repr_hides_its_key(server: FakeLLM, tmp_path: Path) -> None:
+    client = ChatClient(settings(server, tmp_path))
+    assert client.endpoints[0].api_key and client.endpoints[0].api_key not in repr(client.endpoints)

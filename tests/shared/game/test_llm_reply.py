@@ -35,6 +35,12 @@ SHAPES: dict[str, tuple[str, str, list[str] | None, set[str]]] = {
     ),
     "agent without an answer": ("Thought: I wonder what happens next.", "", None, {Repair.AGENT}),
     "fence": (f"```\n{STORY}\n###\n{LISTED}\n```", STORY, OPTIONS, {Repair.FENCE}),
+    "fence closed before the marker": (
+        f"```\n{STORY}\n```\n###\n{LISTED}",
+        STORY,
+        OPTIONS,
+        {Repair.FENCE},
+    ),
     "fence json": (
         "```json\n" + json.dumps({"story": STORY, "options": OPTIONS}, indent=2) + "\n```",
         STORY,
@@ -99,6 +105,31 @@ SHAPES: dict[str, tuple[str, str, list[str] | None, set[str]]] = {
         f"3 goblins block the bridge.\n2 more wait below.\n{STORY}",
         OPTIONS,
         set(),
+    ),
+    "a story starting with 'below'": (
+        f"Below you, the chasm yawns wide!\n{STORY}\n###\n{LISTED}",
+        f"Below you, the chasm yawns wide!\n{STORY}",
+        OPTIONS,
+        set(),
+    ),
+    "a story starting with 'here'": (
+        f"Here the old road continues north, into the fog.\n{STORY}\n###\n{LISTED}",
+        f"Here the old road continues north, into the fog.\n{STORY}",
+        OPTIONS,
+        set(),
+    ),
+    "a story starting with 'okay'": (
+        f"Okay, the troll lunges at you!\n{STORY}\n###\n{LISTED}",
+        f"Okay, the troll lunges at you!\n{STORY}",
+        OPTIONS,
+        set(),
+    ),
+    "an assent alone": (f"Sure!\n\n{STORY}\n###\n{LISTED}", STORY, OPTIONS, {Repair.PREAMBLE}),
+    "here is, with a colon": (
+        f"Here is the next part of your tale:\n{STORY}\n###\n{LISTED}",
+        STORY,
+        OPTIONS,
+        {Repair.PREAMBLE},
     ),
     "a story starting like a preamble": (
         f"Sure enough, the bridge holds.\n{STORY}\n###\n{LISTED}",

@@ -146,6 +146,7 @@ def test_a_flagged_action_is_redirected_and_the_rules_apply_nothing() -> None:
     assert after.adventure_moments == state.adventure_moments
     assert after.current_choices == state.current_choices
     assert "no place in this tale" in step.narrative and "kill" not in step.narrative
+    assert after.conversation_history[-1].action == "(withheld)"
 
 
 def test_a_chosen_option_is_not_checked() -> None:
@@ -178,3 +179,19 @@ def test_the_llm_never_sees_a_flagged_action(server: FakeLLM, tmp_path: Path) ->
     sent = server.requests[before:]
     assert sent and all(FLAGGED_WORDS not in str(request["messages"]) for request in sent)
     assert REDIRECT_CUE in sent[-1]["messages"][1]["content"]
+
+
+def test_the_llm_key_goes_only_to_a_moderation_endpoint_on_the_llms_host(
+    server: FakeLLM,
+) -> None:
+    def authorization(**values: Any) -> str | None:
+        moderator = moderator_for(Settings(_env_file=None, llm_api_key="sk-llm", **values))
+        assert isinstance(moderator, HttpModerator)
+        return moderator._client.headers.get("authorization")
+
+    elsewhere = f"http://127.0.0.1:{server.port}/v1/moderations"
+    assert authorization(moderation_url=elsewhere) is None  # the LLM is OpenAI's: not sent
+    assert authorization(moderation_url=elsewhere, llm_base_url=server.base_url) == (
+        "Bearer sk-llm"
+    )
+    assert authorization(moderation_url=elsewhere, moderation_api_key="sk-mod") == ("Bearer sk-mod")
