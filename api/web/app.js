@@ -304,6 +304,10 @@ async function refresh() {
     // the narrative, for turns told before a reload.
     const shown = document.querySelector(`#story li[data-turn="${CSS.escape(entry.turn_id)}"]`);
     if (shown && !shown.classList.contains("pending") && shown.querySelector(".told").dataset.raw) {
+      // What the player said is still filled in: a turn's end may have come on the stream
+      // before the answer to its POST.
+      const said = shown.querySelector(".said");
+      if (!said.textContent) said.textContent = entry.action;
       continue;
     }
     tell(entry.turn_id, entry.action, entry.narrative);

@@ -169,7 +169,9 @@ def test_three_turns_by_button_and_by_typing_stream_the_whole_story(
 
     page.get_by_role("button", name="1. Play Brannoc, a dwarf fighter").click()
     first = wait_told(page, 1)
-    assert page.locator("#hero-name").inner_text() == "Brannoc"
+    page.wait_for_function(
+        "() => document.getElementById('hero-name').textContent === 'Brannoc'", timeout=30_000
+    )
     # Each agent's words under its name: the innkeeper speaks when a hero is made.
     innkeeper = page.locator(f"#story li[data-turn='{first}'] p[data-speaker='innkeeper']")
     assert innkeeper.locator(".speaker").inner_text().lower() == "innkeeper"
@@ -214,11 +216,18 @@ def test_the_offline_story_reads_in_the_page(
     wait_told(page, 2)
     page.get_by_role("button", name="1. A deserter from a cruel lord's army").click()
     wait_told(page, 3)
-    assert page.locator("#hero-name").inner_text() == "Kestrel"
+    # The panel follows the state, which the page reads again once the turn is told.
+    page.wait_for_function(
+        "() => document.getElementById('hero-name').textContent === 'Kestrel'", timeout=30_000
+    )
     page.locator("#choices button").first.click()
     fourth = wait_told(page, 4)
-    # Each turn shows what the player said, even one whose end came before its POST's answer.
-    assert all(said.strip() for said in page.locator("#story .said").all_inner_texts())
+    # Each turn shows what the player said, even one whose end came before its POST's answer
+    # (filled in once that answer, or the history, arrives: moments later).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#story .said')].every(s => s.textContent.trim())",
+        timeout=30_000,
+    )
     # The narrator's and the other agents' words, each a paragraph of its own.
     paragraphs = page.locator(f"#story li[data-turn='{fourth}'] .told p")
     assert paragraphs.count() >= 1
