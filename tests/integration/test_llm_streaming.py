@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_reliability import finish, history_ids, turn_pid
 from tests.support.fake_llm import NARRATIVE, FakeLLM, fake_llm
+from tests.support.metrics import sample_total
 from tests.support.player import Player
 from tests.support.ports import free_port
 from tests.support.processes import CeleryWorker, Gateway
@@ -221,13 +221,8 @@ def test_an_agent_shaped_reply_streams_clean_and_is_counted(
 
         def repairs() -> float | None:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            counted = sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == "pocket_portals_llm_reply_repairs_total"
-                and sample.labels["kind"] == "agent_scaffolding"
-            )
+            labels = {"kind": "agent_scaffolding"}
+            counted = sample_total(text, "pocket_portals_llm_reply_repairs_total", labels)
             return counted or None
 
         # The two turns before were told in the same shape.

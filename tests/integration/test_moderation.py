@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fake_llm import FLAGGED_WORDS, FakeLLM, fake_llm
+from tests.support.metrics import sample_total
 from tests.support.player import Player
 from tests.support.ports import free_port
 from tests.support.processes import CeleryWorker, Gateway
@@ -63,13 +63,8 @@ def test_a_flagged_action_is_redirected_in_the_story(
 
         def flagged() -> float | None:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            counted = sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == "pocket_portals_moderation_flagged_total"
-                and sample.labels == {"category": "harassment", "source": "endpoint"}
-            )
+            labels = {"category": "harassment", "source": "endpoint"}
+            counted = sample_total(text, "pocket_portals_moderation_flagged_total", labels)
             return counted or None
 
         assert wait_until(flagged, timeout=30, what="the flagged turn counted") == 1

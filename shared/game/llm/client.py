@@ -79,10 +79,6 @@ class Endpoint:
         name, base = resolve_model(self.model, self.base_url, self.protocol)
         return endpoint_id(base, name)
 
-    @property
-    def anthropic(self) -> bool:
-        return speaks_anthropic(self.model, self.base_url, self.protocol)
-
 
 def _endpoint(
     settings: Settings,
