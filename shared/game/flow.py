@@ -197,7 +197,7 @@ class GameSessionFlow(Flow[GameState]):
     )
     async def narrate(self) -> str:
         assert self._resolution is not None and self._dice is not None
-        resolution = conclude_turn(self._resolution)
+        resolution = conclude_turn(self._resolution, self._dice)
         state = resolution.state
         # What a flagged action said goes no further: not to the narrator, not to an LLM.
         action = "" if resolution.outcome.kind == REDIRECTED else self.turn.action

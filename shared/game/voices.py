@@ -10,6 +10,7 @@ from typing import Protocol
 
 from shared.game.dice import Dice
 from shared.game.rules.agents import Agent
+from shared.game.rules.ending import chronicle
 from shared.game.rules.interview import next_question, question_text
 from shared.game.rules.outcome import Outcome
 from shared.models import AdventurePhase, GamePhase, GameState
@@ -135,19 +136,46 @@ class JesterVoice:
         return f"The Jester pipes up: '{quip}'"
 
 
-def epilogue_text(state: GameState) -> str:
-    """The ending, told from the adventure's moments (pure)."""
-    name = _hero(state) if state.character_sheet else "The wanderer"
+_THEN = ["Soon after,", "Later,", "Then", "In time,", "After that,", "Before long,"]
+
+
+def _hero_line(state: GameState) -> str:
+    sheet = state.character_sheet
+    if sheet is None:
+        return "the wanderer"
+    article = "an" if sheet.race[:1] in "aeiou" else "a"
+    return f"{sheet.name}, {article} {sheet.race} {sheet.character_class}"
+
+
+def _fate(state: GameState, name: str) -> str:
     if state.health_current == 0:
-        ending = f"Here ends the tale of {name}, who fell far from home."
-    elif state.completed_quests:
-        titles = " and ".join(q.title for q in state.completed_quests)
-        ending = f"And so {name} returned to the crossroads inn, hero of {titles}."
-    else:
-        ending = f"And so {name}'s road comes to an end, the tale unfinished but not forgotten."
-    recalled = "; ".join(state.adventure_moments[-6:])
-    remembered = f" The chronicle remembers how {name} {recalled}." if recalled else ""
-    return f"Epilogue: {ending}{remembered}"
+        return f"Here the tale of {name} ends, far from home, and the road keeps the rest."
+    done, lost = state.completed_quests, state.failed_quests
+    if done and not lost:
+        titles = " and ".join(q.title for q in done)
+        return f"And so {name} came home to the crossroads inn, remembered for {titles}."
+    if done:
+        return (
+            f"And so {name} came home, with {len(done)} quest{'s' if len(done) > 1 else ''} "
+            f"won and {len(lost)} lost, and wiser for both."
+        )
+    if lost:
+        return f"And so {name} came home with nothing but the road's hard lessons."
+    return f"And so {name}'s road comes to an end, the tale unfinished but not forgotten."
+
+
+def epilogue_text(state: GameState) -> str:
+    """The ending as prose: who the hero was, the chronicle's moments told in order, and how
+    it all came out (pure)."""
+    name = _hero(state) if state.character_sheet else "the wanderer"
+    told = [f"Epilogue. At the crossroads inn they still tell of {_hero_line(state)}."]
+    for index, remembered in enumerate(chronicle(state)):
+        if index == 0:
+            told.append(f"It began when {name} {remembered.text}.")
+        else:
+            told.append(f"{_THEN[(index - 1) % len(_THEN)]} {name} {remembered.text}.")
+    told.append(_fate(state, name))
+    return " ".join(told)
 
 
 class ChroniclerVoice:

@@ -10,6 +10,9 @@ from shared.models.state import (
     GamePhase,
     GameState,
     HistoryEntry,
+    Moment,
+    Objective,
+    ObjectiveKind,
     Quest,
 )
 from shared.models.turns import (
@@ -35,6 +38,9 @@ __all__ = [
     "GameState",
     "GameStateView",
     "HistoryEntry",
+    "Moment",
+    "Objective",
+    "ObjectiveKind",
     "Quest",
     "SessionEvent",
     "SpokenLine",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,13 +16,19 @@ __all__ = [
     "GamePhase",
     "GameState",
     "HistoryEntry",
+    "Moment",
+    "Objective",
+    "ObjectiveKind",
     "Quest",
 ]
 
 # 2: the creation interview (`character_draft`) and the epilogue phase. Version-1 states
 # read as they are; the number rises so that code that knows only version 1 refuses states
 # it would misread (see migrations).
-SCHEMA_VERSION = 2
+# 3: quests carry their objectives whole (kind, place, count: a quest need not come from the
+# templates), quests can fail, moments have a kind and a significance, damage is dice
+# notation, and the hero can hold an edge (advantage) for the next attack.
+SCHEMA_VERSION = 3
 
 
 class GamePhase(StrEnum):
@@ -80,21 +86,77 @@ class CharacterSheet(_Model):
     backstory: str = ""
 
 
+class ObjectiveKind(StrEnum):
+    EXPLORE = "explore"
+    TALK = "talk"
+    FIGHT = "fight"
+
+
+_ABILITY = Literal["strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma"]
+
+
+class Objective(_Model):
+    """One step of a quest. `text` names it within its quest (unique there)."""
+
+    text: str = Field(min_length=3, max_length=120)
+    kind: ObjectiveKind
+    location: str = Field(min_length=2, max_length=80)
+    # Who or what it concerns: an NPC to talk to, a foe to fight, a thing or place to find.
+    subject: str = Field(min_length=2, max_length=60)
+    ability: _ABILITY = "wisdom"
+    difficulty: int = Field(default=12, ge=5, le=20)
+    # How many times it must be done ("defeat 3 ash wolves"): fights of `subject` won.
+    count: int = Field(default=1, ge=1, le=5)
+    # What the one spoken to tells when a talk objective succeeds: the clue, rumour or way
+    # that the next step needs.
+    clue: str = Field(default="", max_length=300)
+
+
 class Quest(_Model):
     quest_id: str
     title: str
     description: str
-    objectives: list[str]
+    objectives: list[Objective] = Field(min_length=1, max_length=6)
     completed_objectives: list[str] = Field(default_factory=list)
+    # Times the current objective has been done so far (of its `count`).
+    progress: int = Field(default=0, ge=0)
     reward: str = ""
+    # Adventure turns it may take once accepted (None: no limit), and the turn after which it
+    # is lost, set when it is accepted.
+    time_limit: int | None = Field(default=None, ge=3, le=60)
+    deadline: int | None = None
+    # Why it was lost, once it has been.
+    failed: str | None = None
+
+    @model_validator(mode="after")
+    def _distinct_objectives(self) -> Self:
+        texts = [o.text for o in self.objectives]
+        if len(set(texts)) != len(texts):
+            raise ValueError("a quest's objectives must have distinct texts")
+        return self
 
     @property
     def is_complete(self) -> bool:
-        return all(o in self.completed_objectives for o in self.objectives)
+        return all(o.text in self.completed_objectives for o in self.objectives)
+
+    @property
+    def current(self) -> Objective | None:
+        return next((o for o in self.objectives if o.text not in self.completed_objectives), None)
 
     @property
     def next_objective(self) -> str | None:
-        return next((o for o in self.objectives if o not in self.completed_objectives), None)
+        current = self.current
+        return current.text if current else None
+
+
+class Moment(_Model):
+    """Something the chronicle may remember: what kind of thing it was, and how much it
+    mattered (1, a passing scene, to 5, the tale's turning point)."""
+
+    kind: str
+    text: str
+    significance: int = Field(default=2, ge=1, le=5)
+    turn: int = Field(default=0, ge=0)
 
 
 class CombatState(_Model):
@@ -103,9 +165,12 @@ class CombatState(_Model):
     enemy_health_max: int = Field(gt=0)
     enemy_armor: int = Field(ge=0)
     enemy_attack_bonus: int
-    enemy_damage: int = Field(gt=0)
+    # Dice notation ("1d6+1").
+    enemy_damage: str = Field(min_length=3, max_length=12)
     round: int = Field(default=1, ge=1)
     player_first: bool = True
+    # The foe's next attack is rolled with advantage (the hero's flight failed).
+    foe_advantage: bool = False
     objective: str | None = None
     log: list[str] = Field(default_factory=list)
 
@@ -136,11 +201,14 @@ class GameState(_Model):
     active_quest: Quest | None = None
     quest_options: list[Quest] = Field(default_factory=list)
     completed_quests: list[Quest] = Field(default_factory=list)
+    failed_quests: list[Quest] = Field(default_factory=list)
     adventure_turn: int = Field(default=0, ge=0)
     adventure_phase: AdventurePhase = AdventurePhase.SETUP
     max_turns: int = Field(default=40, ge=5)
     adventure_completed: bool = False
-    adventure_moments: list[str] = Field(default_factory=list)
+    adventure_moments: list[Moment] = Field(default_factory=list)
+    # Why the hero's next attack has advantage ("rested", "inspired"), until it is rolled.
+    hero_edge: str | None = None
     location: str = "the crossroads inn"
     npc_name: str | None = None
     # When an LLM rewords the choices, what each one means to the rules, in the same order

@@ -211,7 +211,7 @@ def test_a_finished_adventure_accepts_no_more_turns(
         assert sent.status_code == 202, sent.text
         epilogue = player.turn(sent.json()["turn_id"], wait=30)
         assert epilogue["status"] == "completed", epilogue
-        assert "Epilogue:" in epilogue["result"]["narrative"]
+        assert "Epilogue. " in epilogue["result"]["narrative"]
         assert epilogue["result"]["choices"] == []
         assert player.state()["state"]["adventure_completed"] is True
         refused = player.submit({"action": "one more"})

@@ -36,6 +36,7 @@ from shared.game.llm.streaming import ReplyStream
 from shared.game.narrator import Narration, NarrationStream, OfflineNarrator
 from shared.game.rules import Outcome
 from shared.game.rules.agents import Agent, agents_for
+from shared.game.rules.ending import chronicle
 from shared.game.rules.interview import next_question, question_text
 from shared.game.rules.safety import REDIRECTED
 from shared.game.voices import Scene
@@ -81,7 +82,7 @@ def _chronicler_prompt(config: AgentConfig, scene: Scene) -> str:
     return config.prompt.format(
         context=_context(state),
         fate="fell in battle" if state.health_current == 0 else "lived to tell it",
-        moments="; ".join(state.adventure_moments) or "a short, quiet road",
+        moments="; ".join(m.text for m in chronicle(state)) or "a short, quiet road",
     )
 
 

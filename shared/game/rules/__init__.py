@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 
+from shared.game.content import FINALE
 from shared.game.dice import Dice
 from shared.game.rules.character import create_character
 from shared.game.rules.choices import choices_for
@@ -17,9 +18,9 @@ from shared.game.rules.combat import combat_round
 from shared.game.rules.ending import close_if_due, tell_epilogue
 from shared.game.rules.exploration import converse, explore
 from shared.game.rules.outcome import Outcome, Resolution
-from shared.game.rules.pacing import adventure_phase_for
-from shared.game.rules.quests import accept_quest
-from shared.models import GamePhase, GameState
+from shared.game.rules.pacing import adventure_phase_for, later_phase
+from shared.game.rules.quests import accept_quest, fail_quest, quest_overdue
+from shared.models import AdventurePhase, GamePhase, GameState, Moment
 
 __all__ = [
     "RESOLVERS",
@@ -74,21 +75,38 @@ def begin_turn(state: GameState) -> GameState:
     if state.phase in (GamePhase.CHARACTER_CREATION, GamePhase.EPILOGUE):
         return state
     turn = state.adventure_turn + 1
-    return state.model_copy(
-        update={
-            "adventure_turn": turn,
-            "adventure_phase": adventure_phase_for(turn, state.max_turns),
-        }
-    )
+    phase = adventure_phase_for(turn, state.max_turns)
+    if state.active_quest is not None and state.active_quest.quest_id == FINALE.quest_id:
+        phase = later_phase(phase, AdventurePhase.CLIMAX)  # the climax came to the hero
+    # The story can move the arc ahead of the clock (rules.pacing), never back.
+    phase = later_phase(state.adventure_phase, phase)
+    return state.model_copy(update={"adventure_turn": turn, "adventure_phase": phase})
 
 
-def conclude_turn(resolution: Resolution) -> Resolution:
-    """Record the turn's moment, close the story when its turns are up, and offer the next
-    choices."""
+def _remember(moments: list[Moment], new: Moment) -> list[Moment]:
+    """`new` added; past MAX_MOMENTS, the least significant (the oldest of those) is
+    forgotten, so the tale's turning points outlive its skirmishes."""
+    kept = [*moments, new]
+    if len(kept) > MAX_MOMENTS:
+        weakest = min(range(len(kept)), key=lambda i: (kept[i].significance, i))
+        del kept[weakest]
+    return kept
+
+
+def conclude_turn(resolution: Resolution, dice: Dice) -> Resolution:
+    """Lose a quest whose time ran out, record the turn's moments, close the story when its
+    turns are up, and offer the next choices."""
     state, outcome = resolution.state, resolution.outcome
+    new_moments = [outcome.moment] if outcome.moment else []
+    if quest_overdue(state):
+        assert state.active_quest is not None
+        why = f"Too late: the time given for {state.active_quest.title} has run out."
+        state, lost, failed = fail_quest(state, why, dice)
+        outcome = replace(outcome, facts=[*outcome.facts, *lost])
+        new_moments.append(failed)
     moments = state.adventure_moments
-    if outcome.moment:
-        moments = [*moments, outcome.moment][-MAX_MOMENTS:]
+    for new in new_moments:
+        moments = _remember(moments, new.model_copy(update={"turn": state.adventure_turn}))
     state, closing = close_if_due(state.model_copy(update={"adventure_moments": moments}))
     if closing:
         outcome = replace(outcome, facts=[*outcome.facts, *closing])
@@ -98,4 +116,4 @@ def conclude_turn(resolution: Resolution) -> Resolution:
 
 def resolve_turn(state: GameState, action: str, dice: Dice) -> Resolution:
     started = begin_turn(state)
-    return conclude_turn(RESOLVERS[route_for(started)](started, action, dice))
+    return conclude_turn(RESOLVERS[route_for(started)](started, action, dice), dice)

@@ -7,7 +7,7 @@ from shared.game.content import CLASSES, ClassTemplate
 from shared.game.dice import Dice
 from shared.game.rules.intents import matches_choice
 from shared.game.rules.interview import QUICK_PICKS, answer, next_question
-from shared.game.rules.outcome import Outcome, Resolution
+from shared.game.rules.outcome import Outcome, Resolution, moment
 from shared.game.rules.quests import draw_quest_options
 from shared.game.rules.stats import hit_points
 from shared.models import CharacterDraft, CharacterSheet, GamePhase, GameState
@@ -105,5 +105,10 @@ def create_character(state: GameState, action: str, dice: Dice) -> Resolution:
         "At the crossroads inn, three pleas for help are pinned to the notice board.",
     ]
     return Resolution(
-        created, Outcome("character_created", facts, moment="set out from the crossroads inn")
+        created,
+        Outcome(
+            "character_created",
+            facts,
+            moment=moment("beginning", "set out from the crossroads inn", 2),
+        ),
     )

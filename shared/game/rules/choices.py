@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from shared.game.content import ObjectiveKind
 from shared.game.rules.ending import EPILOGUE_CHOICE
 from shared.game.rules.interview import interview_choices
 from shared.game.rules.quests import current_objective, quest_choices
-from shared.models import GamePhase, GameState
+from shared.models import GamePhase, GameState, ObjectiveKind
 
 __all__ = ["choices_for"]
 

@@ -1,17 +1,21 @@
 """Combat: initiative, then rounds of d20 rolls until someone falls, flees, or the foe gives
-up. Foes come from templates scaled to the hero's level."""
+up. Foes come from templates scaled to the hero's level.
+
+Advantage (two d20, the higher kept) goes to a hero who holds an edge (rested, inspired by
+a bard's song, or a rogue striking unseen) on their next attack, and to a foe whose prey
+just failed to flee. Fleeing the quest's final fight loses the quest."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from shared.game.content import CLASSES, ENEMIES, EnemyTemplate
-from shared.game.dice import Dice, modifier
+from shared.game.dice import Dice, Edge, modifier, parse_notation
 from shared.game.rules.intents import Intent, intent_of
-from shared.game.rules.outcome import Outcome, Resolution
-from shared.game.rules.quests import complete_objective
+from shared.game.rules.outcome import Outcome, Resolution, moment
+from shared.game.rules.quests import complete_objective, fail_quest
 from shared.game.rules.stats import player_armor
-from shared.models import CharacterSheet, CombatState, GamePhase, GameState
+from shared.models import CharacterSheet, CombatState, GamePhase, GameState, Moment
 
 __all__ = ["MAX_ROUNDS", "combat_round", "scaled_enemy", "start_combat"]
 
@@ -54,6 +58,7 @@ def start_combat(
     combat = scaled_enemy(template, sheet.level)
     opening = _Round(rolls=list(checks or []), entries=list(checks or []))
     opening.tell(lead)
+    state = _class_edge(state, sheet, surprise=surprise is True, log=opening)
     if surprise is None:
         yours, theirs = dice.d20() + modifier(sheet.dexterity), dice.d20() + template.initiative
         player_first = yours >= theirs
@@ -73,6 +78,19 @@ def start_combat(
     return fighting, opening.outcome(kind)
 
 
+def _class_edge(
+    state: GameState, sheet: CharacterSheet, *, surprise: bool, log: _Round
+) -> GameState:
+    """A bard's song before a fight, or a rogue's unseen first strike: the next attack has
+    advantage."""
+    if sheet.character_class == "bard":
+        log.tell("You strike up a fighting song; your blood quickens.")
+        return state.model_copy(update={"hero_edge": "inspired"})
+    if sheet.character_class == "rogue" and surprise:
+        return state.model_copy(update={"hero_edge": "unseen"})
+    return state
+
+
 @dataclass
 class _Round:
     """What a round told (story), rolled (rolls), and both in order (the combat log)."""
@@ -89,56 +107,78 @@ class _Round:
         self.rolls.append(line)
         self.entries.append(line)
 
-    def outcome(self, kind: str, last: str | None = None, moment: str | None = None) -> Outcome:
+    def outcome(self, kind: str, last: str | None = None, moment: Moment | None = None) -> Outcome:
         story = [*self.story, last] if last else self.story
         return Outcome(kind, story, moment=moment, checks=self.rolls)
 
 
+_EDGE_WORDS = {
+    "rested": "rested and steady",
+    "inspired": "inspired by your song",
+    "unseen": "striking unseen",
+}
+
+
 def _player_attack(
-    sheet: CharacterSheet, combat: CombatState, dice: Dice, log: _Round
-) -> CombatState:
+    state: GameState, combat: CombatState, dice: Dice, log: _Round
+) -> tuple[GameState, CombatState]:
+    """The hero's attack; spends the hero's edge, if they held one."""
+    sheet = state.character_sheet
+    assert sheet is not None
     template = CLASSES[sheet.character_class]
-    bonus = modifier(getattr(sheet, template.attack_stat)) + 2
-    check = dice.check(bonus, combat.enemy_armor)
+    ability = modifier(getattr(sheet, template.attack_stat))
+    edge = Edge.ADVANTAGE if state.hero_edge else Edge.NONE
+    if state.hero_edge:
+        log.tell(f"You attack with advantage, {_EDGE_WORDS.get(state.hero_edge, 'ready')}.")
+        state = state.model_copy(update={"hero_edge": None})
+    check = dice.check(ability + 2, combat.enemy_armor, edge)
     log.roll(check.describe(f"Your {template.weapon}"))
     if not check.success:
         log.tell(f"You miss the {combat.enemy_name}.")
-        return combat
-    dice_count = 2 if check.roll == 20 else 1
-    damage = max(
-        1,
-        dice.roll(template.damage_die, dice_count) + modifier(getattr(sheet, template.attack_stat)),
-    )
-    log.tell(f"You hit the {combat.enemy_name} for {damage} damage.")
-    return combat.model_copy(update={"enemy_health": max(0, combat.enemy_health - damage)})
+        return state, combat
+    # A natural 20 doubles the dice, not the bonus.
+    notation = parse_notation(template.damage).times(2 if check.roll == 20 else 1).plus(ability)
+    rolled = dice.throw(notation)
+    damage = max(1, rolled.total)
+    log.roll(f"Damage {rolled.describe()}")
+    critical = " A critical hit!" if check.roll == 20 else ""
+    log.tell(f"You hit the {combat.enemy_name} for {damage} damage.{critical}")
+    return state, combat.model_copy(update={"enemy_health": max(0, combat.enemy_health - damage)})
 
 
 def _enemy_attack(
     state: GameState, combat: CombatState, dice: Dice, *, defending: bool, log: _Round
-) -> int:
+) -> tuple[int, CombatState]:
+    """The hero's health after the foe's attack; spends the foe's advantage."""
     assert state.character_sheet is not None
     armor = player_armor(state.character_sheet) + (4 if defending else 0)
-    check = dice.check(combat.enemy_attack_bonus, armor)
+    edge = Edge.ADVANTAGE if combat.foe_advantage else Edge.NONE
+    combat = combat.model_copy(update={"foe_advantage": False})
+    check = dice.check(combat.enemy_attack_bonus, armor, edge)
     log.roll(check.describe(f"The {combat.enemy_name}'s attack"))
     if not check.success:
         log.tell(f"The {combat.enemy_name} misses you.")
-        return state.health_current
-    damage = dice.roll(combat.enemy_damage)
+        return state.health_current, combat
+    rolled = dice.throw(combat.enemy_damage)
+    damage = max(1, rolled.total)
+    log.roll(f"Damage {rolled.describe()}")
     log.tell(f"The {combat.enemy_name} wounds you for {damage} damage.")
-    return max(0, state.health_current - damage)
+    return max(0, state.health_current - damage), combat
 
 
 def _end_combat(state: GameState, log: _Round, dice: Dice) -> Resolution:
     combat = state.combat_state
     assert combat is not None
-    won = state.model_copy(update={"combat_state": None, "phase": GamePhase.EXPLORATION})
-    moment = f"defeated the {combat.enemy_name}"
+    won = state.model_copy(
+        update={"combat_state": None, "phase": GamePhase.EXPLORATION, "hero_edge": None}
+    )
+    beaten = moment("fight", f"defeated the {combat.enemy_name}", 1)
     log.tell(f"The {combat.enemy_name} falls!")
     if combat.objective is not None:
         won, more, quest_moment = complete_objective(won, dice)
         log.story.extend(more)
-        moment = quest_moment or moment
-    return Resolution(won, log.outcome("combat_won", moment=moment))
+        beaten = quest_moment or beaten.model_copy(update={"kind": "victory", "significance": 2})
+    return Resolution(won, log.outcome("combat_won", moment=beaten))
 
 
 def _fallen(state: GameState, combat: CombatState, log: _Round) -> Resolution:
@@ -151,7 +191,37 @@ def _fallen(state: GameState, combat: CombatState, log: _Round) -> Resolution:
         log.outcome(
             "defeated",
             f"You fall before the {combat.enemy_name}.",
-            moment=f"fell in battle against the {combat.enemy_name}",
+            moment=moment("death", f"fell in battle against the {combat.enemy_name}", 5),
+        ),
+    )
+
+
+def _flee(state: GameState, combat: CombatState, dice: Dice, log: _Round) -> Resolution | None:
+    """The escape: the fight ends if it works (and, fleeing the quest's last foe, the quest is
+    lost); if not, the foe's next attack has advantage and None is returned."""
+    sheet = state.character_sheet
+    assert sheet is not None
+    check = dice.check(modifier(sheet.dexterity), FLEE_DIFFICULTY)
+    log.roll(check.describe("Escape (dexterity)"))
+    if not check.success:
+        log.tell(f"The {combat.enemy_name} cuts off your escape, and presses its advantage.")
+        return None
+    fled = state.model_copy(
+        update={"combat_state": None, "phase": GamePhase.EXPLORATION, "hero_edge": None}
+    )
+    quest = state.active_quest
+    final = quest is not None and len(quest.completed_objectives) == len(quest.objectives) - 1
+    if combat.objective is not None and final:
+        why = f"You escape the {combat.enemy_name}, and with it goes your last chance."
+        fled, facts, lost = fail_quest(fled, why, dice)
+        log.story.extend(facts)
+        return Resolution(fled, log.outcome("fled", moment=lost))
+    return Resolution(
+        fled,
+        log.outcome(
+            "fled",
+            f"You escape the {combat.enemy_name}.",
+            moment=moment("flight", f"fled from the {combat.enemy_name}", 1),
         ),
     )
 
@@ -167,24 +237,22 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
     # A foe that won the initiative strikes before the hero's first move.
     enemy_first = combat.round == 1 and not combat.player_first
     if enemy_first:
-        health = _enemy_attack(state, combat, dice, defending=defending, log=log)
+        health, combat = _enemy_attack(state, combat, dice, defending=defending, log=log)
         if health == 0:
             return _fallen(state, combat, log)
         state = state.model_copy(update={"health_current": health})
     if intent is Intent.FLEE:
-        check = dice.check(modifier(sheet.dexterity), FLEE_DIFFICULTY)
-        log.roll(check.describe("Escape (dexterity)"))
-        if check.success:
-            fled = state.model_copy(update={"combat_state": None, "phase": GamePhase.EXPLORATION})
-            return Resolution(fled, log.outcome("fled", f"You escape the {combat.enemy_name}."))
-        log.tell(f"The {combat.enemy_name} cuts off your escape.")
+        escaped = _flee(state, combat, dice, log)
+        if escaped is not None:
+            return escaped
+        combat = combat.model_copy(update={"foe_advantage": True})
     elif not defending:
-        combat = _player_attack(sheet, combat, dice, log)
+        state, combat = _player_attack(state, combat, dice, log)
     if combat.enemy_health == 0:
         return _end_combat(state.model_copy(update={"combat_state": combat}), log, dice)
     health = state.health_current
     if not enemy_first:
-        health = _enemy_attack(state, combat, dice, defending=defending, log=log)
+        health, combat = _enemy_attack(state, combat, dice, defending=defending, log=log)
         if health == 0:
             return _fallen(state, combat, log)
     combat = combat.model_copy(
@@ -192,7 +260,12 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
     )
     if combat.round > MAX_ROUNDS:
         broke_off = state.model_copy(
-            update={"health_current": health, "combat_state": None, "phase": GamePhase.EXPLORATION}
+            update={
+                "health_current": health,
+                "combat_state": None,
+                "phase": GamePhase.EXPLORATION,
+                "hero_edge": None,
+            }
         )
         return Resolution(
             broke_off,

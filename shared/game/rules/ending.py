@@ -7,11 +7,24 @@ from __future__ import annotations
 from shared.game.dice import Dice
 from shared.game.rules.agents import EPILOGUE_OUTCOME
 from shared.game.rules.outcome import Outcome, Resolution
-from shared.models import GamePhase, GameState
+from shared.models import AdventurePhase, GamePhase, GameState, Moment
 
-__all__ = ["EPILOGUE_CHOICE", "close_if_due", "tell_epilogue"]
+__all__ = ["CHRONICLE_LENGTH", "EPILOGUE_CHOICE", "chronicle", "close_if_due", "tell_epilogue"]
 
 EPILOGUE_CHOICE = "Hear how the tale ends"
+CHRONICLE_LENGTH = 5
+
+
+def chronicle(state: GameState, length: int = CHRONICLE_LENGTH) -> list[Moment]:
+    """The moments the Chronicler tells, in the order they happened: how it began, then the
+    most significant of the rest (the later of equals)."""
+    moments = state.adventure_moments
+    if not moments:
+        return []
+    ranked = sorted(
+        range(1, len(moments)), key=lambda i: (moments[i].significance, i), reverse=True
+    )
+    return [moments[0], *(moments[i] for i in sorted(ranked[: length - 1]))]
 
 
 def close_if_due(state: GameState) -> tuple[GameState, list[str]]:
@@ -31,7 +44,9 @@ def close_if_due(state: GameState) -> tuple[GameState, list[str]]:
 
 def tell_epilogue(state: GameState, action: str, dice: Dice) -> Resolution:
     del action, dice  # the ending is the adventure's, whatever the player says now
-    ended = state.model_copy(update={"adventure_completed": True})
+    ended = state.model_copy(
+        update={"adventure_completed": True, "adventure_phase": AdventurePhase.DENOUEMENT}
+    )
     name = state.character_sheet.name if state.character_sheet else "the wanderer"
     facts = [f"By the fire at the crossroads inn, the tale of {name} is told."]
     return Resolution(ended, Outcome(EPILOGUE_OUTCOME, facts))

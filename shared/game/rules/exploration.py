@@ -1,14 +1,19 @@
-"""Exploration and dialogue: checks against the current objective."""
+"""Exploration and dialogue: checks against the current objective.
+
+A rest heals (a fighter's second wind and a cleric's prayer heal more) and leaves the hero
+rested: their next attack has advantage. A ranger searches the wild with advantage, and a
+wizard with their intelligence when it is the better ability. A talk
+that succeeds gives the clue the next step needs, in words that name it."""
 
 from __future__ import annotations
 
-from shared.game.content import ROAMING_ENEMY, ObjectiveKind, ObjectiveTemplate
-from shared.game.dice import Dice, modifier
+from shared.game.content import ROAMING_ENEMY
+from shared.game.dice import Dice, Edge, modifier
 from shared.game.rules.combat import start_combat
 from shared.game.rules.intents import Intent, as_clause, intent_of
 from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.quests import complete_objective, current_objective
-from shared.models import CharacterSheet, GamePhase, GameState
+from shared.models import CharacterSheet, GamePhase, GameState, Objective, ObjectiveKind
 
 __all__ = ["converse", "explore"]
 
@@ -20,23 +25,42 @@ def _heal(state: GameState, amount: int) -> GameState:
 
 
 def _succeed(state: GameState, dice: Dice, facts: list[str], checks: list[str]) -> Resolution:
-    new_state, more, moment = complete_objective(state, dice)
+    new_state, more, done = complete_objective(state, dice)
     return Resolution(
-        new_state, Outcome("objective_done", facts + more, moment=moment, checks=checks)
+        new_state, Outcome("objective_done", facts + more, moment=done, checks=checks)
+    )
+
+
+def _rest(state: GameState, sheet: CharacterSheet, dice: Dice) -> Resolution:
+    rolled = dice.throw("2d6" if sheet.character_class == "fighter" else "1d6+1")
+    healed = rolled.total
+    if sheet.character_class == "cleric":
+        healed += max(1, modifier(sheet.wisdom))
+    rested = _heal(state, healed).model_copy(update={"hero_edge": "rested"})
+    return Resolution(
+        rested,
+        Outcome(
+            "rested",
+            [f"You rest and recover {healed} health; rested, your next blow will land surer."],
+            checks=[f"Rest {rolled.describe()}"],
+        ),
     )
 
 
 def _search(
     state: GameState,
     sheet: CharacterSheet,
-    objective: ObjectiveTemplate,
+    objective: Objective,
     dice: Dice,
     *,
     careful: bool,
 ) -> Resolution:
     ability = "dexterity" if careful else objective.ability
+    if sheet.character_class == "wizard" and sheet.intelligence > getattr(sheet, ability):
+        ability = "intelligence"
     target = objective.difficulty - (2 if careful else 0)
-    check = dice.check(modifier(getattr(sheet, ability)), target)
+    edge = Edge.ADVANTAGE if sheet.character_class == "ranger" else Edge.NONE
+    check = dice.check(modifier(getattr(sheet, ability)), target, edge)
     checks = [check.describe(ability.capitalize())]
     if check.success:
         return _succeed(state, dice, [f"You find {objective.subject}."], checks)
@@ -68,7 +92,7 @@ def _search(
 def _approach(
     state: GameState,
     sheet: CharacterSheet,
-    objective: ObjectiveTemplate,
+    objective: Objective,
     dice: Dice,
     intent: Intent,
 ) -> Resolution:
@@ -102,10 +126,7 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
     assert objective is not None and sheet is not None
     intent = intent_of(action)
     if intent is Intent.REST:
-        healed = dice.roll(6) + 1
-        return Resolution(
-            _heal(state, healed), Outcome("rested", [f"You rest and recover {healed} health."])
-        )
+        return _rest(state, sheet, dice)
     if objective.kind is ObjectiveKind.FIGHT and intent in (
         Intent.ATTACK,
         Intent.SNEAK,
@@ -156,7 +177,8 @@ def converse(state: GameState, action: str, dice: Dice) -> Resolution:
     check = dice.check(modifier(getattr(sheet, ability)), objective.difficulty)
     checks = [check.describe(ability.capitalize())]
     if check.success:
-        return _succeed(state, dice, [f"{npc} tells you what you needed to know."], checks)
+        told = objective.clue or f"{npc} tells you where to go next."
+        return _succeed(state, dice, [f"{npc} confides in you: {told}"], checks)
     return Resolution(
         state,
         Outcome(

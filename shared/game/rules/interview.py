@@ -64,19 +64,25 @@ _ASKED = {
 }
 
 
+def _three(options: list[str], seed: int, stride: int) -> list[str]:
+    """Three of `options` to offer, fixed by the session's seed (the choices are at most four,
+    with "Roll the rest"; any other answer can be typed)."""
+    start = seed % len(options)
+    return [options[(start + step * stride) % len(options)] for step in range(3)]
+
+
 def suggested_names(seed: int) -> list[str]:
     """Three names to offer, fixed by the session's seed."""
-    start = seed % len(NAMES)
-    return [NAMES[(start + step * 3) % len(NAMES)] for step in range(3)]
+    return _three(NAMES, seed, 3)
 
 
 def _offered(question: str, seed: int) -> list[str]:
     if question == Question.NAME:
         return suggested_names(seed)
     if question == Question.RACE:
-        return ["Human", "Elf", "Dwarf"]
+        return [race.capitalize() for race in _three(list(RACES), seed // 7, 2)]
     if question == Question.CLASS:
-        return [name.capitalize() for name in CLASSES]
+        return [name.capitalize() for name in _three(list(CLASSES), seed // 3, 2)]
     return list(BACKGROUNDS)
 
 

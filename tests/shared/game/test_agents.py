@@ -11,7 +11,7 @@ from shared.models import GamePhase, GameState
 
 
 def exploring() -> GameState:
-    state = GameState(session_id="a" * 24, seed=2)
+    state = GameState(session_id="a" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     for action in ("Play Pip, a halfling rogue", "Accept: The Lost Lantern"):
         state = resolve_turn(state, action, Dice(state.seed, state.version)).state

@@ -16,7 +16,7 @@ from shared.game.llm.client import ChatClient
 from shared.game.llm.narrator import LLMNarrator
 from shared.game.narrator import OfflineNarrator
 from shared.game.rules import choices_for, resolve_turn
-from shared.models import GamePhase, GameState
+from shared.models import GamePhase, GameState, Moment
 from shared.settings import Settings
 from tests.support.fake_llm import FakeLLM, fake_llm
 
@@ -71,7 +71,7 @@ def settings(server: FakeLLM, tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def exploring_state() -> tuple[GameState, str]:
-    state = GameState(session_id="n" * 24, seed=2)
+    state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     for action in ("Play Pip, a halfling rogue", "Accept: The Lost Lantern"):
         state = resolve_turn(state, action, Dice(state.seed, state.version)).state
@@ -103,7 +103,7 @@ def test_streams_the_narrative_and_rewords_the_choices(server: FakeLLM, tmp_path
 
 
 def test_literal_phases_keep_the_rules_words(server: FakeLLM, tmp_path: Path) -> None:
-    state = GameState(session_id="n" * 24, seed=2)
+    state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     _, narration = narrate(
         settings(server, tmp_path), Recorder(), state, "Play Pip, a halfling rogue"
@@ -197,7 +197,7 @@ def system_roles(requests: list[dict[str, Any]]) -> list[str]:
 def test_each_routed_agent_is_asked_on_the_llm(server: FakeLLM, tmp_path: Path) -> None:
     cfg = settings(server, tmp_path, jester_cooldown=1000)
     # The notice board: the innkeeper pitches, the narrator tells.
-    state = GameState(session_id="n" * 24, seed=2)
+    state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     before = len(server.requests)
     _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
@@ -209,7 +209,10 @@ def test_each_routed_agent_is_asked_on_the_llm(server: FakeLLM, tmp_path: Path) 
     # The epilogue: the chronicler records, the narrator tells the ending from it.
     ending, _ = exploring_state()
     ending = ending.model_copy(
-        update={"phase": GamePhase.EPILOGUE, "adventure_moments": ["took up the quest"]}
+        update={
+            "phase": GamePhase.EPILOGUE,
+            "adventure_moments": [Moment(kind="quest_taken", text="took up the quest")],
+        }
     )
     ending = ending.model_copy(update={"current_choices": choices_for(ending)})
     before = len(server.requests)
@@ -266,7 +269,7 @@ def test_usage_is_counted_per_agent_with_the_model_and_first_token(
         return REGISTRY.get_sample_value("pocket_portals_llm_tokens_total", labels) or 0.0
 
     cfg = settings(server, tmp_path)
-    state = GameState(session_id="n" * 24, seed=2)
+    state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     before = {agent: counted(agent, "completion") for agent in ("innkeeper", "narrator")}
     _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
@@ -285,7 +288,7 @@ def test_each_agents_words_are_streamed_and_listed_under_its_name(
     server: FakeLLM, tmp_path: Path
 ) -> None:
     recorder = Recorder()
-    state = GameState(session_id="n" * 24, seed=2)
+    state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     _, narration = narrate(
         settings(server, tmp_path), recorder, state, "Play Pip, a halfling rogue"

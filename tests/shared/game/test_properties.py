@@ -97,9 +97,15 @@ def test_every_adventure_ends_with_an_epilogue(
     seed: int, max_turns: int, script: list[int | str]
 ) -> None:
     state, turns = fresh(seed, max_turns), 0
+    arc: list[AdventurePhase] = []
     while not state.adventure_completed:
         # The script, over and over: players who never stop playing.
         state = step(state, script[turns % len(script)])
         turns += 1
         assert turns <= worst_case_turns(max_turns)
+        if state.adventure_turn and (not arc or arc[-1] is not state.adventure_phase):
+            arc.append(state.adventure_phase)
     assert state.phase is GamePhase.EPILOGUE and state.current_choices == []
+    # Every phase of the arc, in order, unless the hero's death cut the story short.
+    if state.health_current > 0:
+        assert arc == ORDER

@@ -79,6 +79,50 @@ def test_combat_always_ends_and_health_stays_in_bounds(seed: int) -> None:
     assert state.combat_state is None
 
 
+@pytest.mark.parametrize("max_turns", [5, 6, 7, 9, 12, 24, 40, 100])
+def test_every_phase_gets_a_turn_however_short_the_adventure(max_turns: int) -> None:
+    phases = [adventure_phase_for(t, max_turns) for t in range(1, max_turns + 1)]
+    assert list(dict.fromkeys(phases)) == list(AdventurePhase)
+
+
+def test_a_quest_finished_at_the_midpoint_brings_the_climax_not_the_epilogue() -> None:
+    # As seen in play: MAX_TURNS=40, the second quest done on turn 22 closed the story from
+    # its midpoint. Now the climax comes to the hero, and the story closes after it.
+    state = play(fresh(3, max_turns=40), "Play Brannoc, a dwarf fighter")
+    quest = state.quest_options[0]
+    state = play(state, f"Accept: {quest.title}")
+    state = state.model_copy(
+        update={"adventure_turn": 19, "adventure_phase": AdventurePhase.MIDPOINT}
+    )
+    last = state.active_quest
+    assert last is not None
+    almost = last.model_copy(
+        update={"completed_objectives": [o.text for o in last.objectives[:-1]]}
+    )
+    state = state.model_copy(update={"active_quest": almost})
+    final = almost.objectives[-1]
+    state = state.model_copy(update={"location": final.location})
+    while state.active_quest is not None and state.active_quest.quest_id == quest.quest_id:
+        state = play(state, state.current_choices[0])
+        assert state.health_current > 0
+    assert state.phase is not GamePhase.EPILOGUE
+    assert state.active_quest is not None and state.active_quest.quest_id == "finale"
+    # The turn that finished the quest was the midpoint's; the next is the climax.
+    assert state.adventure_phase is AdventurePhase.MIDPOINT
+    state = play(state, state.current_choices[0])
+    assert state.adventure_phase is AdventurePhase.CLIMAX
+    for _ in range(60):
+        if state.phase is GamePhase.EPILOGUE or state.health_current == 0:
+            break
+        state = play(state, state.current_choices[0])
+    if state.health_current == 0:
+        pytest.skip("the hero fell in the finale")
+    assert state.phase is GamePhase.EPILOGUE
+    assert state.completed_quests[-1].quest_id == "finale"
+    ended = play(state, state.current_choices[0])
+    assert ended.adventure_completed and ended.adventure_phase is AdventurePhase.DENOUEMENT
+
+
 def test_pacing_is_monotonic_and_reaches_the_end() -> None:
     phases = [adventure_phase_for(t, 40) for t in range(41)]
     order = list(AdventurePhase)

@@ -58,8 +58,75 @@ def test_a_version_1_state_reads_as_version_2() -> None:
     del stored["character_draft"]
     stored |= {"schema_version": 1, "phase": "exploration", "adventure_turn": 7}
     state = GameState.model_validate(migrate_state(stored))
-    assert state.schema_version == SCHEMA_VERSION == 2
+    assert state.schema_version == SCHEMA_VERSION
     assert state.character_draft is None and state.adventure_turn == 7
+
+
+def version_2_document() -> Document:
+    """A hero mid-quest and mid-fight, as version 2 stored it: objectives by their texts,
+    moments as plain strings, a foe's damage as a die size."""
+    quest = {
+        "quest_id": "barrow-king",
+        "title": "The Barrow King",
+        "description": "The old king stirs in his barrow.",
+        "objectives": [
+            "Find the barrow's hidden door",
+            "Learn the king's true name from the hermit",
+            "Defeat the barrow king",
+        ],
+        "completed_objectives": ["Find the barrow's hidden door"],
+        "reward": "the barrow king's iron crown",
+    }
+    gone = {**quest, "quest_id": "no-longer-in-the-content", "title": "The Old Road"}
+    gone["objectives"] = ["Ask the ferryman the way", "Defeat the river troll"]
+    gone["completed_objectives"] = list(gone["objectives"])
+    combat = {
+        "enemy_name": "ash wolf",
+        "enemy_health": 5,
+        "enemy_health_max": 9,
+        "enemy_armor": 11,
+        "enemy_attack_bonus": 2,
+        "enemy_damage": 4,
+    }
+    document = current_document()
+    for field in ("failed_quests", "hero_edge"):
+        del document[field]
+    return document | {
+        "schema_version": 2,
+        "phase": "combat",
+        "location": "the hermit's hut",
+        "active_quest": quest,
+        "completed_quests": [gone],
+        "combat_state": combat,
+        "adventure_moments": ["set out from the crossroads inn", "defeated the ash wolf"],
+    }
+
+
+def test_a_version_2_state_mid_quest_and_mid_fight_reads_as_version_3() -> None:
+    state = GameState.model_validate(migrate_state(version_2_document()))
+    assert state.schema_version == SCHEMA_VERSION == 3
+    quest = state.active_quest
+    assert quest is not None and quest.current is not None
+    # Objectives the content still has come back whole, clue and all.
+    assert quest.current.subject == "the hermit" and "Hollowbone" in quest.current.clue
+    # One the content no longer has is read from its words.
+    old = state.completed_quests[0]
+    assert [(o.kind.value, o.subject) for o in old.objectives] == [
+        ("talk", "Ask the ferryman the way"),
+        ("fight", "river troll"),
+    ]
+    assert old.is_complete
+    assert state.combat_state is not None and state.combat_state.enemy_damage == "1d4"
+    assert [m.text for m in state.adventure_moments] == [
+        "set out from the crossroads inn",
+        "defeated the ash wolf",
+    ]
+    assert state.failed_quests == [] and state.hero_edge is None
+
+
+def test_a_version_3_state_is_refused_by_code_that_knows_only_version_2() -> None:
+    with pytest.raises(SchemaTooNew):
+        migrate_state(current_document(), current=2)
 
 
 def test_a_version_2_state_is_refused_by_code_that_knows_only_version_1() -> None:
