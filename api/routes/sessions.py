@@ -14,6 +14,7 @@ from api.ratelimit import rate_limit, session_creation_limit
 from api.schemas import NewSession, SessionCreated, SessionOut
 from shared.errors import PortalsError
 from shared.game.rules.choices import choices_for
+from shared.game.story import story_filename, story_markdown
 from shared.ids import new_player_token, new_session_id, token_hash
 from shared.metrics import SESSIONS_CREATED
 from shared.models import GameState, state_view
@@ -49,6 +50,24 @@ async def create_session(
 @router.get("/{session_id}", response_model=SessionOut, responses=AUTHORIZED)
 async def get_session(state: AuthorizedState) -> SessionOut:
     return SessionOut(session_id=state.session_id, version=state.version, state=state_view(state))
+
+
+@router.get(
+    "/{session_id}/story",
+    response_class=Response,
+    responses={**AUTHORIZED, 200: {"content": {"text/markdown": {}}}},
+)
+async def get_story(state: AuthorizedState) -> Response:
+    """The adventure so far (or as it ended) as a Markdown document, for the player to keep
+    or share."""
+    return Response(
+        story_markdown(state),
+        media_type="text/markdown; charset=utf-8",
+        headers={
+            "Content-Disposition": f'inline; filename="{story_filename(state)}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=AUTHORIZED)

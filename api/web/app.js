@@ -201,9 +201,61 @@ function renderChoices(choices, completed) {
   if (completed) {
     const end = document.createElement("p");
     end.className = "the-end";
-    end.textContent = "The End. Start a new adventure whenever you like.";
-    box.append(end);
+    end.textContent = "The End.";
+    const after = document.createElement("div");
+    after.className = "after-end";
+    after.setAttribute("role", "group");
+    after.setAttribute("aria-label", "After the tale");
+    after.append(
+      endButton("View character sheet", viewSheet),
+      endButton("Share story", () => shareStory().catch((e) => notice(e.message))),
+      endButton("Begin a new adventure", () => begin().catch((e) => notice(e.message))),
+    );
+    box.append(end, after);
   }
+}
+
+function endButton(label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function viewSheet() {
+  const heading = $("hero-name");
+  $("panel").scrollIntoView({ block: "start", behavior: "smooth" });
+  heading.focus();
+}
+
+// The story as Markdown (GET /sessions/{id}/story), shown to copy, download or share.
+async function shareStory() {
+  const sessionId = adventure.sessionId;
+  const response = await fetch(`/sessions/${sessionId}/story`, {
+    headers: { Authorization: `Bearer ${adventure.token}`, Accept: "text/markdown" },
+  }).catch(() => null);
+  if (!response || !response.ok) throw new Error("The story could not be fetched; try again.");
+  const text = await response.text();
+  const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  const dialog = $("story-dialog");
+  $("story-text").value = text;
+  $("story-download").onclick = () => {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], { type: "text/markdown" }));
+    link.download = name ? name[1] : "pocket-portals-story.md";
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  };
+  $("story-copy").onclick = () =>
+    navigator.clipboard.writeText(text).then(
+      () => notice("The story is copied: paste it wherever you like.", "share"),
+      () => $("story-text").select(),
+    );
+  $("story-share").hidden = !navigator.share;
+  $("story-share").onclick = () =>
+    navigator.share({ title: text.split("\n", 1)[0].replace(/^# /, ""), text }).catch(() => undefined);
+  dialog.showModal();
 }
 
 function renderPanel(state) {
@@ -233,7 +285,8 @@ function renderPanel(state) {
   renderCombat(state.combat_state);
   $("progress").textContent =
     `Turn ${state.adventure_turn} of ${state.max_turns}, ${state.adventure_phase}` +
-    (state.completed_quests.length ? `. Quests done: ${state.completed_quests.length}` : "");
+    (state.completed_quests.length ? `. Quests done: ${state.completed_quests.length}` : "") +
+    ((state.failed_quests || []).length ? `. Quests lost: ${state.failed_quests.length}` : "");
 }
 
 function renderQuest(state) {
@@ -251,15 +304,26 @@ function renderQuest(state) {
   title.className = "quest-title";
   title.textContent = quest.title;
   const list = document.createElement("ul");
+  const current = quest.objectives.find((o) => !quest.completed_objectives.includes(o));
   list.append(
     ...quest.objectives.map((objective) => {
       const item = document.createElement("li");
-      item.textContent = objective;
+      // A counted objective shows how far along it is ("1/3").
+      item.textContent =
+        objective === current && quest.progress ? `${objective} (${quest.progress})` : objective;
       if (quest.completed_objectives.includes(objective)) item.className = "done";
       return item;
     }),
   );
-  box.replaceChildren(title, list);
+  const parts = [title, list];
+  if (quest.deadline !== null && quest.deadline !== undefined) {
+    const left = document.createElement("p");
+    left.className = "deadline";
+    const turns = quest.deadline - state.adventure_turn;
+    left.textContent = turns > 0 ? `${turns} turns left to finish it.` : "Time is running out.";
+    parts.push(left);
+  }
+  box.replaceChildren(...parts);
 }
 
 function renderCombat(combat) {
@@ -604,6 +668,7 @@ function init() {
   $("new-adventure").addEventListener("click", () => begin().catch((e) => notice(e.message)));
   $("begin").addEventListener("click", () => begin().catch((e) => notice(e.message)));
   $("forget").addEventListener("click", () => forget());
+  $("story-close").addEventListener("click", () => $("story-dialog").close());
   $("action-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("action").value.trim();

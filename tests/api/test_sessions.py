@@ -94,3 +94,22 @@ def test_new_sessions_have_a_budget_of_their_own(gateway_url_factory: Callable[.
             f"/sessions/{first['session_id']}/turns", json={"choice_index": 1}, headers=auth
         )
         assert turn.status_code == 202
+
+
+def test_the_story_is_markdown_for_its_owner_only(player: Player) -> None:
+    player.play({"action": "My name is Torva, a dwarven cleric sworn to the mountain"})
+    player.play({"choice_index": 1})
+    url = f"/sessions/{player.session_id}/story"
+    story = player.http.get(url, headers=player.auth)
+    assert story.status_code == 200
+    assert story.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert 'filename="pocket-portals-torva.md"' in story.headers["content-disposition"]
+    text = story.text
+    assert text.startswith("# The tale of Torva\n")
+    assert "**Torva**, level 1 dwarf cleric" in text and "blessed mace" in text
+    assert "**You:** My name is Torva, a dwarven cleric sworn to the mountain" in text
+    assert "## Quests" in text and "## The story as told" in text
+    assert player.token not in text
+    assert player.http.get(url).status_code == 401
+    wrong = player.http.get(url, headers={"Authorization": "Bearer " + "x" * 43})
+    assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "session_not_found"

@@ -206,7 +206,8 @@ def test_the_offline_story_reads_in_the_page(
     tmp_path: Path,
 ) -> None:
     worker_factory()
-    gateway = gateway_factory()
+    # A short adventure, so that the test also plays it to its end.
+    gateway = gateway_factory({"MAX_TURNS": "5"})
     page.goto(gateway.url)
     page.get_by_role("button", name="Begin a new adventure").click()
     page.get_by_role("button", name="4. Create my own hero").click()
@@ -236,6 +237,59 @@ def test_the_offline_story_reads_in_the_page(
     target = SCREENSHOT if request.config.getoption("--update-golden") else tmp_path / "page.png"
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    play_to_the_end(page, told=4)
+    check_the_last_buttons(page, gateway)
+
+
+def play_to_the_end(page: Page, told: int) -> None:
+    """The first choice, turn after turn, until the tale is told (MAX_TURNS, a last fight,
+    the epilogue)."""
+    for _ in range(5 + 12 + 2):
+        if page.locator(".the-end").count():
+            return
+        page.locator("#choices button:not(:disabled)").first.click()
+        told += 1
+        wait_told(page, told)
+        page.wait_for_function(
+            "() => document.querySelector('#choices button:not(:disabled), .the-end')",
+            timeout=30_000,
+        )
+    pytest.fail("the adventure did not end")
+
+
+def check_the_last_buttons(page: Page, gateway: Gateway) -> None:
+    the_end = page.get_by_role("group", name="After the tale")
+    page.get_by_role("button", name="View character sheet").click()
+    page.wait_for_function("() => document.activeElement.id === 'hero-name'", timeout=10_000)
+    # The story, as the owner's Markdown: shown to copy, download or share.
+    the_end.get_by_role("button", name="Share story").click()
+    page.wait_for_function(
+        "() => document.getElementById('story-dialog').open"
+        " && document.getElementById('story-text').value.startsWith('# The tale of Kestrel')",
+        timeout=30_000,
+    )
+    stored = adventure(page)
+    exported = httpx.get(
+        f"{gateway.url}/sessions/{stored['sessionId']}/story",
+        headers={"Authorization": f"Bearer {stored['token']}"},
+        timeout=10,
+    ).text
+    assert page.locator("#story-text").input_value() == exported
+    assert "*Pocket Portals. The tale is told.*" in exported
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    assert download.value.suggested_filename == "pocket-portals-kestrel.md"
+    page.get_by_role("button", name="Close").click()
+    # A new adventure, once this one is forgotten (the player confirms it).
+    page.once("dialog", lambda dialog: dialog.accept())
+    the_end.get_by_role("button", name="Begin a new adventure").click()
+    page.wait_for_function(
+        "old => { const now = JSON.parse(localStorage.getItem('pocket-portals:adventure'));"
+        " return now && now.sessionId !== old; }",
+        arg=stored["sessionId"],
+        timeout=30_000,
+    )
+    page.get_by_role("button", name="4. Create my own hero").wait_for(timeout=30_000)
 
 
 PENDING_TEXT = "() => document.querySelector('#story li.pending .told')?.dataset.raw || ''"
