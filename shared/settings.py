@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     llm_timeout: Seconds = 30.0
     # Completion tokens one turn may spend, all agents together.
     llm_max_tokens: Annotated[int, Field(ge=64)] = 600
+    # Completion tokens the quest designer may spend writing a notice board's quests (on the
+    # turns that fill the board, on top of LLM_MAX_TOKENS); 0 keeps the template quests.
+    llm_design_max_tokens: Annotated[int, Field(ge=0)] = 900
     llm_temperature: Annotated[float, Field(ge=0, le=2)] = 0.8
     llm_retries: Annotated[int, Field(ge=0, le=5)] = 2
     llm_retry_backoff: Annotated[float, Field(ge=0)] = 0.5

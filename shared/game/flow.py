@@ -56,6 +56,7 @@ from shared.game.rules import (  # noqa: E402
     conclude_turn,
     route_for,
 )
+from shared.game.rules.quests import quest_choices  # noqa: E402
 from shared.game.rules.safety import REDIRECTED, redirect  # noqa: E402
 from shared.models import GameState, HistoryEntry, TokenUsage, TurnRecord  # noqa: E402
 
@@ -211,6 +212,10 @@ class GameSessionFlow(Flow[GameState]):
         )
         history = [*state.conversation_history, entry][-self._history_limit :]
         update: dict[str, object] = {"conversation_history": history, "choice_actions": []}
+        if narration.quests is not None:
+            # The quest designer's board, in place of the quests the rules drew.
+            update["quest_options"] = list(narration.quests)
+            update["current_choices"] = quest_choices(list(narration.quests))
         if narration.choices is not None:
             # Shown in the narrator's words; applied in the rules' own.
             update["choice_actions"] = state.current_choices

@@ -12,7 +12,7 @@ from shared.game.dice import Dice
 from shared.game.rules import Outcome
 from shared.game.rules.agents import Agent, agents_for
 from shared.game.voices import OFFLINE_VOICES, Scene
-from shared.models import GameState, TokenUsage
+from shared.models import GameState, Quest, TokenUsage
 
 __all__ = [
     "Narration",
@@ -39,6 +39,9 @@ class Narration:
     # (speaker, words) of each agent, in the narrative's order; joined by blank lines they
     # are the narrative.
     lines: tuple[tuple[str, str], ...] = ()
+    # Quests the LLM's quest designer wrote for the notice board, in place of the ones the
+    # rules drew (None: keep those).
+    quests: tuple[Quest, ...] | None = None
 
 
 class NarrationStream(Protocol):

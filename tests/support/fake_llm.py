@@ -29,6 +29,10 @@ Each request is recorded (`requests`) with its `authorization` header, the time 
   a streamed request with the whole completion, `+nousage` reports no usage; `chunks_sent`
   counts the streamed chunks of every reply.
 
+Whatever the model, the quest designer (its system prompt names it) gets a fenced JSON board of
+valid quests (`DESIGNED_TITLES`), except from `badquests`, whose quests name a foe the game
+does not have.
+
 Replies are cut at the request's `max_tokens` (a token is a word here), as a real server does.
 
 It speaks Anthropic's Messages API on `/v1/messages` too (`LLM_MODEL=anthropic/<model>`), with
@@ -156,8 +160,47 @@ SHAPES: dict[str, Any] = {
 }
 
 
+# The quest designer's quests, as a model would write them (model `badquests`: an answer
+# the rules refuse, naming a foe the game does not have).
+DESIGNED_TITLES = ["The Salt Witch's Debt", "The Bell Without a Tongue", "The Glass Orchard"]
+
+
+def _designed(count: int, model: str) -> str:
+    quests = [
+        {
+            "title": title,
+            "description": f"Something is wrong at {title.removeprefix('The ')}; help is needed.",
+            "reward": "a purse of old silver",
+            "time_limit": 20 if number == 0 else None,
+            "objectives": [
+                {
+                    "text": "Ask the ferrywoman what she saw",
+                    "kind": "talk",
+                    "location": "the river landing",
+                    "subject": "the ferrywoman",
+                    "ability": "charisma",
+                    "difficulty": 11,
+                    "clue": "She saw lights in the drowned mill upstream, where wolves now den.",
+                },
+                {
+                    "text": "Defeat 2 ash wolves",
+                    "kind": "fight",
+                    "location": "the drowned mill",
+                    "subject": "dragon of the void" if model == "badquests" else "ash wolf",
+                    "count": 2,
+                },
+            ],
+        }
+        for number, title in enumerate(DESIGNED_TITLES[:count])
+    ]
+    return "```json\n" + json.dumps({"quests": quests}) + "\n```"
+
+
 def _reply_text(model: str, messages: list[dict[str, Any]]) -> str:
     system = str(messages[0].get("content", ""))
+    if "quest designer" in system:
+        wanted = re.search(r"Write (\d+) quests", str(messages[-1].get("content", "")))
+        return _designed(int(wanted.group(1)) if wanted else 3, model)
     if "Game Keeper" in system:
         return "The dice favour the bold this time."
     if "Jester" in system:

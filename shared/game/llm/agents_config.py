@@ -31,6 +31,7 @@ TEMPLATE_FIELDS: dict[str, set[str]] = {
     "innkeeper.interview": {"question"},
     "jester.prompt": {"action", "happened"},
     "chronicler.prompt": {"context", "fate", "moments"},
+    "quest_designer.prompt": {"context", "count", "foes", "abilities"},
 }
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -60,6 +61,7 @@ class AgentsConfig(BaseModel):
     innkeeper: AgentConfig
     jester: AgentConfig
     chronicler: AgentConfig
+    quest_designer: AgentConfig
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -25,12 +25,19 @@ says so), or the turn fails.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.errors import NarratorUnavailable
 from shared.game.dice import Dice
 from shared.game.llm.agents_config import AgentConfig, load_agents
 from shared.game.llm.client import ChatClient
 from shared.game.llm.fence import DATA_NOTICE, clean_text, fenced
+from shared.game.llm.quest_designer import (
+    QUESTS_REJECTED,
+    design_prompt,
+    designer_due,
+    read_designed,
+)
 from shared.game.llm.reply import ParsedReply
 from shared.game.llm.streaming import ReplyStream
 from shared.game.narrator import Narration, NarrationStream, OfflineNarrator
@@ -38,9 +45,10 @@ from shared.game.rules import Outcome
 from shared.game.rules.agents import Agent, agents_for
 from shared.game.rules.ending import chronicle
 from shared.game.rules.interview import next_question, question_text
+from shared.game.rules.quests import quest_choices
 from shared.game.rules.safety import REDIRECTED
 from shared.game.voices import Scene
-from shared.models import GamePhase, GameState, TokenUsage
+from shared.models import GamePhase, GameState, Quest, TokenUsage
 from shared.settings import Settings
 
 __all__ = ["LLMNarrator", "LLMVoice", "narrator_prompt"]
@@ -193,6 +201,20 @@ class _Turn:
         self.budget -= reply.usage.completion_tokens or tokens
         return reply.text.strip()
 
+    def design(self, system: str, content: str, max_tokens: int) -> str:
+        """The quest designer's answer: its own token limit, outside the turn's budget."""
+        reply = self.client.complete(
+            [
+                {"role": "system", "content": f"{system} {DATA_NOTICE}"},
+                {"role": "user", "content": content},
+            ],
+            max_tokens=max_tokens,
+            on_wait=self.stream.waiting,
+            agent=Agent.QUEST_DESIGNER.value,
+        )
+        self.usage = self.usage + reply.usage
+        return reply.text
+
     def tell(self, system: str, content: str, expected: int, player_text: str) -> ParsedReply:
         """The Narrator's reply to `content`, its narrative streamed as it is generated."""
         reader = ReplyStream()
@@ -259,7 +281,26 @@ class LLMNarrator:
                 raise
             return self._fall_back(turn, scene, crew)
 
+    def _design(self, turn: _Turn, scene: Scene) -> tuple[Scene, tuple[Quest, ...] | None, bool]:
+        """The scene with the designer's quests on the board, when this turn fills it and the
+        designer's answer passes the rules' checks; whether it was refused."""
+        limit = self.settings.llm_design_max_tokens
+        if not limit or not designer_due(scene.state, scene.outcome):
+            return scene, None, False
+        config = self.agents.quest_designer
+        answer = turn.design(
+            config.system, design_prompt(config.prompt, scene.state, _context(scene.state)), limit
+        )
+        designed = read_designed(answer, scene.state)
+        if designed is None:
+            return scene, None, True
+        state = scene.state.model_copy(
+            update={"quest_options": designed, "current_choices": quest_choices(designed)}
+        )
+        return replace(scene, state=state), tuple(designed), False
+
     def _narrate(self, turn: _Turn, scene: Scene, crew: list[Agent]) -> Narration:
+        scene, quests, rejected = self._design(turn, scene)
         state, action, outcome, dice = scene.state, scene.action, scene.outcome, scene.dice
         spoken: list[tuple[str, str]] = []
         notes: list[str] = []
@@ -296,7 +337,8 @@ class LLMNarrator:
             "\n\n".join(text for _, text in lines),
             choices=reply.choices,
             source="llm",
-            repairs=reply.repairs,
+            repairs=(*reply.repairs, QUESTS_REJECTED) if rejected else reply.repairs,
+            quests=quests,
             usage=turn.usage,
             jester_spoke=Agent.JESTER in crew,
             agents=tuple(agent.value for agent in crew),

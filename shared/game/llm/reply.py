@@ -31,6 +31,7 @@ __all__ = [
     "MARKER",
     "answer_start",
     "MAX_CHOICE_LENGTH",
+    "plain_words",
     "OPENERS",
     "ParsedReply",
     "Repair",
@@ -162,15 +163,18 @@ def _list_items(tail: str) -> list[str]:
     return items
 
 
+def plain_words(text: str) -> bool:
+    """Whether model output may be shown as it is: one line of plain words, no link, nothing
+    that reads as an instruction to a model."""
+    if _CONTROL.search(text) or has_format_characters(text):
+        return False
+    return not (_URL.search(text) or _INJECTED.search(text))
+
+
 def choice_is_acceptable(choice: str, player_text: str = "") -> bool:
-    """Whether a reworded option may be shown as a button: short, one line of plain words, no
-    link, nothing that reads as an instruction to the model, and not an echo of what the
-    player typed (a player could type the options they would like offered)."""
-    if not 0 < len(choice) <= MAX_CHOICE_LENGTH:
-        return False
-    if _CONTROL.search(choice) or has_format_characters(choice):
-        return False
-    if _URL.search(choice) or _INJECTED.search(choice):
+    """Whether a reworded option may be shown as a button: short, `plain_words`, and not an
+    echo of what the player typed (a player could type the options they would like offered)."""
+    if not 0 < len(choice) <= MAX_CHOICE_LENGTH or not plain_words(choice):
         return False
     echo = " ".join(player_text.lower().split())
     return not (

@@ -34,6 +34,8 @@ class Agent(StrEnum):
     INNKEEPER = "innkeeper"
     JESTER = "jester"
     CHRONICLER = "chronicler"
+    # Backstage, LLM narrator only: writes the notice board's quests; never speaks in a turn.
+    QUEST_DESIGNER = "quest_designer"
 
 
 def jester_due(state: GameState, outcome: Outcome, dice: Dice, cooldown: int) -> bool:

@@ -196,13 +196,15 @@ def system_roles(requests: list[dict[str, Any]]) -> list[str]:
 
 def test_each_routed_agent_is_asked_on_the_llm(server: FakeLLM, tmp_path: Path) -> None:
     cfg = settings(server, tmp_path, jester_cooldown=1000)
-    # The notice board: the innkeeper pitches, the narrator tells.
+    # The notice board: the quest designer writes it (backstage), the innkeeper pitches, the
+    # narrator tells.
     state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
     before = len(server.requests)
     _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
     assert narration.agents == ("innkeeper", "narrator")
     assert system_roles(server.requests[before:]) == [
+        "You are the quest designer of Pocket Portals",
         "You are Marta",
         "You are the Narrator of Pocket Portals",
     ]
@@ -271,12 +273,14 @@ def test_usage_is_counted_per_agent_with_the_model_and_first_token(
     cfg = settings(server, tmp_path)
     state = GameState(session_id="n" * 24, seed=3)
     state = state.model_copy(update={"current_choices": choices_for(state)})
-    before = {agent: counted(agent, "completion") for agent in ("innkeeper", "narrator")}
+    asked = ("quest_designer", "innkeeper", "narrator")
+    before = {agent: counted(agent, "completion") for agent in asked}
     _, narration = narrate(cfg, Recorder(), state, "Play Pip, a halfling rogue")
     usage = narration.usage
     assert narration.agents == ("innkeeper", "narrator")
     assert usage.model == "openai/story" and usage.time_to_first_token is not None
-    assert set(usage.agents) == {"innkeeper", "narrator"}
+    # The quest designer's tokens are the turn's too (and so the daily budgets').
+    assert set(usage.agents) == set(asked)
     assert usage.prompt_tokens == sum(a.prompt_tokens for a in usage.agents.values())
     assert usage.completion_tokens == sum(a.completion_tokens for a in usage.agents.values())
     for agent, tokens in usage.agents.items():
