@@ -1,75 +1,19 @@
-"""`portals`: command-line tools. `portals play` is a tiny terminal client of the HTTP API;
-the operator commands (`sessions`, `migrate`, `queue`) are in `shared.admin_commands`."""
+"""`portals`: command-line tools. `portals play` is a small terminal client of the HTTP API
+(`shared.play`); the operator commands (`sessions`, `migrate`, `queue`) are in
+`shared.admin_commands`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any
-
-import httpx
+from pathlib import Path
 
 from shared.admin_commands import add_admin_commands, run_admin
 from shared.ids import is_session_id
+from shared.play import PlayError, default_state_file, play, print_story
 
 __all__ = ["main"]
-
-
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _show_choices(choices: list[str]) -> None:
-    for number, choice in enumerate(choices, start=1):
-        _say(f"  {number}. {choice}")
-
-
-def _turn_body(line: str, choices: list[str]) -> dict[str, Any]:
-    if line.isdigit() and 1 <= int(line) <= len(choices):
-        return {"choice_index": int(line)}
-    return {"action": line}
-
-
-def play(url: str, seed: int | None) -> int:
-    with httpx.Client(base_url=url, timeout=60) as http:
-        created = http.post("/sessions", json={"seed": seed} if seed is not None else None)
-        created.raise_for_status()
-        session = created.json()
-        auth = {"Authorization": f"Bearer {session['player_token']}"}
-        sid, choices = session["session_id"], session["state"]["current_choices"]
-        _say(f"Session {sid}. Type a number to choose, or describe what you do; 'quit' to stop.")
-        _say("Who are you? Describe your hero, or pick one:")
-        _show_choices(choices)
-        while True:
-            try:
-                line = input("> ").strip()
-            except EOFError:
-                return 0
-            if line in {"quit", "exit"}:
-                return 0
-            if not line:
-                continue
-            accepted = http.post(
-                f"/sessions/{sid}/turns", json=_turn_body(line, choices), headers=auth
-            )
-            if accepted.status_code != 202:
-                _say(accepted.json()["error"]["message"])
-                continue
-            turn = http.get(
-                f"/sessions/{sid}/turns/{accepted.json()['turn_id']}",
-                params={"wait": 30},
-                headers=auth,
-            ).json()
-            if turn["status"] != "completed":
-                _say((turn.get("error") or {}).get("message", "The story is still being told."))
-                continue
-            _say("\n" + turn["result"]["narrative"] + "\n")
-            choices = turn["result"]["choices"]
-            if not choices:
-                _say("The adventure is over. Thanks for playing!")
-                return 0
-            _show_choices(choices)
 
 
 def _session_ids_as_operands(argv: list[str]) -> list[str]:
@@ -89,13 +33,55 @@ def _session_ids_as_operands(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portals", description="Pocket Portals tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    play_cmd = commands.add_parser("play", help="play in the terminal against a gateway")
-    play_cmd.add_argument("--url", default="http://127.0.0.1:8000")
-    play_cmd.add_argument("--seed", type=int, default=None)
+    state_file = default_state_file(os.environ.get("XDG_STATE_HOME"))
+    play_cmd = commands.add_parser(
+        "play",
+        help="play in the terminal against a running gateway",
+        description="Play Pocket Portals in the terminal against a running gateway "
+        "(./scripts/dev starts one). Type a choice's number or describe what you do; "
+        "'quit' stops, and --resume carries on later.",
+    )
+    play_cmd.add_argument(
+        "--url",
+        default="http://127.0.0.1:8000",
+        help="the gateway's address (default: %(default)s; ignored with --resume and "
+        "--story, which use the saved adventure's)",
+    )
+    play_cmd.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the new adventure's seed: the same seed and "
+        "actions tell the same story (default: a random one)",
+    )
+    what = play_cmd.add_mutually_exclusive_group()
+    what.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the saved adventure instead of starting a new one",
+    )
+    what.add_argument(
+        "--story", action="store_true", help="print the saved adventure as Markdown and exit"
+    )
+    play_cmd.add_argument(
+        "--state-file",
+        type=Path,
+        default=state_file,
+        help="where the adventure's id and token are kept (default: %(default)s, under "
+        "$XDG_STATE_HOME when it is set)",
+    )
     add_admin_commands(commands)
     args = parser.parse_args(_session_ids_as_operands(sys.argv[1:] if argv is None else argv))
     if args.command == "play":
-        return play(args.url, args.seed)
+        try:
+            if args.story:
+                return print_story(args.state_file)
+            return play(args.url, args.seed, resume=args.resume, state_file=args.state_file)
+        except PlayError as problem:
+            sys.stderr.write(f"portals play: {problem}\n")
+            return 2
+        except KeyboardInterrupt:
+            return 130
     return run_admin(args)
 
 
