@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.game.dice import Dice
+from shared.game.phrases import MOODS, QUIPS, REACTIONS, WELCOMES
+from shared.game.phrasing import say
 from shared.game.rules.agents import Agent
 from shared.game.rules.ending import chronicle
 from shared.game.rules.interview import next_question, question_text
 from shared.game.rules.outcome import Outcome
-from shared.models import AdventurePhase, GamePhase, GameState
+from shared.models import GamePhase, GameState
 
 __all__ = ["OFFLINE_VOICES", "Scene", "Voice", "epilogue_text"]
 
@@ -34,71 +36,44 @@ class Voice(Protocol):
     def speak(self, scene: Scene) -> str: ...
 
 
-_MOOD: dict[AdventurePhase, list[str]] = {
-    AdventurePhase.SETUP: [
-        "The morning smells of woodsmoke and possibility.",
-        "A fresh wind carries the promise of the road.",
-    ],
-    AdventurePhase.RISING: [
-        "Shadows lengthen, and the land grows stranger with every step.",
-        "Somewhere far off, a crow laughs at your resolve.",
-    ],
-    AdventurePhase.MIDPOINT: [
-        "You sense that the true shape of your task is only now revealed.",
-        "The stakes have grown; there is no easy way back.",
-    ],
-    AdventurePhase.CLIMAX: [
-        "Everything has led to this moment.",
-        "Your heart pounds; the air itself seems to hold its breath.",
-    ],
-    AdventurePhase.DENOUEMENT: [
-        "The worst is behind you, though its echoes linger.",
-        "A quiet settles over the land like a blanket of snow.",
-    ],
-}
-
-_REACTION: dict[str, list[str]] = {
-    "combat_round": ["Steel rings against claw.", "The fight goes on, fierce and close."],
-    "combat_won": ["Silence falls over the battlefield.", "You stand victorious, breathing hard."],
-    "defeated": ["The world fades to grey."],
-    "fled": ["You run until the sounds of pursuit fade."],
-    "rested": ["For a little while, the world leaves you be."],
-    "objective_done": ["Fortune favours the bold.", "One more step along the path."],
-    "redirected": [
-        "The tale gently turns another page.",
-        "The storyteller clears their throat and begins again.",
-    ],
-}
-
-_QUIPS = [
-    "Bold plan, {name}. The bards will need a new word for it.",
-    "Ah, {name}: proof that courage and good sense rarely share a saddle.",
-    "If looks could kill, {name}, you'd still need a sharper sword.",
-    "Another day, another heroic blunder. Carry on, {name}!",
-    "I'd cheer, {name}, but I'm saving my breath for the eulogy.",
-    "The dice love you, {name}. Not the way a mother does, but still.",
-]
-
-
 def _hero(state: GameState) -> str:
     return state.character_sheet.name if state.character_sheet else "stranger"
 
 
 class NarratorVoice:
+    """Opens with the arc's mood, tells what the rules decided, closes with a reaction: each
+    worded afresh (`phrasing`), naming the place, the quest, the hero's gear and the foe."""
+
     def speak(self, scene: Scene) -> str:
-        parts = [scene.dice.choice(_MOOD[scene.state.adventure_phase])]
+        state = scene.state
+        parts = [say(state, "mood", MOODS[state.adventure_phase])]
         parts += [fact[:1].upper() + fact[1:] for fact in scene.outcome.facts]
-        reaction = _REACTION.get(scene.outcome.kind)
+        reaction = REACTIONS.get(scene.outcome.kind)
         if reaction:
-            parts.append(scene.dice.choice(reaction))
+            foe = _foe_of(scene)
+            parts.append(say(state, "reaction", reaction, foe=foe))
         return " ".join(parts)
+
+
+def _foe_of(scene: Scene) -> str:
+    combat = scene.state.combat_state
+    if combat is not None:
+        return combat.enemy_name
+    moment = scene.outcome.moment
+    if moment is not None and moment.text.startswith(("defeated the ", "fled from the ")):
+        return moment.text.split(" the ", 1)[1]
+    return "enemy"
 
 
 class KeeperVoice:
     def speak(self, scene: Scene) -> str:
         state, parts = scene.state, []
-        if scene.outcome.checks:
-            parts.append("; ".join(check.rstrip(".") for check in scene.outcome.checks) + ".")
+        rolls = [check.rstrip(".") for check in scene.outcome.checks]
+        if rolls and state.combat_state is None and state.character_sheet:
+            # Where the rolls leave the hero (and two equal rolls still read differently).
+            rolls.append(f"health {state.health_current} of {state.health_max}")
+        if rolls:
+            parts.append("; ".join(rolls) + ".")
         if state.combat_state is not None:
             foe = state.combat_state
             parts.append(
@@ -127,12 +102,12 @@ class InnkeeperVoice:
                 f"Marta the innkeeper taps the notice board: '{hook.title}. "
                 f"{hook.description} Pays {hook.reward}, they say.'"
             )
-        return "Marta the innkeeper raises a cup to you as you pass."
+        return say(state, "welcome", WELCOMES)
 
 
 class JesterVoice:
     def speak(self, scene: Scene) -> str:
-        quip = scene.dice.choice(_QUIPS).format(name=_hero(scene.state))
+        quip = say(scene.state, "quip", QUIPS)
         return f"The Jester pipes up: '{quip}'"
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from shared.game.content import CLASSES, ENEMIES, EnemyTemplate
 from shared.game.dice import Dice, Edge, modifier, parse_notation
+from shared.game.phrases import FACTS
+from shared.game.phrasing import say
 from shared.game.rules.intents import Intent, intent_of
 from shared.game.rules.outcome import Outcome, Resolution, moment
 from shared.game.rules.quests import complete_objective, fail_quest
@@ -63,14 +65,12 @@ def start_combat(
         yours, theirs = dice.d20() + modifier(sheet.dexterity), dice.d20() + template.initiative
         player_first = yours >= theirs
         opening.roll(f"Initiative: you {yours}, the {template.name} {theirs}")
-        opening.tell("You act first." if player_first else f"The {template.name} acts first.")
+        first = FACTS["you_first"] if player_first else FACTS["foe_first"]
+        opening.tell(say(state, "first", first, foe=template.name))
     else:
         player_first = surprise
-        opening.tell(
-            f"You have the jump on the {template.name}."
-            if surprise
-            else f"The {template.name} has the jump on you."
-        )
+        jump = FACTS["you_jump"] if surprise else FACTS["foe_jumps"]
+        opening.tell(say(state, "jump", jump, foe=template.name))
     combat = combat.model_copy(
         update={"player_first": player_first, "objective": objective, "log": opening.entries}
     )
@@ -134,7 +134,7 @@ def _player_attack(
     check = dice.check(ability + 2, combat.enemy_armor, edge)
     log.roll(check.describe(f"Your {template.weapon}"))
     if not check.success:
-        log.tell(f"You miss the {combat.enemy_name}.")
+        log.tell(say(state, f"miss{combat.round}", FACTS["you_miss"], foe=combat.enemy_name))
         return state, combat
     # A natural 20 doubles the dice, not the bonus.
     notation = parse_notation(template.damage).times(2 if check.roll == 20 else 1).plus(ability)
@@ -142,7 +142,8 @@ def _player_attack(
     damage = max(1, rolled.total)
     log.roll(f"Damage {rolled.describe()}")
     critical = " A critical hit!" if check.roll == 20 else ""
-    log.tell(f"You hit the {combat.enemy_name} for {damage} damage.{critical}")
+    hit = say(state, f"hit{combat.round}", FACTS["you_hit"], foe=combat.enemy_name, damage=damage)
+    log.tell(hit + critical)
     return state, combat.model_copy(update={"enemy_health": max(0, combat.enemy_health - damage)})
 
 
@@ -157,12 +158,14 @@ def _enemy_attack(
     check = dice.check(combat.enemy_attack_bonus, armor, edge)
     log.roll(check.describe(f"The {combat.enemy_name}'s attack"))
     if not check.success:
-        log.tell(f"The {combat.enemy_name} misses you.")
+        log.tell(say(state, f"parry{combat.round}", FACTS["foe_misses"], foe=combat.enemy_name))
         return state.health_current, combat
     rolled = dice.throw(combat.enemy_damage)
     damage = max(1, rolled.total)
     log.roll(f"Damage {rolled.describe()}")
-    log.tell(f"The {combat.enemy_name} wounds you for {damage} damage.")
+    log.tell(
+        say(state, f"hurt{combat.round}", FACTS["foe_hits"], foe=combat.enemy_name, damage=damage)
+    )
     return max(0, state.health_current - damage), combat
 
 
@@ -173,7 +176,7 @@ def _end_combat(state: GameState, log: _Round, dice: Dice) -> Resolution:
         update={"combat_state": None, "phase": GamePhase.EXPLORATION, "hero_edge": None}
     )
     beaten = moment("fight", f"defeated the {combat.enemy_name}", 1)
-    log.tell(f"The {combat.enemy_name} falls!")
+    log.tell(say(state, "falls", FACTS["falls"], foe=combat.enemy_name))
     if combat.objective is not None:
         won, more, quest_moment = complete_objective(won, dice)
         log.story.extend(more)
@@ -204,7 +207,7 @@ def _flee(state: GameState, combat: CombatState, dice: Dice, log: _Round) -> Res
     check = dice.check(modifier(sheet.dexterity), FLEE_DIFFICULTY)
     log.roll(check.describe("Escape (dexterity)"))
     if not check.success:
-        log.tell(f"The {combat.enemy_name} cuts off your escape, and presses its advantage.")
+        log.tell(say(state, "cut_off", FACTS["cut_off"], foe=combat.enemy_name))
         return None
     fled = state.model_copy(
         update={"combat_state": None, "phase": GamePhase.EXPLORATION, "hero_edge": None}
@@ -220,7 +223,7 @@ def _flee(state: GameState, combat: CombatState, dice: Dice, log: _Round) -> Res
         fled,
         log.outcome(
             "fled",
-            f"You escape the {combat.enemy_name}.",
+            say(state, "escape", FACTS["escape"], foe=combat.enemy_name),
             moment=moment("flight", f"fled from the {combat.enemy_name}", 1),
         ),
     )
@@ -233,7 +236,7 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
     defending = intent is Intent.DEFEND
     log = _Round()
     if defending:
-        log.tell("You raise your guard and wait for an opening.")
+        log.tell(say(state, f"guard{combat.round}", FACTS["guard"], foe=combat.enemy_name))
     # A foe that won the initiative strikes before the hero's first move.
     enemy_first = combat.round == 1 and not combat.player_first
     if enemy_first:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from shared.game.content import ROAMING_ENEMY
 from shared.game.dice import Dice, Edge, modifier
+from shared.game.phrases import FACTS
+from shared.game.phrasing import say
 from shared.game.rules.combat import start_combat
 from shared.game.rules.intents import Intent, as_clause, intent_of
 from shared.game.rules.outcome import Outcome, Resolution
@@ -37,14 +39,8 @@ def _rest(state: GameState, sheet: CharacterSheet, dice: Dice) -> Resolution:
     if sheet.character_class == "cleric":
         healed += max(1, modifier(sheet.wisdom))
     rested = _heal(state, healed).model_copy(update={"hero_edge": "rested"})
-    return Resolution(
-        rested,
-        Outcome(
-            "rested",
-            [f"You rest and recover {healed} health; rested, your next blow will land surer."],
-            checks=[f"Rest {rolled.describe()}"],
-        ),
-    )
+    told = say(state, "rested", FACTS["rested"], healed=healed)
+    return Resolution(rested, Outcome("rested", [told], checks=[f"Rest {rolled.describe()}"]))
 
 
 def _search(
@@ -70,7 +66,7 @@ def _search(
                 state,
                 ROAMING_ENEMY,
                 dice,
-                lead="An ash wolf lunges from the shadows!",
+                lead=say(state, "ambush", FACTS["ambush"]),
                 objective=None,
                 surprise=False,
                 kind="ambushed",
@@ -83,7 +79,7 @@ def _search(
         hazard,
         Outcome(
             "search_failed",
-            [f"You search in vain for {objective.subject} and hurt yourself for {hurt}."],
+            [say(state, "search", FACTS["search_fails"], subject=objective.subject, hurt=hurt)],
             checks=checks,
         ),
     )
@@ -115,7 +111,7 @@ def _approach(
             state,
             objective.subject,
             dice,
-            lead=f"You confront the {objective.subject}. Steel is drawn.",
+            lead=say(state, "confront", FACTS["confront"], foe=objective.subject),
             objective=objective.text,
         )
     )
@@ -138,9 +134,8 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
         talking = state.model_copy(
             update={"phase": GamePhase.DIALOGUE, "npc_name": objective.subject}
         )
-        return Resolution(
-            talking, Outcome("dialogue_started", [f"{objective.subject} looks up as you approach."])
-        )
+        greeted = say(state, "greet", FACTS["talk_starts"], npc=objective.subject)
+        return Resolution(talking, Outcome("dialogue_started", [greeted]))
     if objective.kind is ObjectiveKind.EXPLORE and intent in (
         Intent.SEARCH,
         Intent.CAREFUL,
@@ -153,16 +148,12 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
                 state,
                 ROAMING_ENEMY,
                 dice,
-                lead="Your noise draws an ash wolf out of hiding.",
+                lead=say(state, "noise", FACTS["noise"]),
                 objective=None,
             )
         )
-    return Resolution(
-        state,
-        Outcome(
-            "looked", [f"You take in {state.location}. Your task: {as_clause(objective.text)}."]
-        ),
-    )
+    looked = say(state, "looked", FACTS["looked"], task=as_clause(objective.text))
+    return Resolution(state, Outcome("looked", [looked]))
 
 
 def converse(state: GameState, action: str, dice: Dice) -> Resolution:
@@ -172,7 +163,8 @@ def converse(state: GameState, action: str, dice: Dice) -> Resolution:
     intent = intent_of(action)
     if intent is Intent.LEAVE:
         left = state.model_copy(update={"phase": GamePhase.EXPLORATION, "npc_name": None})
-        return Resolution(left, Outcome("dialogue_left", [f"You take your leave of {npc}."]))
+        bye = say(state, "leave", FACTS["talk_leaves"], npc=npc)
+        return Resolution(left, Outcome("dialogue_left", [bye]))
     ability = "strength" if "threaten" in action.lower() else "charisma"
     check = dice.check(modifier(getattr(sheet, ability)), objective.difficulty)
     checks = [check.describe(ability.capitalize())]
@@ -183,7 +175,7 @@ def converse(state: GameState, action: str, dice: Dice) -> Resolution:
         state,
         Outcome(
             "dialogue_failed",
-            [f"{npc} is not convinced, and keeps their secrets for now."],
+            [say(state, "unmoved", FACTS["talk_fails"], npc=npc)],
             checks=checks,
         ),
     )

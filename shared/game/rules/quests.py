@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from shared.game.content import ENEMIES, FINALE, QUESTS, QuestTemplate
 from shared.game.dice import Dice
+from shared.game.phrases import FACTS
+from shared.game.phrasing import say
 from shared.game.rules.intents import as_clause, has_word, matches_choice, words
 from shared.game.rules.outcome import Outcome, Resolution, moment
 from shared.game.rules.pacing import quest_can_end_adventure, reached
@@ -99,7 +101,7 @@ def _quest_named(action: str, options: list[Quest]) -> Quest | None:
 def accept_quest(state: GameState, action: str, dice: Dice) -> Resolution:
     quest = _quest_named(action, state.quest_options)
     if quest is None:
-        facts = ["The notice board offers these tasks; which will you take?"]
+        facts = [say(state, "board", FACTS["board"])]
         facts += [f"{q.title}: {q.description}" for q in state.quest_options]
         return Resolution(state, Outcome("quest_unclear", facts))
     if quest.time_limit is not None:
