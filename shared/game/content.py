@@ -45,7 +45,17 @@ CLASSES: dict[str, ClassTemplate] = {
     for c in (
         ClassTemplate(
             "fighter",
-            ("fighter", "warrior", "knight", "soldier", "sword", "barbarian", "paladin", "guard"),
+            (
+                "fighter",
+                "warrior",
+                "knight",
+                "soldier",
+                "sword",
+                "barbarian",
+                "paladin",
+                "guard",
+                "fight",
+            ),
             ("strength", "constitution", "dexterity", "wisdom", "charisma", "intelligence"),
             14,
             "longsword",
@@ -69,7 +79,17 @@ CLASSES: dict[str, ClassTemplate] = {
         ),
         ClassTemplate(
             "rogue",
-            ("rogue", "thief", "sneak", "assassin", "burglar", "pickpocket", "dagger", "cutpurse"),
+            (
+                "rogue",
+                "thief",
+                "sneak",
+                "assassin",
+                "burglar",
+                "pickpocket",
+                "pick pocket",
+                "dagger",
+                "cutpurse",
+            ),
             ("dexterity", "charisma", "constitution", "wisdom", "intelligence", "strength"),
             12,
             "twin daggers",
@@ -81,7 +101,7 @@ CLASSES: dict[str, ClassTemplate] = {
         ),
         ClassTemplate(
             "cleric",
-            ("cleric", "priest", "healer", "monk", "templar", "acolyte", "holy", "nun", "friar"),
+            ("cleric", "priest", "heal", "monk", "templar", "acolyte", "holy", "nun", "friar"),
             ("wisdom", "constitution", "strength", "charisma", "dexterity", "intelligence"),
             12,
             "blessed mace",

@@ -69,6 +69,31 @@ FACTS: dict[str, tuple[str, ...]] = {
         "Patience: you defend and watch.",
         "You wait out the {foe}'s fury behind your guard.",
     ),
+    "study": (
+        "You hold back and study the {foe}: you will know its next move.",
+        "You watch the {foe} closely, learning its rhythm.",
+        "You take the {foe}'s measure; next time you will strike true.",
+        "You circle and read the {foe}'s habits.",
+        "Eyes narrowed, you look for the {foe}'s weakness, and find it.",
+    ),
+    "parley": (
+        "You call out to the {foe}, but it is in no mood to talk.",
+        "Your words are lost on the {foe}.",
+        "The {foe} answers your words with a snarl.",
+        "You try to reason with the {foe}; it only presses closer.",
+        "You shout at the {foe}. It does not care.",
+    ),
+    "breath": (
+        "You catch your breath behind your guard.",
+        "You steady your breathing, guard up.",
+        "You take a moment to recover, keeping the {foe} at bay.",
+        "Gasping, you give ground and gather yourself.",
+    ),
+    "abandon": (
+        "You turn your back on {quest}. Someone else will have to see to it.",
+        "You give up on {quest}; the road has beaten you this time.",
+        "You let {quest} go, and the weight of it with it.",
+    ),
     "you_first": (
         "You act first.",
         "You are quicker off the mark.",

@@ -209,6 +209,9 @@ class GameState(_Model):
     adventure_moments: list[Moment] = Field(default_factory=list)
     # Why the hero's next attack has advantage ("rested", "inspired"), until it is rolled.
     hero_edge: str | None = None
+    # When the rules could not tell which of two things the player meant: the two, offered
+    # as the next choices (cleared by the next turn).
+    clarify_choices: list[str] = Field(default_factory=list, max_length=4)
     location: str = "the crossroads inn"
     npc_name: str | None = None
     # When an LLM rewords the choices, what each one means to the rules, in the same order

@@ -72,6 +72,8 @@ def route_for(state: GameState) -> Route:
 def begin_turn(state: GameState) -> GameState:
     """Advance the story's clock: every turn of the adventure proper counts, the interview
     before it and the epilogue after it do not."""
+    if state.clarify_choices:
+        state = state.model_copy(update={"clarify_choices": []})
     if state.phase in (GamePhase.CHARACTER_CREATION, GamePhase.EPILOGUE):
         return state
     turn = state.adventure_turn + 1

@@ -27,6 +27,8 @@ def choices_for(state: GameState) -> list[str]:
         return []
     if state.phase is GamePhase.EPILOGUE:
         return [EPILOGUE_CHOICE]
+    if state.clarify_choices:
+        return list(state.clarify_choices)
     if state.phase is GamePhase.CHARACTER_CREATION:
         return interview_choices(state)
     if state.phase is GamePhase.QUEST_SELECTION:

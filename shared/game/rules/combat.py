@@ -13,7 +13,8 @@ from shared.game.content import CLASSES, ENEMIES, EnemyTemplate
 from shared.game.dice import Dice, Edge, modifier, parse_notation
 from shared.game.phrases import FACTS
 from shared.game.phrasing import say
-from shared.game.rules.intents import Intent, intent_of
+from shared.game.rules.clarify import clarify
+from shared.game.rules.intents import Intent, read_action
 from shared.game.rules.outcome import Outcome, Resolution, moment
 from shared.game.rules.quests import complete_objective, fail_quest
 from shared.game.rules.stats import player_armor
@@ -114,6 +115,7 @@ class _Round:
 
 _EDGE_WORDS = {
     "rested": "rested and steady",
+    "studied": "knowing its moves",
     "inspired": "inspired by your song",
     "unseen": "striking unseen",
 }
@@ -229,14 +231,35 @@ def _flee(state: GameState, combat: CombatState, dice: Dice, log: _Round) -> Res
     )
 
 
+def _holding_back(state: GameState, combat: CombatState, intent: Intent, log: _Round) -> GameState:
+    """A round the hero does not attack in: they guard, catch their breath, study the foe
+    (their next attack has advantage) or call out to it (it is not listening)."""
+    foe = combat.enemy_name
+    if intent is Intent.LOOK:
+        log.tell(say(state, f"study{combat.round}", FACTS["study"], foe=foe))
+        return state.model_copy(update={"hero_edge": "studied"})
+    if intent is Intent.TALK:
+        log.tell(say(state, f"parley{combat.round}", FACTS["parley"], foe=foe))
+    elif intent is Intent.REST:
+        log.tell(say(state, f"breath{combat.round}", FACTS["breath"], foe=foe))
+    else:
+        log.tell(say(state, f"guard{combat.round}", FACTS["guard"], foe=foe))
+    return state
+
+
 def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
     combat, sheet = state.combat_state, state.character_sheet
     assert combat is not None and sheet is not None
-    intent = intent_of(action)
-    defending = intent is Intent.DEFEND
+    reading = read_action(action, GamePhase.COMBAT)
+    if reading.intent is Intent.UNSURE:
+        return clarify(state, reading)
+    intent = reading.intent
+    # Catching one's breath is done behind one's guard.
+    defending = intent in (Intent.DEFEND, Intent.REST)
+    holding_back = intent in (Intent.DEFEND, Intent.REST, Intent.LOOK, Intent.TALK)
     log = _Round()
-    if defending:
-        log.tell(say(state, f"guard{combat.round}", FACTS["guard"], foe=combat.enemy_name))
+    if holding_back:
+        state = _holding_back(state, combat, intent, log)
     # A foe that won the initiative strikes before the hero's first move.
     enemy_first = combat.round == 1 and not combat.player_first
     if enemy_first:
@@ -249,7 +272,7 @@ def combat_round(state: GameState, action: str, dice: Dice) -> Resolution:
         if escaped is not None:
             return escaped
         combat = combat.model_copy(update={"foe_advantage": True})
-    elif not defending:
+    elif not holding_back:
         state, combat = _player_attack(state, combat, dice, log)
     if combat.enemy_health == 0:
         return _end_combat(state.model_copy(update={"combat_state": combat}), log, dice)

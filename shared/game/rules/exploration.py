@@ -11,10 +11,11 @@ from shared.game.content import ROAMING_ENEMY
 from shared.game.dice import Dice, Edge, modifier
 from shared.game.phrases import FACTS
 from shared.game.phrasing import say
+from shared.game.rules.clarify import ABANDON_PREFIX, clarify
 from shared.game.rules.combat import start_combat
-from shared.game.rules.intents import Intent, as_clause, intent_of
+from shared.game.rules.intents import Intent, Reading, as_clause, matches_choice, read_action
 from shared.game.rules.outcome import Outcome, Resolution
-from shared.game.rules.quests import complete_objective, current_objective
+from shared.game.rules.quests import complete_objective, current_objective, fail_quest
 from shared.models import CharacterSheet, GamePhase, GameState, Objective, ObjectiveKind
 
 __all__ = ["converse", "explore"]
@@ -117,10 +118,28 @@ def _approach(
     )
 
 
+def _abandon(state: GameState, dice: Dice) -> Resolution:
+    """The player confirmed (by the choice the turn offered) that they give the quest up."""
+    quest = state.active_quest
+    assert quest is not None
+    why = say(state, "abandon", FACTS["abandon"], quest=quest.title)
+    given_up, facts, lost = fail_quest(state, why, dice)
+    return Resolution(given_up, Outcome("quest_abandoned", facts, moment=lost))
+
+
 def explore(state: GameState, action: str, dice: Dice) -> Resolution:
     objective, sheet = current_objective(state), state.character_sheet
     assert objective is not None and sheet is not None
-    intent = intent_of(action)
+    quest = state.active_quest
+    if quest is not None and matches_choice(action, [f"{ABANDON_PREFIX}{quest.title}"]):
+        return _abandon(state, dice)
+    reading = read_action(action, GamePhase.EXPLORATION)
+    if reading.intent is Intent.LEAVE:
+        # Giving up a quest is never guessed: the turn asks.
+        reading = Reading(Intent.UNSURE, (Intent.LEAVE, Intent.CAREFUL))
+    if reading.intent is Intent.UNSURE:
+        return clarify(state, reading)
+    intent = reading.intent
     if intent is Intent.REST:
         return _rest(state, sheet, dice)
     if objective.kind is ObjectiveKind.FIGHT and intent in (
@@ -156,16 +175,25 @@ def explore(state: GameState, action: str, dice: Dice) -> Resolution:
     return Resolution(state, Outcome("looked", [looked]))
 
 
+_DIALOGUE_ABILITY = {
+    Intent.THREATEN: "strength",
+    Intent.ATTACK: "strength",  # rough handling, in a talk: a threat
+    Intent.LOOK: "wisdom",  # patience: letting them speak
+}
+
+
 def converse(state: GameState, action: str, dice: Dice) -> Resolution:
     objective, sheet = current_objective(state), state.character_sheet
     assert objective is not None and sheet is not None
     npc = state.npc_name or objective.subject
-    intent = intent_of(action)
-    if intent is Intent.LEAVE:
+    reading = read_action(action, GamePhase.DIALOGUE)
+    if reading.intent is Intent.UNSURE:
+        return clarify(state, reading)
+    if reading.intent is Intent.LEAVE:
         left = state.model_copy(update={"phase": GamePhase.EXPLORATION, "npc_name": None})
         bye = say(state, "leave", FACTS["talk_leaves"], npc=npc)
         return Resolution(left, Outcome("dialogue_left", [bye]))
-    ability = "strength" if "threaten" in action.lower() else "charisma"
+    ability = _DIALOGUE_ABILITY.get(reading.intent, "charisma")
     check = dice.check(modifier(getattr(sheet, ability)), objective.difficulty)
     checks = [check.describe(ability.capitalize())]
     if check.success:

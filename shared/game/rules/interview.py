@@ -45,6 +45,8 @@ NAMES = ["Ash", "Bryn", "Corin", "Dara", "Edric", "Fen", "Gwen", "Hale", "Isolde
 _NAME = r"([^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*)"
 _NAME_PATTERN = re.compile(r"(?i:my name is|i am|i'm|called|named|call me|name's)\s+" + _NAME)
 _PLAIN_NAME = re.compile(r"^\s*" + _NAME + r"[\s.!]*$")
+# "Sera, human, healer": a capitalised first word before a comma names the hero.
+_LISTED_NAME = re.compile(r"^\s*" + _NAME + r"\s*,")
 _MAX_NAME = 24
 
 
@@ -131,6 +133,16 @@ def _name_in(action: str, *, asked: bool) -> str | None:
     )
     if found is None and asked:
         found = _PLAIN_NAME.match(text)
+    if found is None:
+        listed = _LISTED_NAME.match(text)
+        lowered = words(listed.group(1)) if listed else ""
+        if (
+            listed
+            and listed.group(1)[0].isupper()
+            and not _race_in(lowered)
+            and not _class_in(lowered)
+        ):
+            found = listed
     if found is None or len(found.group(1)) > _MAX_NAME:
         return None
     name = found.group(1)

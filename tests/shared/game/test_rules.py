@@ -150,6 +150,8 @@ def playthrough(seed: int, max_turns: int = 40) -> list[tuple[str, str]]:
         assert 1 <= len(choices) <= 4 and len(set(choices)) == len(choices)
         action = chooser.choice(choices)
         resolved = resolve_turn(state, action, Dice.for_turn(state.seed, state.version))
+        # The game's own choices are always read as meant: it never has to ask about them.
+        assert resolved.outcome.kind != "unsure", action
         log.append((action, resolved.outcome.kind))
         state = resolved.state.model_copy(update={"version": state.version + 1})
         assert 0 <= state.health_current <= state.health_max
