@@ -3,7 +3,24 @@
 // EventSource and resumes where it left off after a network drop or a reload.
 "use strict";
 
+import {
+  SPEAKERS,
+  THEMES,
+  choiceForKey,
+  combatView,
+  heardDelta,
+  politely,
+  progressLine,
+  questItems,
+  retryWait,
+  streamQuery,
+  themeToApply,
+  timeLeft,
+} from "./logic.js";
+
 const STORE = "pocket-portals:adventure";
+const THEME_STORE = "pocket-portals:theme";
+const READING_STORE = "pocket-portals:reading";
 const MAX_RETRIES = 8;
 
 const $ = (id) => document.getElementById(id);
@@ -79,18 +96,11 @@ async function patiently(request) {
     } catch (error) {
       const passing = error.status === 429 || error.status === 503 || error.status === 0;
       if (!passing || attempt >= MAX_RETRIES) throw error;
-      const wait = Math.min(Math.max(error.retryAfter || 1, 1), 60);
+      const wait = retryWait(error);
       notice(politely(error, wait), "request");
       await sleep(wait);
     }
   }
-}
-
-function politely(error, wait) {
-  const when = `Trying again in ${wait} second${wait === 1 ? "" : "s"}…`;
-  if (error.status === 429) return `Easy there, the story needs a moment to catch up. ${when}`;
-  if (error.status === 0) return `The connection dropped. ${when}`;
-  return `The storytellers are busy right now. ${when}`;
 }
 
 // Each notice belongs to whoever raised it, so the stream reconnecting does not wipe a
@@ -121,14 +131,6 @@ function paragraphs(container, text) {
   );
 }
 
-// Who speaks besides the Narrator: each agent's words carry its name.
-const SPEAKERS = {
-  keeper: "Game Keeper",
-  innkeeper: "Innkeeper",
-  jester: "Jester",
-  chronicler: "Chronicler",
-};
-
 function spokenLines(container, lines) {
   container.replaceChildren(
     ...lines.flatMap(({ speaker, text }) =>
@@ -146,14 +148,6 @@ function spokenLines(container, lines) {
       }),
     ),
   );
-}
-
-// A delta joins its speaker's words; another speaker's begins a new line of the story.
-function heardDelta(lines, data) {
-  const speaker = data.speaker || "narrator";
-  const last = lines[lines.length - 1];
-  if (last && last.speaker === speaker) last.text += data.text;
-  else lines.push({ speaker, text: data.text.replace(/^\n+/, "") });
 }
 
 function storyItem(turnId, action) {
@@ -282,11 +276,8 @@ function renderPanel(state) {
   );
   $("equipment").textContent = sheet ? `Carrying: ${sheet.equipment.join(", ")}` : "";
   renderQuest(state);
-  renderCombat(state.combat_state);
-  $("progress").textContent =
-    `Turn ${state.adventure_turn} of ${state.max_turns}, ${state.adventure_phase}` +
-    (state.completed_quests.length ? `. Quests done: ${state.completed_quests.length}` : "") +
-    ((state.failed_quests || []).length ? `. Quests lost: ${state.failed_quests.length}` : "");
+  renderCombat(combatView(state));
+  $("progress").textContent = progressLine(state);
 }
 
 function renderQuest(state) {
@@ -304,40 +295,66 @@ function renderQuest(state) {
   title.className = "quest-title";
   title.textContent = quest.title;
   const list = document.createElement("ul");
-  const current = quest.objectives.find((o) => !quest.completed_objectives.includes(o));
   list.append(
-    ...quest.objectives.map((objective) => {
+    ...questItems(quest).map(({ text, done }) => {
       const item = document.createElement("li");
-      // A counted objective shows how far along it is ("1/3").
-      item.textContent =
-        objective === current && quest.progress ? `${objective} (${quest.progress})` : objective;
-      if (quest.completed_objectives.includes(objective)) item.className = "done";
+      item.textContent = text;
+      if (done) item.className = "done";
       return item;
     }),
   );
   const parts = [title, list];
-  if (quest.deadline !== null && quest.deadline !== undefined) {
-    const left = document.createElement("p");
-    left.className = "deadline";
-    const turns = quest.deadline - state.adventure_turn;
-    left.textContent = turns > 0 ? `${turns} turns left to finish it.` : "Time is running out.";
-    parts.push(left);
+  const left = timeLeft(quest, state.adventure_turn);
+  if (left) {
+    const line = document.createElement("p");
+    line.className = "deadline";
+    line.textContent = left;
+    parts.push(line);
   }
   box.replaceChildren(...parts);
 }
 
-function renderCombat(combat) {
-  $("combat").hidden = !combat;
-  if (!combat) return;
-  $("foe").textContent =
-    `${combat.enemy_name}: ${combat.enemy_health} / ${combat.enemy_health_max} health, round ${combat.round}`;
+function renderCombat(fight) {
+  $("combat").hidden = !fight;
+  if (!fight) return;
+  $("foe").textContent = `${fight.foe}, round ${fight.round}`;
+  $("foe-health").max = fight.foeMax;
+  $("foe-health").value = fight.foeHealth;
+  $("foe-health-text").textContent = `${fight.foeHealth} / ${fight.foeMax}`;
   $("combat-log").replaceChildren(
-    ...combat.log.slice(-6).map((line) => {
+    ...fight.log.map(({ line, roll }) => {
       const item = document.createElement("li");
-      item.textContent = line;
+      if (roll) item.append(rollView(roll));
+      else item.textContent = line;
       return item;
     }),
   );
+}
+
+// A roll as it fell: each die (the one not kept, with advantage, struck through), the
+// modifier, the total, and against what.
+function rollView(roll) {
+  const box = document.createElement("span");
+  box.className = "roll";
+  const label = document.createElement("span");
+  label.className = "roll-label";
+  label.textContent = `${roll.label} (${roll.edge ? `${roll.notation} with ${roll.edge}` : roll.notation}):`;
+  box.append(label);
+  for (const die of roll.dice) {
+    const face = document.createElement("span");
+    face.className = die.kept ? "die" : "die dropped";
+    face.textContent = String(die.face);
+    face.setAttribute("aria-label", `d${die.sides} showing ${die.face}${die.kept ? "" : ", not kept"}`);
+    box.append(" ", face);
+  }
+  const sum = document.createElement("span");
+  sum.className = "roll-sum";
+  const bonus = roll.bonus ? ` ${roll.bonus < 0 ? "−" : "+"} ${Math.abs(roll.bonus)}` : "";
+  const against = roll.target === null ? "" : ` vs ${roll.target}, ${roll.success ? "success" : "failure"}`;
+  sum.textContent = `${bonus} = ${roll.total}${against}`;
+  if (roll.success !== null) box.classList.add(roll.success ? "success" : "failure");
+  box.append(sum);
+  return box;
 }
 
 function setWorking(working) {
@@ -521,9 +538,7 @@ async function watch(turnId) {
 function connect(from = adventure.lastEventId) {
   if (source) source.close();
   clearTimeout(reconnectTimer);
-  const params = new URLSearchParams({ token: adventure.token });
-  params.set("last_event_id", from || "0");
-  const opened = new EventSource(`/sessions/${adventure.sessionId}/events?${params}`);
+  const opened = new EventSource(`/sessions/${adventure.sessionId}/events?${streamQuery(adventure, from)}`);
   source = opened;
   opened.onopen = () => {
     reconnectDelay = 1;
@@ -651,20 +666,60 @@ async function resume() {
 }
 
 function onKey(event) {
-  const typing = event.target instanceof HTMLInputElement;
-  // Only a digit names a choice; any other key (a quote, a backslash) must never reach a
-  // selector.
-  if (typing || event.altKey || event.ctrlKey || event.metaKey || !/^[1-9]$/.test(event.key)) {
-    return;
-  }
-  const button = document.querySelector(`#choices button[data-index="${event.key}"]`);
+  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
+  const index = choiceForKey({ ...keyOf(event), typing });
+  if (index === null) return;
+  const button = document.querySelector(`#choices button[data-index="${index}"]`);
   if (button && !button.disabled) {
     event.preventDefault();
     button.click();
   }
 }
 
+function keyOf(event) {
+  return { key: event.key, altKey: event.altKey, ctrlKey: event.ctrlKey, metaKey: event.metaKey };
+}
+
+// ---------------------------------------------------------------------------------------
+// Themes and the reading mode, remembered in this browser
+
+function applyTheme(stored) {
+  const theme = themeToApply(stored);
+  if (theme) document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme; // the system's light or dark
+  $("theme").value = theme || "system";
+}
+
+function applyReading(on) {
+  document.documentElement.classList.toggle("reading", on);
+  $("reading").setAttribute("aria-pressed", String(on));
+}
+
+function initLook() {
+  const select = $("theme");
+  select.replaceChildren(
+    ...Object.entries(THEMES).map(([value, label]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = label;
+      return option;
+    }),
+  );
+  applyTheme(localStorage.getItem(THEME_STORE));
+  select.addEventListener("change", () => {
+    localStorage.setItem(THEME_STORE, select.value);
+    applyTheme(select.value);
+  });
+  applyReading(localStorage.getItem(READING_STORE) === "on");
+  $("reading").addEventListener("click", () => {
+    const on = !document.documentElement.classList.contains("reading");
+    localStorage.setItem(READING_STORE, on ? "on" : "off");
+    applyReading(on);
+  });
+}
+
 function init() {
+  initLook();
   $("new-adventure").addEventListener("click", () => begin().catch((e) => notice(e.message)));
   $("begin").addEventListener("click", () => begin().catch((e) => notice(e.message)));
   $("forget").addEventListener("click", () => forget());

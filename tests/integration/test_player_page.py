@@ -206,8 +206,17 @@ def test_the_offline_story_reads_in_the_page(
     tmp_path: Path,
 ) -> None:
     worker_factory()
-    # A short adventure, so that the test also plays it to its end.
+    # A short adventure, so that the test also plays it to its end; seeded, so that it has a
+    # fight (seed 3: the first choices meet one on the ninth turn).
     gateway = gateway_factory({"MAX_TURNS": "5"})
+    page.route(
+        f"{gateway.url}/sessions",
+        lambda route: (
+            route.continue_(post_data='{"seed": 3}')
+            if route.request.method == "POST"
+            else route.continue_()
+        ),
+    )
     page.goto(gateway.url)
     page.get_by_role("button", name="Begin a new adventure").click()
     page.get_by_role("button", name="4. Create my own hero").click()
@@ -237,16 +246,55 @@ def test_the_offline_story_reads_in_the_page(
     target = SCREENSHOT if request.config.getoption("--update-golden") else tmp_path / "page.png"
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
-    play_to_the_end(page, told=4)
+    pictures = DOCS if request.config.getoption("--update-golden") else tmp_path
+    check_themes_and_reading_mode(page, pictures)
+    play_to_the_end(page, told=4, pictures=pictures)
     check_the_last_buttons(page, gateway)
 
 
-def play_to_the_end(page: Page, told: int) -> None:
+DOCS = SCREENSHOT.parent
+THEME_PAPER = {
+    "parchment": "rgb(246, 236, 214)",
+    "light": "rgb(255, 255, 255)",
+    "dark": "rgb(15, 20, 32)",
+    "mono": "rgb(255, 255, 255)",
+}
+
+
+def paper(page: Page) -> str:
+    return str(page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor"))
+
+
+def check_themes_and_reading_mode(page: Page, pictures: Path) -> None:
+    """Each theme applies, is remembered over a reload, and the system's own choice comes back
+    with "Follow the system"; the reading mode folds the panel away and is remembered."""
+    assert page.evaluate("() => document.documentElement.dataset.theme") is None
+    for theme, colour in THEME_PAPER.items():
+        page.select_option("#theme", theme)
+        page.wait_for_function(f"() => document.documentElement.dataset.theme === '{theme}'")
+        assert paper(page) == colour
+        page.screenshot(path=str(pictures / f"page-theme-{theme}.jpg"), type="jpeg", quality=70)
+    page.reload()
+    page.wait_for_function("() => document.documentElement.dataset.theme === 'mono'")
+    assert page.locator("#theme").input_value() == "mono"
+    page.select_option("#theme", "system")
+    page.wait_for_function("() => document.documentElement.dataset.theme === undefined")
+    assert paper(page) == THEME_PAPER["parchment"]  # headless Chromium's system is light
+    reading = page.get_by_role("button", name="Reading mode")
+    reading.click()
+    assert reading.get_attribute("aria-pressed") == "true"
+    assert page.locator("#panel").is_hidden()
+    page.reload()
+    page.wait_for_function("() => document.documentElement.classList.contains('reading')")
+    page.get_by_role("button", name="Reading mode").click()
+    page.locator("#panel").wait_for(state="visible", timeout=30_000)
+
+
+def play_to_the_end(page: Page, told: int, pictures: Path) -> None:
     """The first choice, turn after turn, until the tale is told (MAX_TURNS, a last fight,
-    the epilogue)."""
+    the epilogue); the first fight's dice are checked and pictured on the way."""
+    pictured = False
     for _ in range(5 + 12 + 2):
-        if page.locator(".the-end").count():
-            return
         page.locator("#choices button:not(:disabled)").first.click()
         told += 1
         wait_told(page, told)
@@ -254,7 +302,23 @@ def play_to_the_end(page: Page, told: int) -> None:
             "() => document.querySelector('#choices button:not(:disabled), .the-end')",
             timeout=30_000,
         )
+        if not pictured and page.locator("#combat-log .die").count():
+            check_a_fight(page, pictures)
+            pictured = True
+        if page.locator(".the-end").count():
+            assert pictured, "the seeded adventure had no fight"
+            return
     pytest.fail("the adventure did not end")
+
+
+def check_a_fight(page: Page, pictures: Path) -> None:
+    """Both sides' health, and the dice of each roll as they fell."""
+    assert page.locator("#health").is_visible() and page.locator("#foe-health").is_visible()
+    foe = page.locator("#foe-health-text").inner_text()
+    assert " / " in foe
+    label = page.locator("#combat-log .die").first.get_attribute("aria-label") or ""
+    assert label.startswith("d") and " showing " in label
+    page.screenshot(path=str(pictures / "page-fight.jpg"), type="jpeg", quality=70)
 
 
 def check_the_last_buttons(page: Page, gateway: Gateway) -> None:
