@@ -201,9 +201,9 @@ ENEMIES: dict[str, EnemyTemplate] = {
         EnemyTemplate("clockwork sentinel", 18, 14, 3, "1d8", initiative=-1),
         EnemyTemplate("crypt ghoul", 8, 11, 2, "1d4+1", initiative=1, plural="crypt ghouls"),
         EnemyTemplate("poacher scout", 9, 12, 2, "1d6", initiative=2, plural="poacher scouts"),
-        EnemyTemplate("poacher captain", 17, 13, 4, "1d8", initiative=1),
+        EnemyTemplate("poacher captain", 15, 12, 3, "1d8", initiative=1),
         EnemyTemplate("masked piper", 15, 12, 4, "1d6", initiative=3),
-        EnemyTemplate("hollow knight", 20, 13, 4, "1d8+1", initiative=1),
+        EnemyTemplate("hollow knight", 16, 12, 3, "1d8", initiative=1),
     )
 }
 
