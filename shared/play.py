@@ -61,7 +61,10 @@ class Saved:
     def store(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The token is the adventure's key: readable by this user alone.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags, 0o600)
+        # An older file keeps its mode when opened: made private before the token goes in.
+        os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump({"url": self.url, "session_id": self.session_id, "token": self.token}, file)
 

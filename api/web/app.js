@@ -218,6 +218,11 @@ function endButton(label, onClick) {
 }
 
 function viewSheet() {
+  // The reading mode folds the panel away: the sheet asked for unfolds it.
+  if (document.documentElement.classList.contains("reading")) {
+    localStorage.setItem(READING_STORE, "off");
+    applyReading(false);
+  }
   const heading = $("hero-name");
   $("panel").scrollIntoView({ block: "start", behavior: "smooth" });
   heading.focus();

@@ -54,6 +54,7 @@ export function questItems(quest) {
   }));
 }
 
+// The turns left to finish a quest: the deadline is the last of them.
 export function timeLeft(quest, adventureTurn) {
   if (quest.deadline === null || quest.deadline === undefined) return null;
   const turns = quest.deadline - adventureTurn;

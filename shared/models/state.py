@@ -121,8 +121,8 @@ class Quest(_Model):
     # Times the current objective has been done so far (of its `count`).
     progress: int = Field(default=0, ge=0)
     reward: str = ""
-    # Adventure turns it may take once accepted (None: no limit), and the turn after which it
-    # is lost, set when it is accepted.
+    # Adventure turns it may take once accepted (None: no limit), and the last of them, set
+    # when it is accepted: unfinished at the end of that turn, it is lost.
     time_limit: int | None = Field(default=None, ge=3, le=60)
     deadline: int | None = None
     # Why it was lost, once it has been.

@@ -67,6 +67,10 @@ def test_play_quit_resume_and_print_the_story(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     saved = tmp_path / "state" / "adventure.json"
+    # A file left readable by others (an older copy, a careless umask) is made private.
+    saved.parent.mkdir()
+    saved.write_text("{}")
+    saved.chmod(0o644)
     common = ["--state-file", str(saved)]
     code, out, _ = run(["--url", gateway, "--seed", "7", *common], "1\nquit\n", monkeypatch, capsys)
     assert code == 0 and "portals play --resume" in out

@@ -76,6 +76,7 @@ test("the quest panel shows what is done, a counted objective's count, and the t
     { text: "Find the way down", done: true },
     { text: "Defeat 3 crypt ghouls (1/3)", done: false },
   ]);
+  // The deadline is the last turn: at turn 12 of a deadline of 20, turns 13 to 20 are left.
   assert.equal(timeLeft(quest, 12), "8 turns left to finish it.");
   assert.equal(timeLeft(quest, 19), "One turn left to finish it.");
   assert.equal(timeLeft(quest, 20), "Time is running out.");

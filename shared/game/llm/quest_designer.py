@@ -22,11 +22,14 @@ from shared.game.content import ENEMIES, FINALE, QUESTS
 from shared.game.llm.fence import clean_text
 from shared.game.llm.reply import plain_words
 from shared.game.rules.outcome import Outcome
+from shared.game.rules.safety import REDIRECTED
 from shared.models import GamePhase, GameState, Objective, ObjectiveKind, Quest
 
 __all__ = ["QUESTS_REJECTED", "design_prompt", "designer_due", "read_designed"]
 
 QUESTS_REJECTED = "quests_rejected"
+# Longer than any board worth reading (900 tokens is some 4,000 characters).
+MAX_REPLY = 20_000
 _ABILITIES = ("strength", "dexterity", "constitution", "intelligence", "wisdom", "charisma")
 _JSON = re.compile(r"[\[{].*[\]}]", re.DOTALL)
 
@@ -84,7 +87,7 @@ def designer_due(state: GameState, outcome: Outcome) -> bool:
         state.phase is GamePhase.QUEST_SELECTION
         and bool(state.quest_options)
         and all(q.quest_id in QUESTS for q in state.quest_options)
-        and outcome.kind != "quest_unclear"
+        and outcome.kind not in ("quest_unclear", REDIRECTED)
     )
 
 
@@ -132,12 +135,12 @@ def _quest(designed: _DesignedQuest, taken: set[str]) -> Quest:
 def read_designed(reply: str, state: GameState) -> list[Quest] | None:
     """The designer's quests for `state`'s board (as many as the rules drew), or None when
     the reply does not give that many valid, new, distinct quests."""
-    found = _JSON.search(reply)
+    found = _JSON.search(reply[:MAX_REPLY])
     if found is None:
         return None
     try:
         data = json.loads(found.group(0))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes
         return None
     if isinstance(data, dict):
         data = data.get("quests")

@@ -14,6 +14,7 @@ from shared.game.content import FINALE
 from shared.game.dice import Dice
 from shared.game.rules.character import create_character
 from shared.game.rules.choices import choices_for
+from shared.game.rules.clarify import UNSURE_OUTCOME
 from shared.game.rules.combat import combat_round
 from shared.game.rules.ending import close_if_due, tell_epilogue
 from shared.game.rules.exploration import converse, explore
@@ -97,10 +98,15 @@ def _remember(moments: list[Moment], new: Moment) -> list[Moment]:
 
 def conclude_turn(resolution: Resolution, dice: Dice) -> Resolution:
     """Lose a quest whose time ran out, record the turn's moments, close the story when its
-    turns are up, and offer the next choices."""
+    turns are up, and offer the next choices. A turn that asks which of two things the player
+    meant (`clarify`) does none of that but offer the two."""
     state, outcome = resolution.state, resolution.outcome
+    asking = outcome.kind == UNSURE_OUTCOME
+    if state.clarify_choices and not asking:
+        # Offered by an asking turn only: gone once anything else happened.
+        state = state.model_copy(update={"clarify_choices": []})
     new_moments = [outcome.moment] if outcome.moment else []
-    if quest_overdue(state):
+    if not asking and quest_overdue(state):
         assert state.active_quest is not None
         why = f"Too late: the time given for {state.active_quest.title} has run out."
         state, lost, failed = fail_quest(state, why, dice)
@@ -109,7 +115,9 @@ def conclude_turn(resolution: Resolution, dice: Dice) -> Resolution:
     moments = state.adventure_moments
     for new in new_moments:
         moments = _remember(moments, new.model_copy(update={"turn": state.adventure_turn}))
-    state, closing = close_if_due(state.model_copy(update={"adventure_moments": moments}))
+    state = state.model_copy(update={"adventure_moments": moments})
+    # A turn that asks what the player meant closes nothing: the answer comes first.
+    state, closing = (state, []) if asking else close_if_due(state)
     if closing:
         outcome = replace(outcome, facts=[*outcome.facts, *closing])
     state = state.model_copy(update={"current_choices": choices_for(state)})

@@ -1,7 +1,8 @@
 """When the player's words could mean either of two things that lead to different places
 (`intents.read_action` is unsure), the turn asks instead of guessing: the two readings are
 offered as the next choices, worded so that picking one is read without doubt, and nothing
-else happens (no roll, no blow from the foe)."""
+else happens (no roll, no blow from the foe, no quest lost to its time limit, no closing of the
+story; the turn still counts on the adventure's clock)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from shared.game.rules.outcome import Outcome, Resolution
 from shared.game.rules.quests import current_objective
 from shared.models import GamePhase, GameState, ObjectiveKind
 
-__all__ = ["ABANDON_PREFIX", "clarify", "reading_choice"]
+__all__ = ["ABANDON_PREFIX", "UNSURE_OUTCOME", "clarify", "reading_choice"]
 
 ABANDON_PREFIX = "Give up on "
+UNSURE_OUTCOME = "unsure"
 
 
 def _combat_choice(state: GameState, intent: Intent) -> str:
@@ -75,4 +77,4 @@ def clarify(state: GameState, reading: Reading) -> Resolution:
     offered = list(dict.fromkeys(reading_choice(state, i) for i in reading.alternatives))
     asked = state.model_copy(update={"clarify_choices": offered})
     question = " or ".join(f"'{choice}'" for choice in offered)
-    return Resolution(asked, Outcome("unsure", [f"Which do you mean: {question}?"]))
+    return Resolution(asked, Outcome(UNSURE_OUTCOME, [f"Which do you mean: {question}?"]))

@@ -149,7 +149,14 @@ _FOLDS: dict[GamePhase, dict[Intent, Intent]] = {
         _I.LEAVE: _I.FLEE,
         _I.CAREFUL: _I.ATTACK,
     },
-    GamePhase.DIALOGUE: {_I.SEARCH: _I.LOOK, _I.SNEAK: _I.LOOK},
+    GamePhase.DIALOGUE: {
+        _I.SEARCH: _I.LOOK,
+        _I.SNEAK: _I.LOOK,
+        _I.FLEE: _I.LEAVE,
+        _I.REST: _I.LOOK,
+        _I.DEFEND: _I.LOOK,
+        _I.CAREFUL: _I.TALK,
+    },
     GamePhase.EXPLORATION: {_I.THREATEN: _I.ATTACK, _I.DEFEND: _I.LOOK},
 }
 # Readings that lead to the same thing in a phase are never worth asking about.

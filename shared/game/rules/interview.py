@@ -45,8 +45,13 @@ NAMES = ["Ash", "Bryn", "Corin", "Dara", "Edric", "Fen", "Gwen", "Hale", "Isolde
 _NAME = r"([^\W\d_][^\W\d_'-]*(?:['-][^\W\d_]+)*)"
 _NAME_PATTERN = re.compile(r"(?i:my name is|i am|i'm|called|named|call me|name's)\s+" + _NAME)
 _PLAIN_NAME = re.compile(r"^\s*" + _NAME + r"[\s.!]*$")
-# "Sera, human, healer": a capitalised first word before a comma names the hero.
+# "Sera, human, healer": a capitalised first word before a comma names the hero, unless it is
+# a greeting or a filler ("Hi, I am an elf wizard").
 _LISTED_NAME = re.compile(r"^\s*" + _NAME + r"\s*,")
+_NOT_NAMES = frozenset(
+    "hi hello hey greetings ok okay well yes yeah yep no nope sure so alright right um uh "
+    "fine oh ah hmm please thanks".split()
+)
 _MAX_NAME = 24
 
 

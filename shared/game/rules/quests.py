@@ -242,12 +242,13 @@ def fail_quest(state: GameState, why: str, dice: Dice) -> tuple[GameState, list[
 
 
 def quest_overdue(state: GameState) -> bool:
-    """The active quest's time ran out (checked between fights: a fight is seen through)."""
+    """The active quest's time ran out: its last turn (the deadline) was played without
+    finishing it (checked between fights: a fight is seen through)."""
     quest = state.active_quest
     return (
         quest is not None
         and quest.deadline is not None
-        and state.adventure_turn > quest.deadline
+        and state.adventure_turn >= quest.deadline
         and state.combat_state is None
         and state.phase in (GamePhase.EXPLORATION, GamePhase.DIALOGUE)
     )

@@ -146,7 +146,8 @@ def test_a_quest_with_a_time_limit_fails_when_its_time_runs_out() -> None:
     assert state_view(state).active_quest.deadline == quest.deadline  # type: ignore[union-attr]
     while state.active_quest is not None:
         state = play(state, "Look around")
-    assert state.adventure_turn == quest.deadline + 1
+    # "Within 16 turns": the deadline is the last of them.
+    assert state.adventure_turn == quest.deadline
     lost = state.failed_quests[-1]
     assert lost.quest_id == "sleeping-sickness" and lost.failed and "run out" in lost.failed
     assert state.phase is GamePhase.QUEST_SELECTION
@@ -294,3 +295,18 @@ def test_the_least_significant_moment_is_forgotten_first() -> None:
     texts = [m.text for m in wrapped.state.adventure_moments]
     assert len(texts) == 12 and "did thing 1" not in texts and "did thing 3" in texts
     assert texts[-1] == "new" and texts[0] == "did thing 0"
+
+
+def test_asking_what_was_meant_loses_no_quest_and_its_choices_go_with_the_quest() -> None:
+    state = on_quest(hero("I am Ash, a human fighter"), "ember-thief")
+    quest = state.active_quest
+    assert quest is not None and quest.deadline is not None
+    at_the_last_turn = state.model_copy(update={"adventure_turn": quest.deadline - 1})
+    asked = play(at_the_last_turn, "I give up on this quest and go home")
+    # The asking turn closes nothing, though it was the quest's last.
+    assert asked.active_quest is not None and asked.adventure_turn == quest.deadline
+    assert asked.current_choices == ["Give up on The Ember Thief", "Press on carefully"]
+    answered = play(asked, "Press on carefully")
+    # The quest's time ran out with that answer: the board, not the old question.
+    assert answered.active_quest is None and answered.clarify_choices == []
+    assert answered.current_choices[0].startswith("Accept: ")

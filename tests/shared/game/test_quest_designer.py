@@ -98,6 +98,7 @@ def test_a_valid_board_becomes_quests_that_play_by_the_rules() -> None:
     ("why", "reply"),
     [
         ("not JSON", "I would rather tell you a story."),
+        ("nested past the parser", "[" * 5000 + "]" * 5000),
         ("too few", board(quest(), quest("Two"))),
         (
             "a foe the game lacks",
