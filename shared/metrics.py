@@ -27,6 +27,9 @@ __all__ = [
     "MODERATION_FLAGGED",
     "ORPHANED_LEASES_RELEASED",
     "QUEUE_DEPTH",
+    "STORE_MAXMEMORY_BYTES",
+    "STORE_USED_MEMORY_BYTES",
+    "WORKER_HEARTBEAT",
     "RATE_LIMIT_FAILED_OPEN",
     "SESSIONS_CREATED",
     "TURNS_ACCEPTED",
@@ -82,8 +85,25 @@ QUEUE_DEPTH = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+STORE_USED_MEMORY_BYTES = Gauge(
+    "pocket_portals_store_used_memory_bytes",
+    "Memory the session store uses (Redis used_memory; a cluster's fullest node), sampled when "
+    "the gateway is scraped.",
+    multiprocess_mode="mostrecent",
+)
+STORE_MAXMEMORY_BYTES = Gauge(
+    "pocket_portals_store_maxmemory_bytes",
+    "The session store's memory limit (Redis maxmemory; 0: none), sampled with its use.",
+    multiprocess_mode="mostrecent",
+)
 # -- workers ---------------------------------------------------------------------------------
 TURNS_COMPLETED = Counter("pocket_portals_turns_completed_total", "Turns applied.")
+WORKER_HEARTBEAT = Gauge(
+    "pocket_portals_worker_heartbeat_timestamp_seconds",
+    "When the worker's main process last finished a sweeper pass (which needs the session "
+    "store): the same beat as WORKER_HEARTBEAT_FILE.",
+    multiprocess_mode="max",
+)
 TURNS_FAILED = Counter(
     "pocket_portals_turns_failed_total", "Turns that ended failed, by error code.", ["code"]
 )

@@ -20,6 +20,7 @@ from pathlib import Path
 from shared.backends import SessionBackend
 from shared.backends.keys import SessionKeys
 from shared.errors import PortalsError
+from shared.metrics import WORKER_HEARTBEAT
 from shared.settings import Settings
 
 __all__ = ["Sweeper", "sweep_once"]
@@ -88,6 +89,7 @@ class Sweeper(threading.Thread):
         self.stopped.set()
 
     def _beat(self) -> None:
+        WORKER_HEARTBEAT.set(time.time())
         if self.heartbeat is not None:
             try:
                 self.heartbeat.parent.mkdir(parents=True, exist_ok=True)

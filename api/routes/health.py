@@ -18,7 +18,12 @@ from api.metrics import CONTENT_TYPE_LATEST, exposition
 from api.openapi import errors
 from api.ratelimit import client_address
 from shared.errors import BackendUnavailable
-from shared.metrics import ACTIVE_SESSIONS, QUEUE_DEPTH
+from shared.metrics import (
+    ACTIVE_SESSIONS,
+    QUEUE_DEPTH,
+    STORE_MAXMEMORY_BYTES,
+    STORE_USED_MEMORY_BYTES,
+)
 
 __all__ = ["router"]
 
@@ -87,6 +92,11 @@ async def metrics(
     with contextlib.suppress(BackendUnavailable):
         since = time.time() - settings.active_session_window
         ACTIVE_SESSIONS.set(await backend.active_sessions(since))
+    with contextlib.suppress(BackendUnavailable):
+        memory = await backend.memory_usage()
+        if memory is not None:
+            STORE_USED_MEMORY_BYTES.set(memory[0])
+            STORE_MAXMEMORY_BYTES.set(memory[1])
     return Response(exposition(settings), media_type=CONTENT_TYPE_LATEST)
 
 

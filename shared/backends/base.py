@@ -236,6 +236,10 @@ class SessionBackend(Protocol):
         """Sessions with a turn accepted (with `mark_pending`) at or after `since`; older
         activity is forgotten."""
 
+    async def memory_usage(self) -> tuple[int, int] | None:
+        """The store's memory in bytes: (used, limit), the limit 0 when there is none; for a
+        store of several servers, the fullest one's. None for a store inside the process."""
+
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         """Sessions marked pending before `older_than`, with the time of their mark."""
 

@@ -551,6 +551,9 @@ class InMemoryBackend:
             self._active = {s: t for s, t in self._active.items() if t >= since}
             return len(self._active)
 
+    async def memory_usage(self) -> tuple[int, int] | None:
+        return None  # this process's heap: no server to watch
+
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         with self._lock:
             stale = sorted((t, s) for s, t in self._pending.items() if t <= older_than)

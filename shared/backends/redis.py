@@ -665,6 +665,21 @@ class RedisBackend:
             _, count = await pipe.execute()
         return int(count)
 
+    async def memory_usage(self) -> tuple[int, int] | None:
+        try:
+            async with self._guard():
+                info = await self.client.info("memory")
+        except ResponseError:
+            return None  # a store that does not say (INFO renamed or disabled)
+        # A cluster answers for each of its nodes: the fullest one is the one to watch.
+        nodes = (
+            [info] if "used_memory" in info else [v for v in info.values() if isinstance(v, dict)]
+        )
+        sizes = [(int(n.get("used_memory", 0)), int(n.get("maxmemory", 0))) for n in nodes]
+        if not sizes:
+            return None
+        return max(sizes, key=lambda size: size[0] / size[1] if size[1] else 0.0)
+
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         async with self._guard():
             rows = await self.client.zrangebyscore(

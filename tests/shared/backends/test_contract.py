@@ -701,3 +701,15 @@ async def test_llm_tokens_are_counted_per_session_and_per_client_per_day(
     await backend.delete(first.session_id)
     gone = await backend.llm_tokens(first.session_id, "client-a", "20261130")
     assert gone == TokenTally(client_today=150)  # the client's count outlives the session
+
+
+async def test_the_store_reports_its_memory_and_limit(harness: Harness) -> None:
+    used = await harness.backend.memory_usage()
+    if harness.kind in ("memory", "fakeredis"):
+        # Inside the process: nothing to watch; fakeredis has no INFO, as a store that
+        # disabled it: the gauge is then not set, and nothing fails.
+        assert used is None
+        return
+    assert used is not None
+    memory, limit = used
+    assert memory > 0 and limit >= 0

@@ -1,0 +1,219 @@
+"""The Grafana dashboard and the Prometheus alert rules (deploy/) against a real Prometheus:
+it scrapes a real gateway and a real worker (LLM narrator on the tests' local server) under a
+short load that also fails turns and refuses requests, and every panel's expression and every
+rule's measure returns data; `promtool check rules` passes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+
+from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.player import Player
+from tests.support.ports import free_port
+from tests.support.processes import CeleryWorker, Gateway
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+DEPLOY = Path(__file__).parents[2] / "deploy"
+RULES = DEPLOY / "prometheus" / "rules.yml"
+DASHBOARD = DEPLOY / "grafana" / "pocket-portals.json"
+
+
+def binary(name: str) -> str:
+    found = shutil.which(name)
+    assert found, f"{name} is missing: ./scripts/test installs Debian's prometheus"
+    return found
+
+
+def panel_expressions() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [
+        (panel["title"], target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+    ]
+
+
+def rules() -> list[dict[str, Any]]:
+    return [
+        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+    ]
+
+
+def test_promtool_passes_the_rules_and_each_alert_is_its_measure_against_a_threshold() -> None:
+    checked = subprocess.run(
+        [binary("promtool"), "check", "rules", str(RULES)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for rule in rules():
+        measure = rule["annotations"]["measure"]
+        assert rule["expr"].startswith(f"({measure})"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["action"]
+
+
+def test_the_dashboard_is_grafana_json_over_one_prometheus_data_source() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "pocket-portals" and dashboard["panels"]
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    assert len(set(titles)) == len(titles)
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}" and panel["targets"], panel
+    assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(titles) + 1))
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = answer.json()
+        assert body["status"] == "success", (expr, body)
+        return list(body["data"]["result"])
+
+
+@pytest.fixture
+def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str, str], Prometheus]]:
+    """Start Debian's Prometheus scraping a gateway and a worker every second with the rules;
+    stopped after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+
+    def start(gateway: str, worker: str) -> Prometheus:
+        port = free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": [
+                {"job_name": "pocket-portals-gateway", "static_configs": [{"targets": [gateway]}]},
+                {"job_name": "pocket-portals-worker", "static_configs": [{"targets": [worker]}]},
+            ],
+        }
+        path = tmp_path / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config))
+        log = (tmp_path / "prometheus.log").open("wb")
+        logs.append(log)
+        process = subprocess.Popen(
+            [
+                binary("prometheus"),
+                f"--config.file={path}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=60, what="Prometheus ready")
+        return Prometheus(url)
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+    for log in logs:
+        log.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with fake_llm() as server:
+        yield server
+
+
+@pytest.fixture
+def store_limit(redis_url: str) -> Iterator[None]:
+    """A maxmemory on the suite's Redis for the test's length (restored after), so the
+    store-memory measure has a limit to compare with."""
+    client = redis.Redis.from_url(redis_url)
+    before = client.config_get("maxmemory")["maxmemory"]
+    client.config_set("maxmemory", str(2 * 1024**3))
+    yield
+    client.config_set("maxmemory", before)
+    client.close()
+
+
+def load(gateway: Gateway) -> None:
+    """Turns that complete (told by the LLM, or offline when its call failed) and turns that
+    fail (the LLM failed and so did the offline drill, on "Doom"), and turns refused while too
+    many are pending."""
+    players = [Player(gateway.url) for _ in range(3)]
+    try:
+        for player in players:
+            for body in ({"choice_index": 1}, {"action": "Doom"}, {"action": "Doom again"}) * 2:
+                sent = player.submit(body)
+                if sent.status_code == 202:
+                    player.turn(sent.json()["turn_id"], wait=30)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            burst = list(
+                pool.map(lambda _: players[0].submit({"action": "I look around"}), range(6))
+            )
+        assert 429 in [answer.status_code for answer in burst]
+    finally:
+        for player in players:
+            player.close()
+
+
+def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    prometheus_for: Callable[[str, str], Prometheus],
+    llm: FakeLLM,
+    store_limit: None,
+    tmp_path: Path,
+) -> None:
+    worker_port = free_port()
+    metrics_dir = tmp_path / "worker-metrics"
+    env = {
+        "NARRATOR": "llm",
+        "LLM_MODEL": "openai/flaky",
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_API_KEY": "sk-local-test",
+        "LLM_RETRIES": "0",
+        "LLM_FALLBACK": "offline",
+        "NARRATOR_FAIL_ON": "Doom",
+        "LLM_DESIGN_MAX_TOKENS": "0",
+        "MAX_PENDING_TURNS": "2",
+        "SWEEP_INTERVAL": "1",
+    }
+    worker_factory(
+        {
+            **env,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "WORKER_METRICS_PORT": str(worker_port),
+        }
+    )
+    gateway = gateway_factory(env)
+    prometheus = prometheus_for(gateway.url.removeprefix("http://"), f"127.0.0.1:{worker_port}")
+    load(gateway)
+    measures = [(rule["alert"], rule["annotations"]["measure"]) for rule in rules()]
+    for name, expr in [*panel_expressions(), *measures]:
+        wait_until(
+            lambda expr=expr: prometheus.query(expr) or None,
+            timeout=90,
+            what=f"data for {name}: {expr}",
+            interval=0.5,
+        )
+    # The alerts are quiet: nothing here is wrong for long.
+    firing = prometheus.query('ALERTS{alertstate="firing"}')
+    assert firing == [], firing
