@@ -6,8 +6,10 @@ rule's measure returns data; `promtool check rules` passes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +19,9 @@ import httpx
 import pytest
 import redis
 import yaml
+from playwright.sync_api import sync_playwright
 
+from tests.support.dashboard_plot import Series, page
 from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.player import Player
 from tests.support.ports import free_port
@@ -76,6 +80,16 @@ def test_the_dashboard_is_grafana_json_over_one_prometheus_data_source() -> None
 class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def query_range(self, expr: str, start: float, end: float) -> list[dict[str, Any]]:
+        answer = httpx.get(
+            f"{self.url}/api/v1/query_range",
+            params={"query": expr, "start": start, "end": end, "step": 1},
+            timeout=10,
+        )
+        body = answer.json()
+        assert body["status"] == "success", (expr, body)
+        return list(body["data"]["result"])
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
@@ -174,6 +188,38 @@ def load(gateway: Gateway) -> None:
             player.close()
 
 
+def legend_of(template: str, labels: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: labels.get(m.group(1), ""), template).strip()
+
+
+def picture(prometheus: Prometheus, start: float, target: Path) -> None:
+    """The dashboard's panels drawn from Prometheus's own figures (Grafana cannot run here)."""
+    panels = []
+    end = time.time()
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        lines = [
+            Series(
+                legend_of(query["legendFormat"], series["metric"]),
+                [(float(t), float(v)) for t, v in series["values"]],
+            )
+            for query in panel["targets"]
+            for series in prometheus.query_range(query["expr"], start, end)
+        ]
+        panels.append((panel["title"], panel["fieldConfig"]["defaults"]["unit"], lines))
+    page_html = target.with_suffix(".html")
+    page_html.write_text(
+        page("Pocket Portals, under a short test load (Prometheus query_range)", panels)
+    )
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "chromium is missing: ./scripts/test installs Debian's chromium"
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable)
+        shot = browser.new_page(viewport={"width": 1130, "height": 900})
+        shot.goto(page_html.as_uri())
+        shot.screenshot(path=str(target), full_page=True)
+        browser.close()
+
+
 def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     worker_factory: Callable[..., CeleryWorker],
     gateway_factory: Callable[..., Gateway],
@@ -181,6 +227,7 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     llm: FakeLLM,
     store_limit: None,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     worker_port = free_port()
     metrics_dir = tmp_path / "worker-metrics"
@@ -205,6 +252,7 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     )
     gateway = gateway_factory(env)
     prometheus = prometheus_for(gateway.url.removeprefix("http://"), f"127.0.0.1:{worker_port}")
+    started = time.time()
     load(gateway)
     measures = [(rule["alert"], rule["annotations"]["measure"]) for rule in rules()]
     for name, expr in [*panel_expressions(), *measures]:
@@ -217,3 +265,8 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     # The alerts are quiet: nothing here is wrong for long.
     firing = prometheus.query('ALERTS{alertstate="firing"}')
     assert firing == [], firing
+    # README's picture of the dashboard (./scripts/test --update-golden rewrites it).
+    update = request.config.getoption("--update-golden")
+    target = DEPLOY.parent / "docs" / "dashboard.png" if update else tmp_path / "dashboard.png"
+    picture(prometheus, started - 5, target)
+    assert target.stat().st_size > 10_000
