@@ -62,8 +62,14 @@ def _import_target(module: str, attribute: str) -> object:
 
 def test_only_the_proxy_is_published_and_it_fronts_the_gateway(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    published = [name for name, spec in services.items() if "ports" in spec]
+    published = [
+        name for name, spec in services.items() if "ports" in spec and "profiles" not in spec
+    ]
     assert published == ["proxy"]
+    # The opt-in observability profile publishes on this host only.
+    for name, spec in services.items():
+        if "profiles" in spec:
+            assert all(port.startswith("127.0.0.1:") for port in spec.get("ports", [])), name
     assert services["proxy"]["ports"] == ["${PORTALS_HTTP_PORT:-8000}:8080"]
     nginx = (ROOT / "docker" / "nginx.conf").read_text()
     assert "listen 8080;" in nginx and "server api:8000;" in nginx

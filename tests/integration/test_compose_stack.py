@@ -47,7 +47,12 @@ WORKERS = 2
 
 
 def _compose() -> dict[str, Any]:
+    """The compose file, with the services a plain `up` starts (an opt-in profile's, such as
+    observability's, are left out)."""
     loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    loaded["services"] = {
+        name: spec for name, spec in loaded["services"].items() if "profiles" not in spec
+    }
     return loaded
 
 

@@ -73,7 +73,8 @@ def test_the_dashboard_is_grafana_json_over_one_prometheus_data_source() -> None
     titles = [panel["title"] for panel in dashboard["panels"]]
     assert len(set(titles)) == len(titles)
     for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}" and panel["targets"], panel
+        assert panel["datasource"]["uid"] == "pocket-portals-prometheus", panel
+        assert panel["targets"], panel
     assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(titles) + 1))
 
 
@@ -270,3 +271,38 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     target = DEPLOY.parent / "docs" / "dashboard.png" if update else tmp_path / "dashboard.png"
     picture(prometheus, started - 5, target)
     assert target.stat().st_size > 10_000
+
+
+def test_the_compose_observability_profile_runs_prometheus_and_grafana() -> None:
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    profiled = {name for name, spec in compose["services"].items() if "profiles" in spec}
+    assert profiled == {"prometheus", "grafana"}
+    for name in profiled:
+        assert compose["services"][name]["profiles"] == ["observability"]
+        for volume in compose["services"][name]["volumes"]:
+            assert (DEPLOY.parent / volume.split(":")[0]).exists(), volume
+    config = DEPLOY / "prometheus" / "prometheus.yml"
+    checked = subprocess.run(
+        [binary("promtool"), "check", "config", "--syntax-only", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    scraped = yaml.safe_load(config.read_text())
+    # The jobs the rules count on, each service's metrics port, and the rules mounted.
+    assert {job["job_name"] for job in scraped["scrape_configs"]} == {
+        "pocket-portals-gateway",
+        "pocket-portals-worker",
+    }
+    worker_port = compose["services"]["worker"]["environment"]["WORKER_METRICS_PORT"]
+    assert scraped["scrape_configs"][1]["dns_sd_configs"][0]["port"] == int(worker_port)
+    assert scraped["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert (
+        "./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro"
+        in (compose["services"]["prometheus"]["volumes"])
+    )
+    source = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {source["uid"]}
