@@ -8,6 +8,8 @@ event loop never runs a game step; the task's async parts come back to the gatew
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -62,9 +64,9 @@ class CeleryEnqueuer:
     async def enqueue(self, session_id: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._publish, session_id), self.timeout
-            )
+            # As asyncio.to_thread does: the publish (and its trace span) in this context.
+            publish = functools.partial(contextvars.copy_context().run, self._publish, session_id)
+            await asyncio.wait_for(loop.run_in_executor(self._executor, publish), self.timeout)
         except Exception as exc:
             logger.warning("could not publish a turn task: %s", type(exc).__name__)
             raise BackendUnavailable("task queue") from exc

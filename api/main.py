@@ -25,6 +25,7 @@ from api.streams import StreamRegistry
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
+from shared.tracing import setup_tracing
 
 __all__ = ["app", "create_app"]
 
@@ -106,6 +107,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.add_middleware(RequestMetrics, routes=routes)  # outermost: it sees the 500s too
+    if setup_tracing(settings, "pocket-portals-gateway"):
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Probes and scrapes would bury the turns' traces.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics,play")
+        # The publish: its span, and the trace context in the task's headers.
+        celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]
+        if not celery.is_instrumented_by_opentelemetry:
+            celery.instrument()
     return app
 
 

@@ -253,6 +253,12 @@ class Settings(BaseSettings):
     # Prometheus multiprocess mode: where every process of a gateway with several processes
     # writes its samples (prometheus-client reads the same variable). Unset: one process.
     prometheus_multiproc_dir: Path | None = None
+    # Traces (OpenTelemetry, shared/tracing.py): off unless the standard OTLP endpoint is set,
+    # e.g. http://jaeger:4318; the SDK reads the other standard variables itself
+    # (OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES, ...).
+    otel_exporter_otlp_endpoint: str | None = None
+    # The service name in traces; unset: pocket-portals-gateway / pocket-portals-worker.
+    otel_service_name: str | None = None
     # Each worker's main process serves its pool's metrics on this port (0: off).
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9808
     # A session counts as active (pocket_portals_active_sessions) this long after a turn.

@@ -27,6 +27,10 @@ from dataclasses import replace
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link
+
 from shared.backends import SessionBackend
 from shared.backends.base import Claim, Committed
 from shared.errors import (
@@ -60,6 +64,7 @@ from shared.models import (
     TurnStatus,
 )
 from shared.settings import Settings
+from shared.tracing import past_span, span, turn_context
 
 if TYPE_CHECKING:
     from shared.game.flow import StepResult
@@ -162,23 +167,30 @@ class _EventStream:
         self._waiting = ""
         self._speaker = "narrator"
         self._published_at = -math.inf
+        # The turn's trace (traces on): each published event is a span of it, whichever
+        # thread asked for it.
+        self._trace = otel_context.get_current()
 
     async def _event(self, event: EventName, data: dict[str, object]) -> None:
         if self.superseded:
             return
+        token = otel_context.attach(self._trace)
         try:
-            await self.pipeline.backend.append_event(
-                self.turn.session_id,
-                event.value,
-                {"turn_id": self.turn.turn_id, **data},
-                runner=self.runner,
-            )
+            with span(f"turn.event {event.value}"):
+                await self.pipeline.backend.append_event(
+                    self.turn.session_id,
+                    event.value,
+                    {"turn_id": self.turn.turn_id, **data},
+                    runner=self.runner,
+                )
         except LeaseLost:
             self.superseded = True
             logger.warning(
                 "attempt superseded: its narration is no longer published",
                 extra={"session_id": self.turn.session_id, "turn_id": self.turn.turn_id},
             )
+        finally:
+            otel_context.detach(token)
 
     def _publish(self, event: EventName, data: dict[str, object]) -> None:
         if self.superseded:
@@ -385,6 +397,35 @@ class TurnPipeline:
         running: TurnRecord,
         state: GameState | None,
     ) -> _Applied:
+        """The attempt, in the turn's own trace (traces on): see `shared.tracing`."""
+        task = trace.get_current_span().get_span_context()
+        with (
+            turn_context(running.traceparent),
+            span(
+                "turn",
+                attributes={
+                    "pocket_portals.session_id": session_id,
+                    "pocket_portals.turn_id": running.turn_id,
+                    "pocket_portals.attempt": running.attempts,
+                },
+                links=[Link(task)] if task.is_valid else (),
+            ),
+        ):
+            if running.attempts == 1 and running.started_at is not None:
+                past_span("turn.queue_wait", running.accepted_at, running.started_at)
+            if running.started_at is not None:
+                # The lease, the head's start and the state read: one round trip, just made.
+                past_span("turn.start", running.started_at, time.time())
+            return await self._run_attempt(session_id, holder, runner, running, state)
+
+    async def _run_attempt(
+        self,
+        session_id: str,
+        holder: str,
+        runner: str,
+        running: TurnRecord,
+        state: GameState | None,
+    ) -> _Applied:
         """Log and count the attempt's start, then run and commit it."""
         if running.attempts > 1:
             TURNS_RETRIED.inc()
@@ -454,13 +495,14 @@ class TurnPipeline:
 
         try:
             settings = await self._settings_for(running)
-            step = await self._with_heartbeat(
-                session_id,
-                holder,
-                self._in_step_thread(
-                    self.step_runner, session_id, running, load_state, settings, stream
-                ),
-            )
+            with span("turn.step", attributes={"pocket_portals.narrator": settings.narrator}):
+                step = await self._with_heartbeat(
+                    session_id,
+                    holder,
+                    self._in_step_thread(
+                        self.step_runner, session_id, running, load_state, settings, stream
+                    ),
+                )
             if settings is not self.settings:
                 step = replace(step, narrator=OFFLINE_BUDGET)
             await stream.flush()
@@ -478,7 +520,8 @@ class TurnPipeline:
                 await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
             return None  # otherwise it stays at the head and is tried again after a backoff
         try:
-            return await self._commit(step, running, stream.runner, holder)
+            with span("turn.commit"):
+                return await self._commit(step, running, stream.runner, holder)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
         except LeaseLost:

@@ -17,6 +17,7 @@ from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.game.llm.agents_config import load_agents
 from shared.settings import get_settings
+from shared.tracing import setup_tracing
 from worker.application import (
     PROCESS_SESSION,
     READY_MARK,
@@ -41,12 +42,24 @@ _OUTAGE_BACKOFF = (1, 2, 5, 10)
 _BUG_RETRIES = 3
 
 
+def _trace() -> None:
+    """Traces on (OTEL_EXPORTER_OTLP_ENDPOINT): in a process that runs or publishes tasks,
+    after any fork (an exporter's thread does not survive one)."""
+    if setup_tracing(get_settings(), "pocket-portals-worker"):
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        instrumentor = CeleryInstrumentor()  # type: ignore[no-untyped-call]
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _warm_up(**_: Any) -> None:
     """Open the runtime in each new child, before its first turn. The game (CrewAI) is
     imported already: by the parent before it forks (see `_prepare_files`), or here."""
     import shared.game.flow  # noqa: F401
 
+    _trace()
     get_runtime()
     logger.info("%s: pool process ready", READY_MARK)
 
@@ -91,6 +104,8 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
         # A thread pool runs turns in this very process, which never forks: warm it up here,
         # as each prefork child does for itself.
         _warm_up()
+    else:
+        _trace()  # the sweeper's re-queues are published from here
     settings = get_settings()
     runtime = WorkerRuntime(settings)
 

@@ -48,6 +48,7 @@ from shared.models import (
     TurnStatus,
 )
 from shared.settings import Settings
+from shared.tracing import current_traceparent, span
 
 __all__ = ["router"]
 
@@ -117,13 +118,15 @@ async def submit_turn(
         accepted_at=time.time(),
         correlation_id=CORRELATION_ID.get(),
         client=client_digest(client),
+        traceparent=current_traceparent(),
     )
     try:
         # Marked pending as it is recorded: if this process dies before the task is
         # published, the workers' sweeper still finds the session and queues it.
-        stored = await backend.accept_turn(
-            record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
-        )
+        with span("turn.accept"):
+            stored = await backend.accept_turn(
+                record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
+            )
     except BaseException:
         await _give_back(backend, turn_id)
         raise
@@ -132,7 +135,8 @@ async def submit_turn(
         await _give_back(backend, turn_id)  # the earlier turn holds a ticket of its own
     if stored.status is TurnStatus.QUEUED:
         try:
-            await queue.enqueue(session_id)
+            with span("turn.publish"):
+                await queue.enqueue(session_id)
         except BackendUnavailable:
             stored = await _withdraw(backend, stored, claim)
     (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()

@@ -23,9 +23,13 @@ _DEFAULTS = {
 }
 
 
-def configure_crewai(storage_dir: Path) -> None:
+def configure_crewai(storage_dir: Path, *, traced: bool = False) -> None:
+    """`traced`: the service exports its own traces (OTEL_EXPORTER_OTLP_ENDPOINT), so the
+    OpenTelemetry SDK must stay on; CrewAI's telemetry is off by its own switch all the same."""
     # This is the one place that writes the environment: crewai reads these variables itself.
     for name, value in _DEFAULTS.items():
+        if traced and name == "OTEL_SDK_DISABLED":
+            continue
         os.environ.setdefault(name, value)
     ensure_directory(storage_dir, "CREWAI_STORAGE_DIR")
     os.environ.setdefault("CREWAI_STORAGE_DIR", str(storage_dir.absolute()))

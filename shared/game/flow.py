@@ -37,7 +37,10 @@ from shared.game.crewai_env import (
 )
 from shared.settings import get_settings
 
-configure_crewai(get_settings().crewai_storage_dir)
+configure_crewai(
+    get_settings().crewai_storage_dir,
+    traced=bool(get_settings().otel_exporter_otlp_endpoint),
+)
 
 from crewai.events.event_bus import crewai_event_bus  # noqa: E402
 from crewai.flow.flow import Flow, listen, or_, router, start  # noqa: E402
@@ -59,6 +62,7 @@ from shared.game.rules import (  # noqa: E402
 from shared.game.rules.quests import quest_choices  # noqa: E402
 from shared.game.rules.safety import REDIRECTED, redirect  # noqa: E402
 from shared.models import GameState, HistoryEntry, TokenUsage, TurnRecord  # noqa: E402
+from shared.tracing import span  # noqa: E402
 
 quiet_crewai_console()
 detach_idle_trace_collection()
@@ -135,25 +139,27 @@ class GameSessionFlow(Flow[GameState]):
     @router()
     @start()
     def begin(self) -> str:
-        # Starts the turn and routes it in one step: each flow method costs CrewAI's engine
-        # more than the rules do. Not async: stacked on Python 3.11, CrewAI's wrappers lose
-        # the coroutine mark (inspect.markcoroutinefunction is 3.12+) and would call it as a
-        # sync method that returns a coroutine; as a sync method it is run in place by the
-        # loop's inline executor all the same.
-        if self.state.adventure_completed:
-            raise AdventureCompleted(self.state.session_id)
-        self._dice = Dice.for_turn(self.state.seed, self.state.version)
-        if self.turn.choice_index is None:  # typed by the player: checked before the rules
-            self._verdict = self._moderator.check(self.turn.action)
-            if self._verdict.flagged:
-                return REDIRECTED
-        self._replace_state(begin_turn(self.state))
-        return route_for(self.state).value
+        with span("flow.begin"):
+            # Starts the turn and routes it in one step: each flow method costs CrewAI's engine
+            # more than the rules do. Not async: stacked on Python 3.11, CrewAI's wrappers lose
+            # the coroutine mark (inspect.markcoroutinefunction is 3.12+) and would call it as a
+            # sync method that returns a coroutine; as a sync method it is run in place by the
+            # loop's inline executor all the same.
+            if self.state.adventure_completed:
+                raise AdventureCompleted(self.state.session_id)
+            self._dice = Dice.for_turn(self.state.seed, self.state.version)
+            if self.turn.choice_index is None:  # typed by the player: checked before the rules
+                self._verdict = self._moderator.check(self.turn.action)
+                if self._verdict.flagged:
+                    return REDIRECTED
+            self._replace_state(begin_turn(self.state))
+            return route_for(self.state).value
 
     def _resolve(self, route: Route) -> str:
-        assert self._dice is not None
-        self._resolution = RESOLVERS[route](self.state, self.turn.action, self._dice)
-        return self._resolution.outcome.kind
+        with span(f"flow.resolve {route.value}"):
+            assert self._dice is not None
+            self._resolution = RESOLVERS[route](self.state, self.turn.action, self._dice)
+            return self._resolution.outcome.kind
 
     @listen(Route.CREATE_CHARACTER.value)
     async def resolve_character(self) -> str:
@@ -197,35 +203,36 @@ class GameSessionFlow(Flow[GameState]):
         )
     )
     async def narrate(self) -> str:
-        assert self._resolution is not None and self._dice is not None
-        resolution = conclude_turn(self._resolution, self._dice)
-        state = resolution.state
-        # What a flagged action said goes no further: not to the narrator, not to an LLM.
-        action = "" if resolution.outcome.kind == REDIRECTED else self.turn.action
-        narration = self._narrator.narrate(state, action, resolution.outcome, self._dice)
-        # A flagged action is kept out of the history too (it is shown back to the player
-        # and may be shared); the turn record keeps what was sent.
-        entry = HistoryEntry(
-            turn_id=self.turn.turn_id,
-            action=action if action else "(withheld)",
-            narrative=narration.narrative,
-        )
-        history = [*state.conversation_history, entry][-self._history_limit :]
-        update: dict[str, object] = {"conversation_history": history, "choice_actions": []}
-        if narration.quests is not None:
-            # The quest designer's board, in place of the quests the rules drew.
-            update["quest_options"] = list(narration.quests)
-            update["current_choices"] = quest_choices(list(narration.quests))
-        if narration.choices is not None:
-            # Shown in the narrator's words; applied in the rules' own.
-            update["choice_actions"] = state.current_choices
-            update["current_choices"] = narration.choices
-        if narration.jester_spoke:
-            update["jester_last_turn"] = state.adventure_turn
-        self._replace_state(state.model_copy(update=update))
-        self._resolution = resolution
-        self._narration = narration
-        return narration.narrative
+        with span("flow.narrate"):
+            assert self._resolution is not None and self._dice is not None
+            resolution = conclude_turn(self._resolution, self._dice)
+            state = resolution.state
+            # What a flagged action said goes no further: not to the narrator, not to an LLM.
+            action = "" if resolution.outcome.kind == REDIRECTED else self.turn.action
+            narration = self._narrator.narrate(state, action, resolution.outcome, self._dice)
+            # A flagged action is kept out of the history too (it is shown back to the player
+            # and may be shared); the turn record keeps what was sent.
+            entry = HistoryEntry(
+                turn_id=self.turn.turn_id,
+                action=action if action else "(withheld)",
+                narrative=narration.narrative,
+            )
+            history = [*state.conversation_history, entry][-self._history_limit :]
+            update: dict[str, object] = {"conversation_history": history, "choice_actions": []}
+            if narration.quests is not None:
+                # The quest designer's board, in place of the quests the rules drew.
+                update["quest_options"] = list(narration.quests)
+                update["current_choices"] = quest_choices(list(narration.quests))
+            if narration.choices is not None:
+                # Shown in the narrator's words; applied in the rules' own.
+                update["choice_actions"] = state.current_choices
+                update["current_choices"] = narration.choices
+            if narration.jester_spoke:
+                update["jester_last_turn"] = state.adventure_turn
+            self._replace_state(state.model_copy(update=update))
+            self._resolution = resolution
+            self._narration = narration
+            return narration.narrative
 
 
 class _InlineExecutor(ThreadPoolExecutor):

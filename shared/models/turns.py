@@ -134,3 +134,6 @@ class TurnRecord(BaseModel):
     # Who sent it, as the gateway's per-client budgets name them (a hash, not the address):
     # the worker counts the turn's LLM tokens against that client's daily budget.
     client: str | None = None
+    # The W3C trace context of the request that accepted it (traces on): the worker's spans
+    # for the turn join that trace, whichever task runs it (shared/tracing.py).
+    traceparent: str | None = None

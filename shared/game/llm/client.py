@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 
 from shared.game.crewai_env import configure_crewai, quiet_crewai_console
 from shared.settings import BackendKind, Settings, get_settings
 
-configure_crewai(get_settings().crewai_storage_dir)
+configure_crewai(
+    get_settings().crewai_storage_dir,
+    traced=bool(get_settings().otel_exporter_otlp_endpoint),
+)
 
 from shared.errors import NarratorUnavailable  # noqa: E402
 from shared.game.llm.http_llm import (  # noqa: E402
@@ -42,6 +46,7 @@ from shared.game.llm.limits import (  # noqa: E402
 )
 from shared.metrics import LLM_CALL_SECONDS, LLM_TIME_TO_FIRST_TOKEN, LLM_TOKENS  # noqa: E402
 from shared.models import TokenUsage  # noqa: E402
+from shared.tracing import span  # noqa: E402
 
 quiet_crewai_console()
 
@@ -309,12 +314,50 @@ class ChatClient:
 
         for endpoint in self.endpoints:
             try:
-                return self._on(endpoint, messages, max_tokens, sink, next_attempt, on_wait, agent)
+                return self._traced(
+                    endpoint, messages, max_tokens, sink, next_attempt, on_wait, agent
+                )
             except _EndpointDown as down:
                 reason = down.reason
                 if len(self.endpoints) > 1:
                     logger.warning("LLM endpoint %s given up: %s", endpoint.id, reason)
         raise NarratorUnavailable(reason)
+
+    def _traced(
+        self,
+        endpoint: Endpoint,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        sink: ChunkSink | None,
+        next_attempt: Callable[[], None],
+        on_wait: WaitSink | None,
+        agent: str,
+    ) -> Completion:
+        """`_on`, as a span with the gen_ai semantic conventions' attributes (model, tokens in
+        and out, time to first token); never the prompt or the reply."""
+        with span(
+            f"chat {endpoint.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": endpoint.model.split("/", 1)[0],
+                "gen_ai.request.model": endpoint.model,
+                "gen_ai.request.max_tokens": max_tokens,
+                "pocket_portals.agent": agent,
+            },
+        ) as traced:
+            completion = self._on(
+                endpoint, messages, max_tokens, sink, next_attempt, on_wait, agent
+            )
+            usage = completion.usage
+            traced.set_attribute("gen_ai.response.model", usage.model or endpoint.model)
+            traced.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            traced.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            if usage.time_to_first_token is not None:
+                traced.set_attribute(
+                    "gen_ai.response.time_to_first_token", usage.time_to_first_token
+                )
+            return completion
 
     def _on(
         self,

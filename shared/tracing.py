@@ -1,0 +1,121 @@
+"""Traces: one per turn, from `POST /turns` through the queue to the worker and back.
+
+Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set; then each process exports its spans over
+OTLP/HTTP in batches, and the standard `OTEL_*` variables (sampler, headers, resource) apply
+as the SDK reads them. FastAPI, Celery, redis-py and httpx are traced by their OpenTelemetry
+instrumentations; the service adds the turn's own spans (queue wait, start, flow stages, LLM
+calls with the `gen_ai.*` attributes, narration flushes, commit).
+
+A Celery task drains a session, and may run turns other than the one whose request published
+it; so a turn carries its own context (`TurnRecord.traceparent`, W3C) from the request that
+accepted it, and the worker's spans for that turn are children of it, whichever task runs it,
+after a retry or a sweeper's re-queue too. Spans carry ids and measures, never a token, the
+player's text or a prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.trace import Link, Span, SpanKind
+
+from shared.settings import Settings
+
+__all__ = [
+    "current_traceparent",
+    "past_span",
+    "setup_tracing",
+    "span",
+    "tracer",
+    "tracing_enabled",
+    "turn_context",
+]
+
+logger = logging.getLogger(__name__)
+_installed: dict[str, bool] = {}
+
+
+def tracing_enabled(settings: Settings) -> bool:
+    return bool(settings.otel_exporter_otlp_endpoint)
+
+
+def setup_tracing(settings: Settings, service: str) -> bool:
+    """In a process that is about to serve (after any fork): a tracer provider exporting to
+    the OTLP endpoint, and redis-py and httpx instrumented. Idempotent; False when off."""
+    if not tracing_enabled(settings):
+        return False
+    if _installed.get("provider"):
+        return True
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
+    provider = TracerProvider(resource=resource)
+    # The exporter appends /v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT, as the standard says.
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    RedisInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
+    _installed["provider"] = True
+    logger.info("traces exported to %s", settings.otel_exporter_otlp_endpoint)
+    return True
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("pocket_portals")
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span (None when nothing is traced)."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def turn_context(traceparent: str | None) -> Iterator[None]:
+    """Spans started inside belong to the turn whose context `traceparent` is (a link to
+    the span current before, the task that runs the turn, keeps that path too)."""
+    if not traceparent:
+        yield
+        return
+    token = otel_context.attach(extract({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    attributes: dict[str, Any] | None = None,
+    start_time: float | None = None,
+    links: Sequence[Link] = (),
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[Span]:
+    """A span of the service's own (a no-op when tracing is off). `start_time`: epoch
+    seconds, for a span that began before it could be opened (the queue wait)."""
+    started = int(start_time * 1e9) if start_time is not None else None
+    with tracer().start_as_current_span(
+        name, attributes=attributes, start_time=started, links=links, kind=kind
+    ) as opened:
+        yield opened
+
+
+def past_span(name: str, started: float, ended: float, **attributes: Any) -> None:
+    """A span for something that already happened, between two epoch times (the queue wait:
+    from the turn's acceptance to its start)."""
+    opened = tracer().start_span(name, start_time=int(started * 1e9), attributes=attributes)
+    opened.end(end_time=int(max(started, ended) * 1e9))

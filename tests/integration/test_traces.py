@@ -1,0 +1,134 @@
+"""One trace per turn (OpenTelemetry): a real gateway and a real Celery worker (LLM narrator
+on the tests' local server) export to a loopback OTLP/HTTP receiver, and one turn's spans,
+from the POST through the queue to the worker's commit, form one trace with the parents
+right; nothing the player typed, no token and no prompt is in an attribute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.fake_llm import FakeLLM, fake_llm
+from tests.support.otlp import Receiver, Span, otlp_receiver
+from tests.support.player import Player
+from tests.support.processes import CeleryWorker, Gateway
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+ACTION = "I whisper the secret word xyzzy to the fog"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with otlp_receiver() as started:
+        yield started
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with fake_llm() as server:
+        yield server
+
+
+def by_name(spans: list[Span], name: str) -> list[Span]:
+    return [s for s in spans if s.name == name]
+
+
+def test_one_turn_is_one_trace_from_the_post_to_the_commit(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    receiver: Receiver,
+    llm: FakeLLM,
+) -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "NARRATOR": "llm",
+        "LLM_MODEL": "openai/story",
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_API_KEY": "sk-trace-secret",
+        "LLM_DESIGN_MAX_TOKENS": "0",
+    }
+    worker = worker_factory(env)
+    gateway = gateway_factory(env)
+    player = Player(gateway.url)
+    try:
+        sent = player.submit({"action": ACTION})
+        assert sent.status_code == 202, sent.text
+        turn_id = sent.json()["turn_id"]
+        assert player.turn(turn_id, wait=30)["status"] == "completed"
+        token = player.token
+    finally:
+        player.close()
+
+    def the_turn() -> list[Span] | None:
+        spans = receiver.snapshot()
+        commits = [
+            s
+            for s in by_name(spans, "turn")
+            if s.attributes.get("pocket_portals.turn_id") == turn_id
+        ]
+        posts = [s for s in spans if s.name.startswith("POST /sessions/{session_id}/turns")]
+        if not commits or not posts or not by_name(spans, "turn.commit"):
+            return None
+        trace = commits[0].trace_id
+        mine = [s for s in spans if s.trace_id == trace]
+        return (
+            mine
+            if by_name(mine, "turn.commit") and by_name(mine, "run/pocket_portals.process_session")
+            else None
+        )
+
+    try:
+        spans = wait_until(the_turn, timeout=60, what="the turn's spans", interval=0.2)
+    except TimeoutError:
+        got = sorted({(s.service, s.name) for s in receiver.snapshot()})
+        raise AssertionError(
+            f"the turn's trace is incomplete; spans received: {got}\n{worker.log()[-4000:]}"
+        ) from None
+    ids = {s.span_id: s for s in spans}
+
+    def parent(span: Span) -> Span:
+        return ids[span.parent_id]
+
+    post = next(
+        s for s in spans if s.name == "POST /sessions/{session_id}/turns" and not s.parent_id
+    )
+    assert post.service == "pocket-portals-gateway"
+    turn = by_name(spans, "turn")[0]
+    assert turn.service == "pocket-portals-worker"
+    # The turn's spans hang from the request that accepted it, through the queue.
+    assert parent(turn) is post
+    for name in ("turn.accept", "turn.publish"):
+        assert parent(by_name(spans, name)[0]) is post
+    publish = next(s for s in spans if s.name.startswith("apply_async/"))
+    assert parent(publish).name == "turn.publish"
+    run = by_name(spans, "run/pocket_portals.process_session")[0]
+    assert parent(run) is publish
+    assert run.span_id in turn.links  # the task that ran the turn
+    for name in ("turn.queue_wait", "turn.start", "turn.step", "turn.commit"):
+        assert parent(by_name(spans, name)[0]) is turn, name
+    wait = by_name(spans, "turn.queue_wait")[0]
+    assert wait.start <= by_name(spans, "turn.start")[0].start
+    step = by_name(spans, "turn.step")[0]
+    for name in ("flow.begin", "flow.narrate"):
+        assert parent(by_name(spans, name)[0]) is step, name
+    assert any(s.name.startswith("flow.resolve ") and parent(s) is step for s in spans)
+    # Each LLM call, with the gen_ai conventions, under the flow stage that made it.
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert chats and all(parent(c).name.startswith("flow.") for c in chats)
+    for chat in chats:
+        assert chat.attributes["gen_ai.request.model"] == "openai/story"
+        assert chat.attributes["gen_ai.usage.output_tokens"] > 0
+        assert chat.attributes["gen_ai.usage.input_tokens"] > 0
+    assert any("gen_ai.response.time_to_first_token" in c.attributes for c in chats)
+    # Narration as it was published, and the store's commands, in the same trace.
+    assert any(s.name == "turn.event narration.delta" and parent(s) is turn for s in spans)
+    assert any(s.attributes.get("db.system") == "redis" for s in spans)
+    # Never what the player typed, a token or the key, in any attribute of any span sent.
+    for sent_span in receiver.snapshot():
+        for value in sent_span.attributes.values():
+            text = str(value)
+            assert "xyzzy" not in text and token not in text and "sk-trace-secret" not in text
