@@ -276,10 +276,10 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
 def test_the_compose_observability_profile_runs_prometheus_and_grafana() -> None:
     compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
     profiled = {name for name, spec in compose["services"].items() if "profiles" in spec}
-    assert profiled == {"prometheus", "grafana"}
+    assert profiled == {"jaeger", "prometheus", "grafana"}
     for name in profiled:
         assert compose["services"][name]["profiles"] == ["observability"]
-        for volume in compose["services"][name]["volumes"]:
+        for volume in compose["services"][name].get("volumes", []):
             assert (DEPLOY.parent / volume.split(":")[0]).exists(), volume
     config = DEPLOY / "prometheus" / "prometheus.yml"
     checked = subprocess.run(
@@ -306,3 +306,8 @@ def test_the_compose_observability_profile_runs_prometheus_and_grafana() -> None
     )["datasources"][0]
     dashboard = json.loads(DASHBOARD.read_text())
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {source["uid"]}
+    # Jaeger takes OTLP/HTTP on 4318, where the services export when told to.
+    assert "4318" in compose["services"]["jaeger"]["expose"]
+    assert compose["services"]["api"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+        "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    )
