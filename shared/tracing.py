@@ -28,6 +28,7 @@ from opentelemetry.trace import Link, Span, SpanKind
 from shared.settings import Settings
 
 __all__ = [
+    "current_link",
     "current_traceparent",
     "past_span",
     "setup_tracing",
@@ -114,8 +115,18 @@ def span(
         yield opened
 
 
-def past_span(name: str, started: float, ended: float, **attributes: Any) -> None:
+def past_span(
+    name: str, started: float, ended: float, *, links: Sequence[Link] = (), **attributes: Any
+) -> None:
     """A span for something that already happened, between two epoch times (the queue wait:
     from the turn's acceptance to its start)."""
-    opened = tracer().start_span(name, start_time=int(started * 1e9), attributes=attributes)
+    opened = tracer().start_span(
+        name, start_time=int(started * 1e9), attributes=attributes, links=links
+    )
     opened.end(end_time=int(max(started, ended) * 1e9))
+
+
+def current_link() -> list[Link]:
+    """A link to the current span, if one is being recorded (to join two traces)."""
+    here = trace.get_current_span().get_span_context()
+    return [Link(here)] if here.is_valid else []

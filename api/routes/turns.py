@@ -48,7 +48,7 @@ from shared.models import (
     TurnStatus,
 )
 from shared.settings import Settings
-from shared.tracing import current_traceparent, span
+from shared.tracing import current_link, current_traceparent, past_span, span, turn_context
 
 __all__ = ["router"]
 
@@ -215,6 +215,7 @@ async def _withdraw(
 async def _wait_for_finish(
     backend: SessionBackend, session_id: str, turn_id: str, token: str, wait: float
 ) -> TurnOut:
+    asked = time.time()
     # The stream position is taken before the record is read, so a completion that lands
     # in between is still seen as an event; the owner check rides in the same round trip.
     cursor, record = await backend.turn_after_cursor(
@@ -222,6 +223,23 @@ async def _wait_for_finish(
     )
     if record is None:
         raise TurnNotFound(session_id, turn_id)
+    answer = await _poll(backend, session_id, turn_id, record, cursor, wait)
+    if answer.status.finished and record.traceparent:
+        # The answer's delivery, in the turn's own trace (linked to this request's).
+        link = current_link()
+        with turn_context(record.traceparent):
+            past_span("turn.delivery", asked, time.time(), links=link, delivery="long_poll")
+    return answer
+
+
+async def _poll(
+    backend: SessionBackend,
+    session_id: str,
+    turn_id: str,
+    record: TurnRecord,
+    cursor: str,
+    wait: float,
+) -> TurnOut:
     deadline = time.monotonic() + wait
     while not record.status.finished:
         remaining = deadline - time.monotonic()

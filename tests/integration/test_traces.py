@@ -5,6 +5,10 @@ right; nothing the player typed, no token and no prompt is in an attribute."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -127,8 +131,74 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     # Narration as it was published, and the store's commands, in the same trace.
     assert any(s.name == "turn.event narration.delta" and parent(s) is turn for s in spans)
     assert any(s.attributes.get("db.system") == "redis" for s in spans)
+    # The answer's delivery to the long poll, in the turn's trace, linked to the GET's own.
+    delivery = by_name(spans, "turn.delivery")[0]
+    assert parent(delivery) is post and delivery.attributes["delivery"] == "long_poll"
+    gets = [
+        s for s in receiver.snapshot() if s.name == "GET /sessions/{session_id}/turns/{turn_id}"
+    ]
+    assert any(get.span_id in delivery.links for get in gets)
     # Never what the player typed, a token or the key, in any attribute of any span sent.
     for sent_span in receiver.snapshot():
         for value in sent_span.attributes.values():
             text = str(value)
             assert "xyzzy" not in text and token not in text and "sk-trace-secret" not in text
+
+
+def test_a_turn_retried_after_its_worker_was_killed_stays_in_its_trace(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    receiver: Receiver,
+) -> None:
+    """A pool child SIGKILLed mid-turn: the turn's second attempt, run by another task that
+    the pool's parent re-queued, joins the trace of the request that accepted the turn."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "NARRATOR_DELAY": "1",
+        "LEASE_TTL": "600",
+    }
+    worker = worker_factory(env, concurrency=1)
+    gateway = gateway_factory(env)
+    player = Player(gateway.url)
+    try:
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        started = re.compile(rf"turn {re.escape(turn_id)} started in pid (\d+) \(attempt 1\)")
+        found = wait_until(lambda: started.search(worker.log()), timeout=60, what="attempt 1")
+        os.kill(int(found.group(1)), signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while player.turn(turn_id, wait=10)["status"] != "completed":
+            assert time.monotonic() < deadline, "the killed turn did not complete"
+    finally:
+        player.close()
+
+    def second_attempt() -> Span | None:
+        return next(
+            (
+                s
+                for s in by_name(receiver.snapshot(), "turn")
+                if s.attributes.get("pocket_portals.turn_id") == turn_id
+                and s.attributes.get("pocket_portals.attempt") == 2
+            ),
+            None,
+        )
+
+    retried = wait_until(second_attempt, timeout=60, what="the second attempt's span", interval=0.2)
+    spans = receiver.snapshot()
+    post = next(
+        s
+        for s in spans
+        if s.name == "POST /sessions/{session_id}/turns" and s.trace_id == retried.trace_id
+    )
+    assert retried.parent_id == post.span_id
+    # Run by a task of its own (the re-queue), linked; and committed in the same trace.
+    runs = [
+        s
+        for s in by_name(spans, "run/pocket_portals.process_session")
+        if s.span_id in retried.links
+    ]
+    assert runs
+    assert any(
+        s.name == "turn.commit" and s.parent_id == retried.span_id and s.trace_id == post.trace_id
+        for s in spans
+    )
