@@ -112,7 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         # Probes and scrapes would bury the turns' traces.
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics,play")
+        # The ASGI layer's span for every message received and sent would triple the request's
+        # spans (an SSE stream sends one per event) and tell nothing the request's does not.
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="healthz,readyz,metrics,play", exclude_spans=["receive", "send"]
+        )
         # The publish: its span, and the trace context in the task's headers.
         celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]
         if not celery.is_instrumented_by_opentelemetry:
