@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -28,7 +29,8 @@ from api.streams import StreamRegistry, StreamTicket
 from shared.backends import SessionBackend
 from shared.errors import BackendUnavailable, InvalidRequest
 from shared.ids import is_event_id
-from shared.models import SessionEvent
+from shared.models import EventName, SessionEvent
+from shared.tracing import current_link, past_span, tracing_enabled, turn_context
 
 __all__ = ["router"]
 
@@ -45,6 +47,21 @@ router = APIRouter(
 _RECONNECT_MS = 2000
 
 
+_FINAL = frozenset({EventName.TURN_COMPLETED.value, EventName.TURN_FAILED.value})
+
+
+async def _traced_delivery(backend: SessionBackend, session_id: str, event: SessionEvent) -> None:
+    """The end of a turn sent on a stream, as a span in the turn's own trace (from the
+    event's writing to its sending), linked to the stream's request span."""
+    record = await backend.get_turn(session_id, str(event.data.get("turn_id", "")))
+    if record is None or not record.traceparent:
+        return
+    written = int(event.id.split("-", 1)[0]) / 1000
+    link = current_link()
+    with turn_context(record.traceparent):
+        past_span("turn.delivery", written, time.time(), links=link, delivery="sse")
+
+
 async def _stream(
     backend: SessionBackend,
     session_id: str,
@@ -52,6 +69,7 @@ async def _stream(
     poll: float,
     ticket: StreamTicket,
     streams: StreamRegistry,
+    traced: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
     try:
         while True:
@@ -67,6 +85,8 @@ async def _stream(
                     event=event.event,
                     id=event.id,
                 )
+                if traced and event.event in _FINAL:
+                    await _traced_delivery(backend, session_id, event)
             if not events and not await backend.exists(session_id):
                 return  # deleted or expired: end the stream instead of idling forever
     except BackendUnavailable:
@@ -143,7 +163,15 @@ async def stream_events(
         cursor = await backend.last_event_id(session_id)
     ticket = services.streams.open(session_id, client_key(request))
     return EventSourceResponse(
-        _stream(backend, session_id, cursor, settings.sse_ping_interval, ticket, services.streams),
+        _stream(
+            backend,
+            session_id,
+            cursor,
+            settings.sse_ping_interval,
+            ticket,
+            services.streams,
+            traced=tracing_enabled(settings),
+        ),
         ping=settings.sse_ping_interval,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         # Also when the body never starts (a client gone at once): the ticket is returned.

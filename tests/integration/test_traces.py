@@ -63,6 +63,11 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
         assert sent.status_code == 202, sent.text
         turn_id = sent.json()["turn_id"]
         assert player.turn(turn_id, wait=30)["status"] == "completed"
+        # And its end read again on the session's event stream.
+        player.events(
+            last_event_id="0",
+            until=lambda events: any(e.event == "turn.completed" for e in events),
+        )
         token = player.token
     finally:
         player.close()
