@@ -25,7 +25,7 @@ from api.streams import StreamRegistry
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
-from shared.tracing import setup_tracing
+from shared.tracing import redact_request, setup_tracing
 
 __all__ = ["app", "create_app"]
 
@@ -115,7 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The ASGI layer's span for every message received and sent would triple the request's
         # spans (an SSE stream sends one per event) and tell nothing the request's does not.
         FastAPIInstrumentor.instrument_app(
-            app, excluded_urls="healthz,readyz,metrics,play", exclude_spans=["receive", "send"]
+            app,
+            excluded_urls="healthz,readyz,metrics,play",
+            exclude_spans=["receive", "send"],
+            server_request_hook=redact_request,  # the event stream's ?token= stays out
         )
         # The publish: its span, and the trace context in the task's headers.
         celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]

@@ -29,6 +29,7 @@ from shared.settings import Settings
 
 __all__ = [
     "current_link",
+    "redact_request",
     "current_traceparent",
     "past_span",
     "setup_tracing",
@@ -130,3 +131,18 @@ def current_link() -> list[Link]:
     """A link to the current span, if one is being recorded (to join two traces)."""
     here = trace.get_current_span().get_span_context()
     return [Link(here)] if here.is_valid else []
+
+
+def redact_request(opened: Span, scope: dict[str, Any]) -> None:
+    """FastAPI's server request hook: the request's path without its query string, in every
+    attribute that carries it (old and new semantic conventions). The event stream takes the
+    player's token as `?token=` (EventSource cannot set a header): never recorded."""
+    if not opened.is_recording() or not scope.get("query_string"):
+        return
+    path = str(scope.get("path", ""))
+    opened.set_attribute("http.target", path)
+    opened.set_attribute("url.query", "(redacted)")
+    server = scope.get("server") or ("", 0)
+    scheme = str(scope.get("scheme", "http"))
+    opened.set_attribute("http.url", f"{scheme}://{server[0]}:{server[1]}{path}")
+    opened.set_attribute("url.full", f"{scheme}://{server[0]}:{server[1]}{path}")

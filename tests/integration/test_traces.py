@@ -17,6 +17,7 @@ from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.otlp import Receiver, Span, otlp_receiver
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
+from tests.support.sse import read_events
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -63,9 +64,11 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
         assert sent.status_code == 202, sent.text
         turn_id = sent.json()["turn_id"]
         assert player.turn(turn_id, wait=30)["status"] == "completed"
-        # And its end read again on the session's event stream.
-        player.events(
-            last_event_id="0",
+        # And its end read again on the session's event stream, as the page opens it: the
+        # token in the query string (EventSource sets no header).
+        read_events(
+            f"{gateway.url}/sessions/{player.session_id}/events"
+            f"?token={player.token}&last_event_id=0",
             until=lambda events: any(e.event == "turn.completed" for e in events),
         )
         token = player.token
