@@ -116,7 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # spans (an SSE stream sends one per event) and tell nothing the request's does not.
         FastAPIInstrumentor.instrument_app(
             app,
-            excluded_urls="healthz,readyz,metrics,play",
+            # Matched against the whole URL, host included: anchored on the path alone.
+            excluded_urls=r"^https?://[^/]+/(healthz|readyz|metrics)$,^https?://[^/]+/(play/.*)?$",
             exclude_spans=["receive", "send"],
             server_request_hook=redact_request,  # the event stream's ?token= stays out
         )

@@ -23,7 +23,8 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from shared.settings import Settings
 
@@ -31,6 +32,7 @@ __all__ = [
     "current_link",
     "redact_request",
     "current_traceparent",
+    "flush_traces",
     "past_span",
     "setup_tracing",
     "span",
@@ -62,15 +64,51 @@ def setup_tracing(settings: Settings, service: str) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
-    provider = TracerProvider(resource=resource)
-    # The exporter appends /v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT, as the standard says.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider = TracerProvider(resource=resource, sampler=_TurnsOnly(_sampler_from_env()))
+    # The endpoint as the settings read it (an .env file too), with the standard's path.
+    endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     RedisInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
     _installed["provider"] = True
     logger.info("traces exported to %s", settings.otel_exporter_otlp_endpoint)
     return True
+
+
+def _sampler_from_env() -> Sampler:
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    return _get_from_env_or_default()
+
+
+class _TurnsOnly(Sampler):
+    """The standard sampler (OTEL_TRACES_SAMPLER), but a client span with no parent (a store
+    command of the sweeper, of a probe or of the broker's bookkeeping) starts no trace of its
+    own: those would bury the turns' traces and cost more than they tell."""
+
+    def __init__(self, standard: Sampler) -> None:
+        self.standard = standard
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind is SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.standard.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"TurnsOnly({self.standard.get_description()})"
 
 
 def tracer() -> trace.Tracer:
@@ -110,10 +148,21 @@ def span(
     """A span of the service's own (a no-op when tracing is off). `start_time`: epoch
     seconds, for a span that began before it could be opened (the queue wait)."""
     started = int(start_time * 1e9) if start_time is not None else None
+    # An exception's message may quote a request: the span records its type only.
     with tracer().start_as_current_span(
-        name, attributes=attributes, start_time=started, links=links, kind=kind
+        name,
+        attributes=attributes,
+        start_time=started,
+        links=links,
+        kind=kind,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as opened:
-        yield opened
+        try:
+            yield opened
+        except BaseException as exc:
+            opened.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
 
 
 def past_span(
@@ -133,11 +182,25 @@ def current_link() -> list[Link]:
     return [Link(here)] if here.is_valid else []
 
 
+_PLAYER_ATTRIBUTES = (
+    "net.peer.ip",
+    "client.address",
+    "http.client_ip",
+    "http.user_agent",
+    "user_agent.original",
+)
+
+
 def redact_request(opened: Span, scope: dict[str, Any]) -> None:
     """FastAPI's server request hook: the request's path without its query string, in every
-    attribute that carries it (old and new semantic conventions). The event stream takes the
-    player's token as `?token=` (EventSource cannot set a header): never recorded."""
-    if not opened.is_recording() or not scope.get("query_string"):
+    attribute that carries it (old and new semantic conventions), and no address or browser
+    of the player. The event stream takes the player's token as `?token=` (EventSource cannot
+    set a header): never recorded."""
+    if not opened.is_recording():
+        return
+    for name in _PLAYER_ATTRIBUTES:
+        opened.set_attribute(name, "(redacted)")
+    if not scope.get("query_string"):
         return
     path = str(scope.get("path", ""))
     opened.set_attribute("http.target", path)
@@ -146,3 +209,11 @@ def redact_request(opened: Span, scope: dict[str, Any]) -> None:
     scheme = str(scope.get("scheme", "http"))
     opened.set_attribute("http.url", f"{scheme}://{server[0]}:{server[1]}{path}")
     opened.set_attribute("url.full", f"{scheme}://{server[0]}:{server[1]}{path}")
+
+
+def flush_traces(timeout: float) -> None:
+    """Export what is pending, within `timeout` seconds (before a process ends at once)."""
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if _installed.get("provider") and flush is not None:
+        flush(int(timeout * 1000))

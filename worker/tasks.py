@@ -11,13 +11,19 @@ from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
 from shared.game.llm.agents_config import load_agents
 from shared.settings import get_settings
-from shared.tracing import setup_tracing
+from shared.tracing import flush_traces, setup_tracing
 from worker.application import (
     PROCESS_SESSION,
     READY_MARK,
@@ -51,6 +57,12 @@ def _trace() -> None:
         instrumentor = CeleryInstrumentor()  # type: ignore[no-untyped-call]
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _flush_traces(**_: Any) -> None:
+    """A pool process ends with os._exit, past atexit: its last spans go out now."""
+    flush_traces(timeout=2.0)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
@@ -102,10 +114,10 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
     if not _forks(sender):
         # A thread pool runs turns in this very process, which never forks: warm it up here,
-        # as each prefork child does for itself.
+        # as each prefork child does for itself. (A prefork parent is never traced: a child
+        # forked later would share its exporter's connection. The turns it re-queues carry
+        # their own trace context.)
         _warm_up()
-    else:
-        _trace()  # the sweeper's re-queues are published from here
     settings = get_settings()
     runtime = WorkerRuntime(settings)
 

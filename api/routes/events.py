@@ -48,15 +48,19 @@ _RECONNECT_MS = 2000
 
 
 _FINAL = frozenset({EventName.TURN_COMPLETED.value, EventName.TURN_FAILED.value})
+# A turn's end sent within this many seconds of its writing is its delivery; later, a replay.
+_FRESH = 60.0
 
 
 async def _traced_delivery(backend: SessionBackend, session_id: str, event: SessionEvent) -> None:
     """The end of a turn sent on a stream, as a span in the turn's own trace (from the
     event's writing to its sending), linked to the stream's request span."""
+    written = int(event.id.split("-", 1)[0]) / 1000
+    if time.time() - written > _FRESH:
+        return  # a replay of an old end (a stream resumed from 0): not a delivery to trace
     record = await backend.get_turn(session_id, str(event.data.get("turn_id", "")))
     if record is None or not record.traceparent:
         return
-    written = int(event.id.split("-", 1)[0]) / 1000
     link = current_link()
     with turn_context(record.traceparent):
         past_span("turn.delivery", written, time.time(), links=link, delivery="sse")

@@ -224,7 +224,9 @@ async def _wait_for_finish(
     if record is None:
         raise TurnNotFound(session_id, turn_id)
     answer = await _poll(backend, session_id, turn_id, record, cursor, wait)
-    if answer.status.finished and record.traceparent:
+    # Traced once the turn is told: asked for again long after, it is not its delivery.
+    fresh = not record.status.finished or (record.finished_at or 0.0) > asked - 60
+    if answer.status.finished and record.traceparent and fresh:
         # The answer's delivery, in the turn's own trace (linked to this request's).
         link = current_link()
         with turn_context(record.traceparent):

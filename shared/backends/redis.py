@@ -666,9 +666,16 @@ class RedisBackend:
         return int(count)
 
     async def memory_usage(self) -> tuple[int, int] | None:
+        """Unlike `memory_use` (the admission guard's, one server), every primary of a
+        cluster is asked, and the fullest is reported, for the operator's gauge."""
         try:
             async with self._guard():
-                info = await self.client.info("memory")
+                if isinstance(self.client, aioredis.RedisCluster):
+                    info = await self.client.info(
+                        "memory", target_nodes=aioredis.RedisCluster.PRIMARIES
+                    )
+                else:
+                    info = await self.client.info("memory")
         except ResponseError:
             return None  # a store that does not say (INFO renamed or disabled)
         # A cluster answers for each of its nodes: the fullest one is the one to watch.
@@ -678,7 +685,7 @@ class RedisBackend:
         sizes = [(int(n.get("used_memory", 0)), int(n.get("maxmemory", 0))) for n in nodes]
         if not sizes:
             return None
-        return max(sizes, key=lambda size: size[0] / size[1] if size[1] else 0.0)
+        return max(sizes, key=lambda size: (size[0] / size[1] if size[1] else 0.0, size[0]))
 
     async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
         async with self._guard():

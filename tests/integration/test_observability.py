@@ -244,7 +244,7 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
         "MAX_PENDING_TURNS": "2",
         "SWEEP_INTERVAL": "1",
     }
-    worker_factory(
+    worker = worker_factory(
         {
             **env,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -271,6 +271,15 @@ def test_every_panel_and_rule_has_data_from_a_real_gateway_and_worker(
     target = DEPLOY.parent / "docs" / "dashboard.png" if update else tmp_path / "dashboard.png"
     picture(prometheus, started - 5, target)
     assert target.stat().st_size > 10_000
+    # And an alert does go off: with the worker gone, "no worker scraped" is pending at once
+    # (it fires after its `for`).
+    worker.stop()
+    wait_until(
+        lambda: prometheus.query('ALERTS{alertname="PocketPortalsWorkersDown"}') or None,
+        timeout=60,
+        what="the workers-down alert",
+        interval=0.5,
+    )
 
 
 def test_the_compose_observability_profile_runs_prometheus_and_grafana() -> None:

@@ -87,11 +87,23 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             return None
         trace = commits[0].trace_id
         mine = [s for s in spans if s.trace_id == trace]
-        return (
-            mine
-            if by_name(mine, "turn.commit") and by_name(mine, "run/pocket_portals.process_session")
-            else None
+        done = (
+            "turn.accept",
+            "turn.publish",
+            "apply_async/pocket_portals.process_session",
+            "run/pocket_portals.process_session",
+            "turn.queue_wait",
+            "turn.start",
+            "turn.step",
+            "flow.begin",
+            "flow.narrate",
+            "turn.event narration.delta",
+            "turn.commit",
         )
+        delivered = {s.attributes.get("delivery") for s in by_name(mine, "turn.delivery")}
+        every = all(by_name(mine, name) for name in done)
+        chatted = any(s.name.startswith("chat ") for s in mine)
+        return mine if every and chatted and delivered == {"long_poll", "sse"} else None
 
     try:
         spans = wait_until(the_turn, timeout=60, what="the turn's spans", interval=0.2)
@@ -139,14 +151,23 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     # Narration as it was published, and the store's commands, in the same trace.
     assert any(s.name == "turn.event narration.delta" and parent(s) is turn for s in spans)
     assert any(s.attributes.get("db.system") == "redis" for s in spans)
-    # The answer's delivery to the long poll, in the turn's trace, linked to the GET's own.
-    delivery = by_name(spans, "turn.delivery")[0]
-    assert parent(delivery) is post and delivery.attributes["delivery"] == "long_poll"
-    gets = [
-        s for s in receiver.snapshot() if s.name == "GET /sessions/{session_id}/turns/{turn_id}"
-    ]
-    assert any(get.span_id in delivery.links for get in gets)
-    # Never what the player typed, a token or the key, in any attribute of any span sent.
+    # The answer's delivery to the long poll and on the stream, in the turn's trace, each
+    # linked to its own request's span.
+    delivered = {s.attributes["delivery"]: s for s in by_name(spans, "turn.delivery")}
+    for way, route in (
+        ("long_poll", "GET /sessions/{session_id}/turns/{turn_id}"),
+        ("sse", "GET /sessions/{session_id}/events"),
+    ):
+        assert parent(delivered[way]) is post, way
+        requests = wait_until(
+            lambda route=route: [s for s in receiver.snapshot() if s.name == route] or None,
+            timeout=30,
+            what=f"the {route} request span",
+            interval=0.2,
+        )
+        assert any(request.span_id in delivered[way].links for request in requests), way
+    # Never what the player typed, a token or the key, in any attribute of any span sent:
+    # the stream's own request span (its URL held the token) included, as it is in now.
     for sent_span in receiver.snapshot():
         for value in sent_span.attributes.values():
             text = str(value)
