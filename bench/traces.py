@@ -47,8 +47,12 @@ def _pids(stack: ServiceStack) -> list[int]:
 
 def _round(workdir: Path, sessions: int, turns: int, endpoint: str | None) -> tuple[float, float]:
     """(turns per second, CPU ms per turn) of one stack."""
-    # The SDK's defaults otherwise (a batch every 5 s, every trace sampled).
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint} if endpoint else {}
+    # The SDK's defaults otherwise (a batch every 5 s, every trace sampled). The SDK on even
+    # if the caller's environment turned it off (as CrewAI's switches do in a process that
+    # loaded the game without tracing).
+    env = (
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "false"} if endpoint else {}
+    )
     stack = ServiceStack(workdir, workers=2, concurrency=2, env=env)
     try:
         _play(stack.gateway.url, 2)  # warm up: imports, scripts loaded, pools filled

@@ -50,6 +50,9 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        # The suite's own process may have loaded CrewAI's switches (which turn the SDK off
+        # when tracing is not asked for); these processes ask for it.
+        "OTEL_SDK_DISABLED": "false",
         "NARRATOR": "llm",
         "LLM_MODEL": "openai/story",
         "LLM_BASE_URL": llm.base_url,
@@ -184,6 +187,7 @@ def test_a_turn_retried_after_its_worker_was_killed_stays_in_its_trace(
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_SDK_DISABLED": "false",
         "NARRATOR_DELAY": "1",
         "LEASE_TTL": "600",
     }
