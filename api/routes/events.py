@@ -90,7 +90,9 @@ async def _stream(
                     id=event.id,
                 )
                 if traced and event.event in _FINAL:
-                    await _traced_delivery(backend, session_id, event)
+                    # A trace is worth less than the stream: a failed lookup ends neither.
+                    with contextlib.suppress(BackendUnavailable):
+                        await _traced_delivery(backend, session_id, event)
             if not events and not await backend.exists(session_id):
                 return  # deleted or expired: end the stream instead of idling forever
     except BackendUnavailable:
