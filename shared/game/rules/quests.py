@@ -20,7 +20,6 @@ __all__ = [
     "current_objective",
     "draw_quest_options",
     "fail_quest",
-    "objective_label",
     "quest_choices",
     "quest_from",
     "quest_overdue",
@@ -76,14 +75,6 @@ def quest_choices(options: list[Quest]) -> list[str]:
 
 def current_objective(state: GameState) -> Objective | None:
     return state.active_quest.current if state.active_quest else None
-
-
-def objective_label(quest: Quest, objective: Objective) -> str:
-    """The objective as the player reads it, with its count ("Defeat 3 crypt ghouls, 1/3")."""
-    if objective.count == 1:
-        return objective.text
-    done = objective.count if objective.text in quest.completed_objectives else quest.progress
-    return f"{objective.text}, {done}/{objective.count}"
 
 
 def _quest_named(action: str, options: list[Quest]) -> Quest | None:
