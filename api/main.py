@@ -25,7 +25,7 @@ from api.streams import StreamRegistry
 from shared.backends import SessionBackend, create_backend
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
-from shared.tracing import redact_request, setup_tracing
+from shared.tracing import flush_traces, redact_request, setup_tracing
 
 __all__ = ["app", "create_app"]
 
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             memory_guard.close()
             await enqueuer.aclose()
             await backend.close()
+            # uvicorn ends by raising the signal it caught again, past atexit: the batch of
+            # spans still pending goes out now or never.
+            flush_traces(timeout=2.0)
             if settings.celery_task_always_eager:
                 from worker.runtime import reset_runtime
 

@@ -1,13 +1,15 @@
-"""What traces cost: the same turns through the same service, with tracing off and on (every
-span exported over OTLP/HTTP to a loopback receiver), measured in one run.
+"""What traces cost: the same turns through the same service with tracing off, on for every
+turn, and on for one turn in ten (the standard `parentbased_traceidratio` sampler), every
+recorded span exported over OTLP/HTTP to a loopback receiver, measured in one run.
 
-    python -m bench.traces                     # 3 rounds of 30 sessions x 4 turns each way
+    python -m bench.traces                     # 3 rounds of 30 sessions x 4 turns each mode
     python -m bench.traces --rounds 1 --sessions 10 --turns 3
 
 Each round starts a fresh stack (redis-server, two prefork workers, a gateway) for each mode,
-alternating off and on, and plays the sessions concurrently. It reports throughput (turns/s,
-wall clock) and CPU per turn (utime + stime of the gateway and the workers' process trees:
-steadier than wall time on a busy machine), and the cost of tracing as on/off.
+in turn, and plays the sessions concurrently. It reports throughput (turns/s, wall clock) and
+CPU per turn (utime + stime of the gateway and the workers' process trees: steadier than wall
+time on a busy machine), and the cost of each traced mode against off. `bench.turns` prints
+the same table after its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -25,7 +28,7 @@ from bench.stack import ServiceStack
 from tests.support.otlp import otlp_receiver
 from tests.support.player import Player
 
-__all__ = ["main"]
+__all__ = ["MODES", "Mode", "main", "tracing_cost"]
 
 
 def _play(url: str, turns: int) -> int:
@@ -45,14 +48,22 @@ def _pids(stack: ServiceStack) -> list[int]:
     return [stack.gateway.pid, *(pid for w in stack.workers for pid in process_tree(w.pid))]
 
 
-def _round(workdir: Path, sessions: int, turns: int, endpoint: str | None) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Mode:
+    label: str
+    sampler: str | None  # OTEL_TRACES_SAMPLER; None: tracing off
+    sampler_arg: str = ""
+
+
+MODES = (
+    Mode("off", None),
+    Mode("every turn", "parentbased_always_on"),
+    Mode("1 turn in 10", "parentbased_traceidratio", "0.1"),
+)
+
+
+def _round(workdir: Path, sessions: int, turns: int, env: dict[str, str]) -> tuple[float, float]:
     """(turns per second, CPU ms per turn) of one stack."""
-    # The SDK's defaults otherwise (a batch every 5 s, every trace sampled). The SDK on even
-    # if the caller's environment turned it off (as CrewAI's switches do in a process that
-    # loaded the game without tracing).
-    env = (
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "false"} if endpoint else {}
-    )
     stack = ServiceStack(workdir, workers=2, concurrency=2, env=env)
     try:
         _play(stack.gateway.url, 2)  # warm up: imports, scripts loaded, pools filled
@@ -67,32 +78,55 @@ def _round(workdir: Path, sessions: int, turns: int, endpoint: str | None) -> tu
         stack.stop()
 
 
-def run(args: argparse.Namespace) -> str:
-    off: list[tuple[float, float]] = []
-    on: list[tuple[float, float]] = []
+def _env(mode: Mode, endpoint: str) -> dict[str, str]:
+    if mode.sampler is None:
+        return {}
+    # The SDK's defaults otherwise (a batch every 5 s). The SDK on even if the caller's
+    # environment turned it off (as CrewAI's switches do in a process that loaded the game
+    # without tracing).
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_TRACES_SAMPLER": mode.sampler,
+        "OTEL_TRACES_SAMPLER_ARG": mode.sampler_arg,
+    }
+
+
+def tracing_cost(rounds: int, sessions: int, turns: int) -> str:
+    """The table: each mode's median throughput and CPU per turn, and its ratio to off."""
+    measured: dict[Mode, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+    spans: dict[Mode, int] = {}
     with otlp_receiver() as receiver, tempfile.TemporaryDirectory() as scratch:
-        for number in range(args.rounds):
-            off.append(_round(Path(scratch) / f"off{number}", args.sessions, args.turns, None))
-            on.append(
-                _round(Path(scratch) / f"on{number}", args.sessions, args.turns, receiver.endpoint)
-            )
-        spans = len(receiver.snapshot())
-    rate_off, rate_on = median(r for r, _ in off), median(r for r, _ in on)
-    cpu_off, cpu_on = median(c for _, c in off), median(c for _, c in on)
+        for number in range(rounds):
+            for index, mode in enumerate(MODES):
+                before = len(receiver.snapshot())
+                workdir = Path(scratch) / f"{index}-{number}"
+                env = _env(mode, receiver.endpoint)
+                measured[mode].append(_round(workdir, sessions, turns, env))
+                # A stopped process has flushed its batch.
+                spans[mode] = spans.get(mode, 0) + len(receiver.snapshot()) - before
+    rate = {mode: median(r for r, _ in runs) for mode, runs in measured.items()}
+    cpu = {mode: median(c for _, c in runs) for mode, runs in measured.items()}
+    off = MODES[0]
     lines = [
-        f"Tracing off and on, {args.rounds} round(s) each, {args.sessions} sessions x "
-        f"{args.turns} turns, offline narrator, 2 prefork workers x 2 (medians)",
+        f"Tracing off and on, {rounds} round(s) per mode, {sessions} sessions x {turns} turns, "
+        "offline narrator, 2 prefork workers x 2 (medians; the target: tracing costs <= 10 % "
+        "of throughput)",
         "",
-        "| measure | off | on | on / off |",
-        "|---|---:|---:|---:|",
-        f"| throughput, turns/s | {rate_off:.1f} | {rate_on:.1f} | {rate_on / rate_off:.2f} |",
-        f"| CPU per turn, ms (gateway + workers) | {cpu_off:.1f} | {cpu_on:.1f} | "
-        f"{cpu_on / cpu_off:.2f} |",
-        "",
-        f"Spans received with tracing on: {spans}.",
-        "",
+        "| tracing | turns/s | / off | CPU per turn, ms (gateway + workers) | / off | spans |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    for mode in MODES:
+        lines.append(
+            f"| {mode.label} | {rate[mode]:.1f} | {rate[mode] / rate[off]:.2f} | "
+            f"{cpu[mode]:.1f} | {cpu[mode] / cpu[off]:.2f} | {spans.get(mode, 0)} |"
+        )
+    lines.append("")
     return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> str:
+    return tracing_cost(args.rounds, args.sessions, args.turns)
 
 
 def main(argv: list[str] | None = None) -> int:

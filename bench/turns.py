@@ -2,11 +2,14 @@
 
     python -m bench.turns                 # the full run
     python -m bench.turns --quick         # tiny counts (the test suite's smoke run)
+    python -m bench.turns --trace-rounds 0    # without the tracing off/on table
 
 Starts its own redis-server on a free port (or uses REDIS_URL with --redis-url), worker
 processes and a uvicorn gateway, warms up, then measures each row and prints one table with
-p50/p95/p99 and throughput, the ratios the targets are about, and memory. The table is also
-written to bench/results/ with the machine's description.
+p50/p95/p99 and throughput, the ratios the targets are about, and memory; then what tracing
+costs (`bench.traces`: the same load with tracing off, on for every turn and on for one turn
+in ten, on fresh stacks in one run). The tables are also written to bench/results/ with the
+machine's description.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bench.client import CLIENT_LIMITS, post_turn
 from bench.measure import cpu_seconds, process_tree, write_result
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
+from bench.traces import tracing_cost
 from shared.backends.codec import unpack
 from shared.backends.keys import SessionKeys
 from shared.settings import Settings
@@ -590,11 +594,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--quick", action="store_true", help="tiny counts, for a smoke run")
+    parser.add_argument(
+        "--trace-rounds",
+        type=int,
+        default=3,
+        help="rounds of the tracing off/on comparison (0: none; --quick: none, as "
+        "bench.traces has a smoke run of its own)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples = min(args.samples, 10)
+        args.trace_rounds = 0
     table = run(args)
+    if args.trace_rounds > 0:
+        table += "\n" + tracing_cost(args.trace_rounds, sessions=20, turns=4)
     sys.stdout.write(table)
     if not args.no_write:
         write_result("turns", table)

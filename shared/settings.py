@@ -259,6 +259,10 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     # The service name in traces; unset: pocket-portals-gateway / pocket-portals-worker.
     otel_service_name: str | None = None
+    # Which store commands get a span of their own: "scripts" (the service's steps: admit,
+    # accept, claim, commit, ... each one round trip), or "all" (every read and write too, at
+    # about 0.1 ms of CPU each).
+    trace_store_commands: Literal["scripts", "all"] = "scripts"
     # Each worker's main process serves its pool's metrics on this port (0: off).
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9808
     # A session counts as active (pocket_portals_active_sessions) this long after a turn.

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
 from tests.support.fake_llm import FakeLLM, fake_llm
 from tests.support.otlp import Receiver, Span, otlp_receiver
@@ -235,3 +236,75 @@ def test_a_turn_retried_after_its_worker_was_killed_stays_in_its_trace(
         s.name == "turn.commit" and s.parent_id == retried.span_id and s.trace_id == post.trace_id
         for s in spans
     )
+
+
+def test_a_turn_the_sweeper_queues_again_stays_in_its_trace(
+    worker_factory: Callable[..., CeleryWorker],
+    gateway_factory: Callable[..., Gateway],
+    receiver: Receiver,
+    service_env: dict[str, str],
+    redis_url: str,
+) -> None:
+    """The turn's task lost after the turn was recorded (its queue emptied before any worker
+    took it): the sweeper queues the session again, and the turn, run by the sweeper's task,
+    joins the trace of the request that accepted it."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_SDK_DISABLED": "false",
+        "SWEEP_INTERVAL": "0.5",
+        "SWEEP_STALE_AFTER": "1",
+    }
+    gateway = gateway_factory(env)
+    player = Player(gateway.url)
+    broker = redis.Redis.from_url(redis_url)
+    try:
+        turn_id = player.submit({"choice_index": 1}).json()["turn_id"]
+        # kombu keeps a list per priority, named after the queue.
+        queued = [
+            key
+            for key in broker.keys(service_env["CELERY_QUEUE"] + "*")
+            if broker.type(key) == b"list"
+        ]
+        assert sum(broker.llen(key) for key in queued) == 1  # published before the answer
+        broker.delete(*queued)
+        worker_factory(env)
+        deadline = time.monotonic() + 90
+        while player.turn(turn_id, wait=10)["status"] != "completed":
+            assert time.monotonic() < deadline, "the swept turn did not complete"
+    finally:
+        broker.close()
+        player.close()
+
+    def the_turn() -> Span | None:
+        spans = receiver.snapshot()
+        turn = next(
+            (
+                s
+                for s in by_name(spans, "turn")
+                if s.attributes.get("pocket_portals.turn_id") == turn_id
+            ),
+            None,
+        )
+        if turn is None or not any(s.parent_id == turn.span_id for s in spans):
+            return None
+        return turn
+
+    turn = wait_until(the_turn, timeout=60, what="the swept turn's span", interval=0.2)
+    spans = receiver.snapshot()
+    post = next(s for s in spans if s.span_id == turn.parent_id)
+    assert post.name == "POST /sessions/{session_id}/turns"
+    assert post.service == "pocket-portals-gateway"
+    # Run by the sweeper's task, published from the worker's main process (not traced): a
+    # trace of its own, linked from the turn, not its parent.
+    run = next(
+        s for s in by_name(spans, "run/pocket_portals.process_session") if s.span_id in turn.links
+    )
+    assert run.trace_id != post.trace_id
+    assert not run.parent_id
+    assert {s.name for s in spans if s.parent_id == turn.span_id} >= {
+        "turn.queue_wait",
+        "turn.start",
+        "turn.step",
+        "turn.commit",
+    }

@@ -16,6 +16,7 @@ from shared.backends.codec import CLIENT_OPTIONS, unpack
 from shared.backends.keys import SessionKeys
 from shared.errors import SchemaTooNew
 from shared.models import SCHEMA_VERSION, TurnStatus
+from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from tests.shared.backends.test_contract import _play
 
@@ -270,3 +271,33 @@ async def test_a_running_attempts_words_never_make_a_stream_without_a_ttl(
         assert not await backend.client.exists(keys.events)
     finally:
         await backend.delete(sid)
+
+
+async def test_a_clusters_memory_is_its_fullest_primarys(redis_cluster_url: str) -> None:
+    """The operator's gauge watches the node that fills first, not whichever answers first:
+    two primaries get a (far, harmless) limit each, and the one nearer its limit is reported."""
+    backend = RedisBackend.from_settings(
+        Settings(
+            redis_url=redis_cluster_url,
+            celery_broker_url="redis://127.0.0.1:1",  # never used here
+            _env_file=None,  # type: ignore[call-arg]
+        )
+    )
+    assert isinstance(backend.client, aioredis.RedisCluster)
+    await backend.client.initialize()  # the nodes are learnt on first use
+    primaries = [
+        aioredis.Redis(host=node.host, port=node.port) for node in backend.client.get_primaries()
+    ]
+    roomy, tight = 64 << 30, 8 << 30  # far above what the tests' cluster holds
+    try:
+        await primaries[0].config_set("maxmemory", roomy)
+        await primaries[1].config_set("maxmemory", tight)
+        reported = await backend.memory_usage()
+        assert reported is not None
+        used, limit = reported
+        assert limit == tight and used > 0
+    finally:
+        for primary in primaries:
+            await primary.config_set("maxmemory", 0)
+            await primary.aclose()
+        await backend.close()
