@@ -7,6 +7,7 @@ In non-eager mode nothing here imports CrewAI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,15 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
     return CeleryEnqueuer(app, PROCESS_SESSION, priority=turn_priority(settings))
 
 
+async def _flush_spans() -> None:
+    """uvicorn ends by raising the signal it caught again, past atexit: the spans still
+    pending go out now or never. In a thread, and bounded: the SDK's flush waits on every
+    queued batch whatever timeout it is given, and a collector that is down would hold the
+    shutdown past the orchestrator's grace period."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.to_thread(flush_traces, 2.0), timeout=3.0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -66,12 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            memory_guard.close()
-            await enqueuer.aclose()
-            await backend.close()
-            # uvicorn ends by raising the signal it caught again, past atexit: the batch of
-            # spans still pending goes out now or never.
-            flush_traces(timeout=2.0)
+            try:
+                memory_guard.close()
+                await enqueuer.aclose()
+                await backend.close()
+            finally:
+                await _flush_spans()
             if settings.celery_task_always_eager:
                 from worker.runtime import reset_runtime
 

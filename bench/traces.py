@@ -80,7 +80,7 @@ def _round(workdir: Path, sessions: int, turns: int, env: dict[str, str]) -> tup
 
 def _env(mode: Mode, endpoint: str) -> dict[str, str]:
     if mode.sampler is None:
-        return {}
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}  # off even if the caller's shell sets it
     # The SDK's defaults otherwise (a batch every 5 s). The SDK on even if the caller's
     # environment turned it off (as CrewAI's switches do in a process that loaded the game
     # without tracing).
@@ -89,6 +89,7 @@ def _env(mode: Mode, endpoint: str) -> dict[str, str]:
         "OTEL_SDK_DISABLED": "false",
         "OTEL_TRACES_SAMPLER": mode.sampler,
         "OTEL_TRACES_SAMPLER_ARG": mode.sampler_arg,
+        "TRACE_STORE_COMMANDS": "scripts",
     }
 
 

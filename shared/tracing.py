@@ -250,9 +250,11 @@ def redact_request(opened: Span, scope: dict[str, Any]) -> None:
     set a header): never recorded."""
     if not opened.is_recording():
         return
-    recorded = getattr(opened, "attributes", None) or {}
+    # One not recorded is not added (each attribute is exported); a span that does not say
+    # what it holds gets them all.
+    recorded = getattr(opened, "attributes", None)
     for name in _PLAYER_ATTRIBUTES:
-        if name in recorded:  # one not recorded is not added: each attribute is exported
+        if recorded is None or name in recorded:
             opened.set_attribute(name, "(redacted)")
     if not scope.get("query_string"):
         return

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.nginx import NginxProxy, nginx_binary
-from tests.support.otlp import otlp_receiver
+from tests.support.otlp import Receiver, otlp_receiver
 from tests.support.player import Player
 from tests.support.processes import CeleryWorker, Gateway
 from tests.support.waiting import wait_until
@@ -120,35 +120,41 @@ def test_the_front_speaks_the_error_format_and_passes_the_real_address(
     assert answers.count(201) <= 4 and 429 in answers, answers
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with otlp_receiver() as started:
+        yield started
+
+
 def test_the_front_drops_a_clients_trace_context(
+    receiver: Receiver,  # first: it outlives the gateway, which flushes its spans as it stops
     front_factory: Callable[..., NginxProxy],
 ) -> None:
     """A player's `traceparent` would choose the trace id and force sampling (and `baggage`
     would ride into every span): the front drops them, so the gateway starts the trace."""
     chosen = "5bf92f3577b34da6a3ce929d0e0e4736"
-    with otlp_receiver() as receiver:
-        proxy = front_factory(
-            {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-                "OTEL_BSP_SCHEDULE_DELAY": "200",
-                "OTEL_SDK_DISABLED": "false",
-                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                "OTEL_TRACES_SAMPLER_ARG": "1",
-            }
-        )
-        created = httpx.post(
-            f"{proxy.url}/sessions",
-            headers={
-                "traceparent": f"00-{chosen}-00f067aa0ba902b7-01",
-                "baggage": "player=mallory",
-            },
-            timeout=10,
-        )
-        assert created.status_code == 201, created.text
-        posts = wait_until(
-            lambda: [s for s in receiver.snapshot() if s.name.startswith("POST /sessions")] or None,
-            timeout=30,
-            what="the request's span",
-            interval=0.2,
-        )
+    proxy = front_factory(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_SDK_DISABLED": "false",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "1",
+        }
+    )
+    created = httpx.post(
+        f"{proxy.url}/sessions",
+        headers={
+            "traceparent": f"00-{chosen}-00f067aa0ba902b7-01",
+            "baggage": "player=mallory",
+        },
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    posts = wait_until(
+        lambda: [s for s in receiver.snapshot() if s.name.startswith("POST /sessions")] or None,
+        timeout=30,
+        what="the request's span",
+        interval=0.2,
+    )
     assert all(span.trace_id != chosen and not span.parent_id for span in posts), posts

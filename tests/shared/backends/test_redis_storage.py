@@ -289,6 +289,7 @@ async def test_a_clusters_memory_is_its_fullest_primarys(redis_cluster_url: str)
         aioredis.Redis(host=node.host, port=node.port) for node in backend.client.get_primaries()
     ]
     roomy, tight = 64 << 30, 8 << 30  # far above what the tests' cluster holds
+    before = [(await primary.config_get("maxmemory"))["maxmemory"] for primary in primaries]
     try:
         await primaries[0].config_set("maxmemory", roomy)
         await primaries[1].config_set("maxmemory", tight)
@@ -297,7 +298,7 @@ async def test_a_clusters_memory_is_its_fullest_primarys(redis_cluster_url: str)
         used, limit = reported
         assert limit == tight and used > 0
     finally:
-        for primary in primaries:
-            await primary.config_set("maxmemory", 0)
+        for primary, limit in zip(primaries, before, strict=True):
+            await primary.config_set("maxmemory", limit)
             await primary.aclose()
         await backend.close()
