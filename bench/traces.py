@@ -28,7 +28,7 @@ from bench.stack import ServiceStack
 from tests.support.otlp import otlp_receiver
 from tests.support.player import Player
 
-__all__ = ["MODES", "Mode", "main", "tracing_cost"]
+__all__ = ["MODES", "Load", "Mode", "main", "tracing_cost"]
 
 
 def _play(url: str, turns: int) -> int:
@@ -55,6 +55,14 @@ class Mode:
     sampler_arg: str = ""
 
 
+@dataclass(frozen=True)
+class Load:
+    sessions: int = 20
+    turns: int = 4
+    workers: int = 2
+    concurrency: int = 2
+
+
 MODES = (
     Mode("off", None),
     Mode("every turn", "parentbased_always_on"),
@@ -62,15 +70,17 @@ MODES = (
 )
 
 
-def _round(workdir: Path, sessions: int, turns: int, env: dict[str, str]) -> tuple[float, float]:
+def _round(workdir: Path, load: Load, env: dict[str, str]) -> tuple[float, float]:
     """(turns per second, CPU ms per turn) of one stack."""
-    stack = ServiceStack(workdir, workers=2, concurrency=2, env=env)
+    stack = ServiceStack(workdir, workers=load.workers, concurrency=load.concurrency, env=env)
     try:
         _play(stack.gateway.url, 2)  # warm up: imports, scripts loaded, pools filled
         cpu_before = cpu_seconds(_pids(stack))
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=sessions) as pool:
-            done = sum(pool.map(lambda _: _play(stack.gateway.url, turns), range(sessions)))
+        with ThreadPoolExecutor(max_workers=load.sessions) as pool:
+            done = sum(
+                pool.map(lambda _: _play(stack.gateway.url, load.turns), range(load.sessions))
+            )
         wall = time.perf_counter() - started
         cpu = cpu_seconds(_pids(stack)) - cpu_before
         return done / wall, cpu / max(done, 1) * 1000
@@ -93,7 +103,7 @@ def _env(mode: Mode, endpoint: str) -> dict[str, str]:
     }
 
 
-def tracing_cost(rounds: int, sessions: int, turns: int) -> str:
+def tracing_cost(rounds: int, load: Load) -> str:
     """The table: each mode's median throughput and CPU per turn, and its ratio to off."""
     measured: dict[Mode, list[tuple[float, float]]] = {mode: [] for mode in MODES}
     spans: dict[Mode, int] = {}
@@ -103,16 +113,16 @@ def tracing_cost(rounds: int, sessions: int, turns: int) -> str:
                 before = len(receiver.snapshot())
                 workdir = Path(scratch) / f"{index}-{number}"
                 env = _env(mode, receiver.endpoint)
-                measured[mode].append(_round(workdir, sessions, turns, env))
+                measured[mode].append(_round(workdir, load, env))
                 # A stopped process has flushed its batch.
                 spans[mode] = spans.get(mode, 0) + len(receiver.snapshot()) - before
     rate = {mode: median(r for r, _ in runs) for mode, runs in measured.items()}
     cpu = {mode: median(c for _, c in runs) for mode, runs in measured.items()}
     off = MODES[0]
     lines = [
-        f"Tracing off and on, {rounds} round(s) per mode, {sessions} sessions x {turns} turns, "
-        "offline narrator, 2 prefork workers x 2 (medians; the target: tracing costs <= 10 % "
-        "of throughput)",
+        f"Tracing off and on, {rounds} round(s) per mode, {load.sessions} sessions x "
+        f"{load.turns} turns, offline narrator, {load.workers} prefork worker(s) x "
+        f"{load.concurrency} (medians; the target: tracing costs <= 10 % of throughput)",
         "",
         "| tracing | turns/s | / off | CPU per turn, ms (gateway + workers) | / off | spans |",
         "|---|---:|---:|---:|---:|---:|",
@@ -127,7 +137,8 @@ def tracing_cost(rounds: int, sessions: int, turns: int) -> str:
 
 
 def run(args: argparse.Namespace) -> str:
-    return tracing_cost(args.rounds, args.sessions, args.turns)
+    load = Load(args.sessions, args.turns, args.workers, args.concurrency)
+    return tracing_cost(args.rounds, load)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     table = run(args)

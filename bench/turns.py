@@ -40,7 +40,7 @@ from bench.client import CLIENT_LIMITS, post_turn
 from bench.measure import cpu_seconds, process_tree, write_result
 from bench.raw_celery import RAW_TASK
 from bench.stack import ServiceStack
-from bench.traces import tracing_cost
+from bench.traces import Load, tracing_cost
 from shared.backends.codec import unpack
 from shared.backends.keys import SessionKeys
 from shared.settings import Settings
@@ -608,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         args.trace_rounds = 0
     table = run(args)
     if args.trace_rounds > 0:
-        table += "\n" + tracing_cost(args.trace_rounds, sessions=20, turns=4)
+        load = Load(workers=args.workers, concurrency=args.concurrency)
+        table += "\n" + tracing_cost(args.trace_rounds, load)
     sys.stdout.write(table)
     if not args.no_write:
         write_result("turns", table)

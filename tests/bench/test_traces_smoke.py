@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(600)
 def test_traces_benchmark_measures_every_mode() -> None:
-    args = ["--rounds", "1", "--sessions", "2", "--turns", "2", "--no-write"]
+    args = ["--rounds", "1", "--sessions", "2", "--turns", "2", "--workers", "1", "--no-write"]
     result = subprocess.run(
         [sys.executable, "-m", "bench.traces", *args],
         cwd=REPO_ROOT,

@@ -21,9 +21,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def traced() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+def traced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """A provider of the test's own (not the process's), its spans kept in memory, and
     redis-py instrumented through the service's filter until the test ends."""
+    # A suite that has loaded the game carries CrewAI's OTEL_SDK_DISABLED=true, which makes
+    # every provider built after it record nothing.
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
