@@ -7,7 +7,6 @@ In non-eager mode nothing here imports CrewAI.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,11 +46,8 @@ def _enqueuer_for(settings: Settings, backend: SessionBackend) -> Enqueuer:
 
 async def _flush_spans() -> None:
     """uvicorn ends by raising the signal it caught again, past atexit: the spans still
-    pending go out now or never. In a thread, and bounded: the SDK's flush waits on every
-    queued batch whatever timeout it is given, and a collector that is down would hold the
-    shutdown past the orchestrator's grace period."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.to_thread(flush_traces, 2.0), timeout=3.0)
+    pending go out now or never (within 2 s, off the event loop)."""
+    await asyncio.to_thread(flush_traces, 2.0)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

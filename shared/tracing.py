@@ -16,6 +16,7 @@ player's text or a prompt.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -268,8 +269,16 @@ def redact_request(opened: Span, scope: dict[str, Any]) -> None:
 
 
 def flush_traces(timeout: float) -> None:
-    """Export what is pending, within `timeout` seconds (before a process ends at once)."""
+    """Export what is pending, waiting `timeout` seconds at most (before a process ends at
+    once). The SDK's own flush waits for every queued batch whatever timeout it is given,
+    and a collector that is down would hold a stopping process for tens of seconds: it runs
+    in a thread of its own, left behind when the time is up."""
     provider = trace.get_tracer_provider()
     flush = getattr(provider, "force_flush", None)
-    if _installed.get("provider") and flush is not None:
-        flush(int(timeout * 1000))
+    if not _installed.get("provider") or flush is None:
+        return
+    flushing = threading.Thread(
+        target=flush, args=(int(timeout * 1000),), name="trace-flush", daemon=True
+    )
+    flushing.start()
+    flushing.join(timeout)

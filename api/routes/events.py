@@ -84,15 +84,17 @@ async def _stream(
                 return
             for event in events:
                 cursor = event.id
+                if traced and event.event in _FINAL:
+                    # Traced as it is handed over, not after: a client that stops reading at
+                    # a turn's end cancels this generator at the yield. A trace is worth
+                    # less than the stream: a failed lookup ends neither.
+                    with contextlib.suppress(BackendUnavailable):
+                        await _traced_delivery(backend, session_id, event)
                 yield ServerSentEvent(
                     data=json.dumps(event.data, separators=(",", ":")),
                     event=event.event,
                     id=event.id,
                 )
-                if traced and event.event in _FINAL:
-                    # A trace is worth less than the stream: a failed lookup ends neither.
-                    with contextlib.suppress(BackendUnavailable):
-                        await _traced_delivery(backend, session_id, event)
             if not events and not await backend.exists(session_id):
                 return  # deleted or expired: end the stream instead of idling forever
     except BackendUnavailable:
