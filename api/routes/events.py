@@ -23,6 +23,7 @@ from api.deps import (
     bearer_token,
     check_owner,
 )
+from api.narration import NarrationRelay
 from api.openapi import errors
 from api.ratelimit import client_key, rate_limit
 from api.streams import StreamRegistry, StreamTicket
@@ -75,6 +76,7 @@ async def _stream(
     streams: StreamRegistry,
     traced: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
+    relay = NarrationRelay()
     try:
         while True:
             events = await _read_unless_replaced(backend, session_id, cursor, poll, ticket)
@@ -84,6 +86,12 @@ async def _stream(
                 return
             for event in events:
                 cursor = event.id
+                for piece in relay.missing(event):
+                    # No id: not a point to resume from (the turn's end, next, is one).
+                    yield ServerSentEvent(
+                        data=json.dumps(piece, separators=(",", ":")),
+                        event=EventName.NARRATION_DELTA.value,
+                    )
                 if traced and event.event in _FINAL:
                     # Traced as it is handed over, not after: a client that stops reading at
                     # a turn's end cancels this generator at the yield. A trace is worth

@@ -1,0 +1,91 @@
+"""A live stream completes a turn's narration that the commit compacted away before the
+stream read it: the deltas it sends still add up to `result.narrative` (docs/api.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from api.narration import NarrationRelay, untold
+from api.routes.events import _stream
+from api.streams import StreamRegistry
+from shared.models import SessionEvent
+
+STORY = "Lantern light spills on the board."
+INNKEEPER = "Mind the marsh road."
+RESULT = {
+    "narrative": f"{STORY}\n\nThe innkeeper says: {INNKEEPER}",
+    "lines": [
+        {"speaker": "narrator", "text": STORY},
+        {"speaker": "innkeeper", "text": f"The innkeeper says: {INNKEEPER}"},
+    ],
+}
+
+
+def event(number: int, name: str, **data: Any) -> SessionEvent:
+    return SessionEvent(id=f"{number}-0", event=name, data={"turn_id": "t1", **data})
+
+
+def test_the_missing_end_is_cut_by_speaker() -> None:
+    assert untold(STORY, RESULT) == [
+        {"text": f"\n\nThe innkeeper says: {INNKEEPER}", "speaker": "innkeeper"}
+    ]
+    assert untold(STORY[:8], RESULT) == [
+        {"text": STORY[8:], "speaker": "narrator"},
+        {"text": f"\n\nThe innkeeper says: {INNKEEPER}", "speaker": "innkeeper"},
+    ]
+    assert untold(RESULT["narrative"], RESULT) == []  # all of it was heard
+    assert untold("Something else", RESULT) == []  # not its beginning: nothing to complete
+    assert untold("Lantern", {"narrative": "Lantern light"}) == [
+        {"text": " light", "speaker": "narrator"}
+    ]
+
+
+def test_only_a_turn_heard_in_part_since_its_restart_is_completed() -> None:
+    relay = NarrationRelay()
+    assert relay.missing(event(1, "narration.delta", text="An older attempt's words")) == []
+    assert relay.missing(event(2, "turn.restarted", reason="llm_retry")) == []
+    assert relay.missing(event(3, "narration.delta", text=STORY)) == []
+    missing = relay.missing(event(4, "turn.completed", result=RESULT))
+    assert [piece["speaker"] for piece in missing] == ["innkeeper"]
+    assert all(piece["turn_id"] == "t1" for piece in missing)
+    # A turn the stream heard nothing of (told offline, or joined after its deltas were
+    # gone), and a failed turn, get nothing added.
+    assert NarrationRelay().missing(event(5, "turn.completed", result=RESULT)) == []
+    failed = NarrationRelay()
+    failed.missing(event(6, "narration.delta", text=STORY))
+    assert failed.missing(event(7, "turn.failed", error={"code": "step_failed"})) == []
+
+
+class ScriptedBackend:
+    """The store as a stream sees it when the commit won the race: the turn's first delta,
+    then (its last delta compacted away) the turn's end, then the session is gone."""
+
+    def __init__(self, batches: list[list[SessionEvent]]) -> None:
+        self.batches = batches
+
+    async def read_events(self, session_id: str, cursor: str, timeout: float) -> Any:
+        return self.batches.pop(0) if self.batches else []
+
+    async def exists(self, session_id: str) -> bool:
+        return bool(self.batches)
+
+
+async def test_the_stream_sends_what_the_commit_compacted_before_the_end() -> None:
+    backend = ScriptedBackend(
+        [
+            [event(1, "turn.started", attempt=1), event(2, "narration.delta", text=STORY)],
+            [event(4, "turn.completed", result=RESULT)],
+        ]
+    )
+    streams = StreamRegistry(per_session=2, per_client=4)
+    ticket = streams.open("s1", "client")
+    sent = [
+        message
+        async for message in _stream(backend, "s1", "0", 0.01, ticket, streams)  # type: ignore[arg-type]
+    ]
+    names = [message.event for message in sent]
+    assert names == ["turn.started", "narration.delta", "narration.delta", "turn.completed"]
+    deltas = [json.loads(str(m.data)) for m in sent if m.event == "narration.delta"]
+    assert "".join(d["text"] for d in deltas) == RESULT["narrative"]
+    assert sent[2].id is None  # not a point to resume from
