@@ -55,7 +55,8 @@ _FRESH = 60.0
 
 async def _traced_delivery(backend: SessionBackend, session_id: str, event: SessionEvent) -> None:
     """The end of a turn sent on a stream, as a span in the turn's own trace (from the
-    event's writing to its sending), linked to the stream's request span."""
+    event's writing to its hand-over to the connection), linked to the stream's request
+    span."""
     written = int(event.id.split("-", 1)[0]) / 1000
     if time.time() - written > _FRESH:
         return  # a replay of an old end (a stream resumed from 0): not a delivery to trace

@@ -14,6 +14,7 @@ from shared.models import SessionEvent
 STORY = "Lantern light spills on the board."
 INNKEEPER = "Mind the marsh road."
 RESULT = {
+    "narrator": "llm",
     "narrative": f"{STORY}\n\nThe innkeeper says: {INNKEEPER}",
     "lines": [
         {"speaker": "narrator", "text": STORY},
@@ -39,22 +40,49 @@ def test_the_missing_end_is_cut_by_speaker() -> None:
     assert untold("Lantern", {"narrative": "Lantern light"}) == [
         {"text": " light", "speaker": "narrator"}
     ]
+    # Lines that do not make up the narrative: its end in one piece, not cut from them.
+    odd = {"narrative": "Lantern light", "lines": [{"speaker": "jester", "text": "Lantern dark"}]}
+    assert untold("Lantern", odd) == [{"text": " light", "speaker": "narrator"}]
 
 
-def test_only_a_turn_heard_in_part_since_its_restart_is_completed() -> None:
+def test_only_a_turn_followed_from_its_start_or_restart_is_completed() -> None:
     relay = NarrationRelay()
-    assert relay.missing(event(1, "narration.delta", text="An older attempt's words")) == []
-    assert relay.missing(event(2, "turn.restarted", reason="llm_retry")) == []
-    assert relay.missing(event(3, "narration.delta", text=STORY)) == []
-    missing = relay.missing(event(4, "turn.completed", result=RESULT))
+    assert relay.missing(event(1, "turn.started", attempt=1)) == []
+    assert relay.missing(event(2, "narration.delta", text="An older attempt's words")) == []
+    assert relay.missing(event(3, "turn.restarted", reason="llm_retry")) == []
+    assert relay.missing(event(4, "narration.delta", text=STORY)) == []
+    missing = relay.missing(event(5, "turn.completed", result=RESULT))
     assert [piece["speaker"] for piece in missing] == ["innkeeper"]
     assert all(piece["turn_id"] == "t1" for piece in missing)
-    # A turn the stream heard nothing of (told offline, or joined after its deltas were
-    # gone), and a failed turn, get nothing added.
-    assert NarrationRelay().missing(event(5, "turn.completed", result=RESULT)) == []
+
+
+def test_a_turn_whose_every_delta_was_compacted_is_told_whole() -> None:
+    for opening in (
+        event(1, "turn.started", attempt=1),
+        event(1, "turn.restarted", reason="offline_fallback"),
+    ):
+        relay = NarrationRelay()
+        relay.missing(opening)
+        told = relay.missing(event(2, "turn.completed", result=RESULT))
+        assert "".join(piece["text"] for piece in told) == RESULT["narrative"]
+
+
+def test_nothing_is_added_where_no_delta_was_owed_or_the_start_was_not_seen() -> None:
+    offline = {**RESULT, "narrator": "offline"}  # the offline narrator streams nothing
+    relay = NarrationRelay()
+    relay.missing(event(1, "turn.started", attempt=1))
+    assert relay.missing(event(2, "turn.completed", result=offline)) == []
+    # Resumed mid-turn: the client heard deltas this stream did not relay.
+    resumed = NarrationRelay()
+    resumed.missing(event(3, "narration.delta", text=STORY[:8]))
+    assert resumed.missing(event(4, "turn.completed", result=RESULT)) == []
+    # A wait notice is not a start; a failed turn gets nothing.
+    waiting = NarrationRelay()
+    waiting.missing(event(5, "turn.started", attempt=1, waiting="budget", wait_seconds=2))
+    assert waiting.missing(event(6, "turn.completed", result=RESULT)) == []
     failed = NarrationRelay()
-    failed.missing(event(6, "narration.delta", text=STORY))
-    assert failed.missing(event(7, "turn.failed", error={"code": "step_failed"})) == []
+    failed.missing(event(7, "turn.started", attempt=1))
+    assert failed.missing(event(8, "turn.failed", error={"code": "step_failed"})) == []
 
 
 class ScriptedBackend:
