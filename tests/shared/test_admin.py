@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -24,6 +25,7 @@ from shared.cli import main
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -274,9 +276,16 @@ def test_queue_stats_on_rabbitmq(
     try:
         for _ in range(3):
             celery.send_task(PROCESS_SESSION, args=["s" * 24])
-        assert main(["queue", "stats"]) == 0
-        stats = json.loads(capsys.readouterr().out)
-        assert stats["queue"] == queue and stats["waiting_tasks"] == 3
+
+        def counted() -> dict[str, Any] | None:
+            # AMQP publishes are not confirmed: the broker may count a task a moment after
+            # its publish returned (a CI run saw 1 of 3).
+            assert main(["queue", "stats"]) == 0
+            read: dict[str, Any] = json.loads(capsys.readouterr().out)
+            return read if read["waiting_tasks"] == 3 else None
+
+        stats = wait_until(counted, timeout=30, what="three tasks counted", interval=0.1)
+        assert stats["queue"] == queue
         assert stats["consumers"] == 0 and stats["unacknowledged_tasks"] is None
     finally:
         with celery.connection_for_write() as connection:
