@@ -30,11 +30,12 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from shared.settings import Settings
 
 __all__ = [
+    "DELIVERY_FRESH_FOR",
     "current_link",
-    "redact_request",
     "current_traceparent",
     "flush_traces",
     "past_span",
+    "redact_request",
     "setup_tracing",
     "span",
     "tracer",
@@ -44,6 +45,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _installed: dict[str, bool] = {}
+
+# A turn's end handed over within this many seconds of its finishing is its delivery (a span
+# of its trace); later, by the long poll or a stream resumed from 0, it is a replay.
+DELIVERY_FRESH_FOR = 60.0
 
 
 def tracing_enabled(settings: Settings) -> bool:

@@ -31,7 +31,13 @@ from shared.backends import SessionBackend
 from shared.errors import BackendUnavailable, InvalidRequest
 from shared.ids import is_event_id
 from shared.models import EventName, SessionEvent
-from shared.tracing import current_link, past_span, tracing_enabled, turn_context
+from shared.tracing import (
+    DELIVERY_FRESH_FOR,
+    current_link,
+    past_span,
+    tracing_enabled,
+    turn_context,
+)
 
 __all__ = ["router"]
 
@@ -49,8 +55,6 @@ _RECONNECT_MS = 2000
 
 
 _FINAL = frozenset({EventName.TURN_COMPLETED.value, EventName.TURN_FAILED.value})
-# A turn's end sent within this many seconds of its writing is its delivery; later, a replay.
-_FRESH = 60.0
 
 
 async def _traced_delivery(backend: SessionBackend, session_id: str, event: SessionEvent) -> None:
@@ -58,7 +62,7 @@ async def _traced_delivery(backend: SessionBackend, session_id: str, event: Sess
     event's writing to its hand-over to the connection), linked to the stream's request
     span."""
     written = int(event.id.split("-", 1)[0]) / 1000
-    if time.time() - written > _FRESH:
+    if time.time() - written > DELIVERY_FRESH_FOR:
         return  # a replay of an old end (a stream resumed from 0): not a delivery to trace
     record = await backend.get_turn(session_id, str(event.data.get("turn_id", "")))
     if record is None or not record.traceparent:

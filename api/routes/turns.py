@@ -48,7 +48,14 @@ from shared.models import (
     TurnStatus,
 )
 from shared.settings import Settings
-from shared.tracing import current_link, current_traceparent, past_span, span, turn_context
+from shared.tracing import (
+    DELIVERY_FRESH_FOR,
+    current_link,
+    current_traceparent,
+    past_span,
+    span,
+    turn_context,
+)
 
 __all__ = ["router"]
 
@@ -225,7 +232,7 @@ async def _wait_for_finish(
         raise TurnNotFound(session_id, turn_id)
     answer = await _poll(backend, session_id, turn_id, record, cursor, wait)
     # Traced once the turn is told: asked for again long after, it is not its delivery.
-    fresh = not record.status.finished or (record.finished_at or 0.0) > asked - 60
+    fresh = not record.status.finished or (record.finished_at or 0.0) > asked - DELIVERY_FRESH_FOR
     if answer.status.finished and record.traceparent and fresh:
         # The answer's delivery, in the turn's own trace (linked to this request's).
         link = current_link()
