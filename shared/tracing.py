@@ -3,8 +3,10 @@
 Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set; then each process exports its spans over
 OTLP/HTTP in batches, and the standard `OTEL_*` variables (sampler, headers, resource) apply
 as the SDK reads them. FastAPI, Celery, redis-py and httpx are traced by their OpenTelemetry
-instrumentations; the service adds the turn's own spans (queue wait, start, flow stages, LLM
-calls with the `gen_ai.*` attributes, narration flushes, commit).
+instrumentations (a store script's span named after the script: `EVALSHA COMMIT`); the
+service adds the turn's own spans (the turn, its queue wait and start, flow stages, LLM calls
+with the `gen_ai.*` attributes, narration flushes, delivery) and none around a step an
+instrumentation's span already covers.
 
 A Celery task drains a session, and may run turns other than the one whose request published
 it; so a turn carries its own context (`TurnRecord.traceparent`, W3C) from the request that
@@ -19,6 +21,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -38,6 +41,7 @@ __all__ = [
     "redact_request",
     "setup_tracing",
     "span",
+    "store_script",
     "tracer",
     "tracing_enabled",
     "turn_context",
@@ -76,9 +80,9 @@ def setup_tracing(settings: Settings, service: str) -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     RedisInstrumentor().instrument(
-        tracer_provider=provider
-        if settings.trace_store_commands == "all"
-        else _ScriptsOnlyProvider(provider)
+        tracer_provider=_StoreTracerProvider(
+            provider, scripts_only=settings.trace_store_commands == "scripts"
+        )
     )
     HTTPXClientInstrumentor().instrument()
     _installed["provider"] = True
@@ -130,43 +134,78 @@ _TRACER = trace.get_tracer("pocket_portals")
 
 _SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO"})
 
+# The store script being run, if any: it names the span of the command that runs it.
+_STORE_SCRIPT: ContextVar[str | None] = ContextVar("pocket_portals_store_script", default=None)
+
+
+class store_script:  # a context manager, used as a function
+    """Inside, the store's command that runs a script is named after it (`EVALSHA ACCEPT`,
+    `ZADD ZADD EVALSHA ACCEPT` for a pipeline) rather than `EVALSHA` alone: the script is
+    the step of the turn an operator looks for. Costs a context variable's set and reset
+    when tracing is off; a class, not a generator, for that."""
+
+    __slots__ = ("_name", "_token")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __enter__(self) -> None:
+        self._token = _STORE_SCRIPT.set(self._name)
+
+    def __exit__(self, *_: object) -> None:
+        _STORE_SCRIPT.reset(self._token)
+
 
 def _runs_a_script(name: str) -> bool:
     # A command's span is named after it; a pipeline's, after its commands, space-separated.
     return not _SCRIPT_COMMANDS.isdisjoint(name.split())
 
 
-class _ScriptsOnly(trace.Tracer):
-    """The redis-py instrumentation's tracer, with spans for the commands that run one of
-    the service's scripts (each a step of a turn: admission, accept, claim, commit...) and
-    none for plain reads and writes. A store command's span costs about 0.1 ms of CPU, and a
-    turn makes a dozen such commands: traced, they cost more than the rest of its trace."""
+class _StoreTracer(trace.Tracer):
+    """The redis-py instrumentation's tracer. It names a script's span after the script
+    (`store_script`), and with `scripts_only` gives spans only to the commands that run
+    one of the service's scripts (each a step of a turn: admission, accept, claim, commit...)
+    and none to plain reads and writes: a store command's span costs about 0.1 ms of CPU,
+    and a turn makes a dozen such commands; traced, they cost more than the rest of its trace."""
 
-    def __init__(self, inner: trace.Tracer) -> None:
+    def __init__(self, inner: trace.Tracer, *, scripts_only: bool) -> None:
         self._inner = inner
+        self._scripts_only = scripts_only
+
+    def _name(self, name: str) -> str | None:
+        """The span's name, or None for no span."""
+        if not _runs_a_script(name):
+            return None if self._scripts_only else name
+        script = _STORE_SCRIPT.get()
+        return f"{name} {script}" if script else name
 
     def start_span(self, name: str, *args: Any, **kwargs: Any) -> Span:
-        if _runs_a_script(name):
-            return self._inner.start_span(name, *args, **kwargs)
-        return trace.INVALID_SPAN
+        named = self._name(name)
+        if named is None:
+            return trace.INVALID_SPAN
+        return self._inner.start_span(named, *args, **kwargs)
 
     @contextmanager
     def start_as_current_span(  # type: ignore[override]  # the API types its own helper
         self, name: str, *args: Any, **kwargs: Any
     ) -> Iterator[Span]:
-        if not _runs_a_script(name):
+        named = self._name(name)
+        if named is None:
             yield trace.INVALID_SPAN  # not recording: the instrumentation sets nothing on it
             return
-        with self._inner.start_as_current_span(name, *args, **kwargs) as opened:
+        with self._inner.start_as_current_span(named, *args, **kwargs) as opened:
             yield opened
 
 
-class _ScriptsOnlyProvider(trace.TracerProvider):
-    def __init__(self, inner: trace.TracerProvider) -> None:
+class _StoreTracerProvider(trace.TracerProvider):
+    def __init__(self, inner: trace.TracerProvider, *, scripts_only: bool) -> None:
         self._inner = inner
+        self._scripts_only = scripts_only
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
-        return _ScriptsOnly(self._inner.get_tracer(*args, **kwargs))
+        return _StoreTracer(
+            self._inner.get_tracer(*args, **kwargs), scripts_only=self._scripts_only
+        )
 
 
 def tracer() -> trace.Tracer:

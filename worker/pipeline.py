@@ -495,14 +495,14 @@ class TurnPipeline:
 
         try:
             settings = await self._settings_for(running)
-            with span("turn.step", attributes={"pocket_portals.narrator": settings.narrator}):
-                step = await self._with_heartbeat(
-                    session_id,
-                    holder,
-                    self._in_step_thread(
-                        self.step_runner, session_id, running, load_state, settings, stream
-                    ),
-                )
+            trace.get_current_span().set_attribute("pocket_portals.narrator", settings.narrator)
+            step = await self._with_heartbeat(
+                session_id,
+                holder,
+                self._in_step_thread(
+                    self.step_runner, session_id, running, load_state, settings, stream
+                ),
+            )
             if settings is not self.settings:
                 step = replace(step, narrator=OFFLINE_BUDGET)
             await stream.flush()
@@ -520,8 +520,8 @@ class TurnPipeline:
                 await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
             return None  # otherwise it stays at the head and is tried again after a backoff
         try:
-            with span("turn.commit"):
-                return await self._commit(step, running, stream.runner, holder)
+            # Traced by the store's spans for its COMMIT (and admission) scripts.
+            return await self._commit(step, running, stream.runner, holder)
         except VersionConflict:
             logger.info("commit lost a race; reloading", extra=ids)
         except LeaseLost:

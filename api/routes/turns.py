@@ -53,7 +53,6 @@ from shared.tracing import (
     current_link,
     current_traceparent,
     past_span,
-    span,
     turn_context,
 )
 
@@ -130,10 +129,10 @@ async def submit_turn(
     try:
         # Marked pending as it is recorded: if this process dies before the task is
         # published, the workers' sweeper still finds the session and queues it.
-        with span("turn.accept"):
-            stored = await backend.accept_turn(
-                record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
-            )
+        # Traced by the store's span for its ACCEPT script; the publish, by Celery's.
+        stored = await backend.accept_turn(
+            record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
+        )
     except BaseException:
         await _give_back(backend, turn_id)
         raise
@@ -142,8 +141,7 @@ async def submit_turn(
         await _give_back(backend, turn_id)  # the earlier turn holds a ticket of its own
     if stored.status is TurnStatus.QUEUED:
         try:
-            with span("turn.publish"):
-                await queue.enqueue(session_id)
+            await queue.enqueue(session_id)
         except BackendUnavailable:
             stored = await _withdraw(backend, stored, claim)
     (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()

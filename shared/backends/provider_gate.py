@@ -25,6 +25,7 @@ from shared.game.llm.limits import (
     Budget,
     GateLimits,
 )
+from shared.tracing import store_script
 
 __all__ = ["RedisGate", "gate_key"]
 
@@ -138,7 +139,8 @@ class RedisGate:
         }
 
     def _run(self, name: str, endpoint: str, *args: Any) -> Any:
-        return self._scripts[name](keys=[gate_key(endpoint)], args=list(args))
+        with store_script(f"LLM_GATE_{name.upper()}"):
+            return self._scripts[name](keys=[gate_key(endpoint)], args=list(args))
 
     def admit(self, endpoint: str, tokens: int, budget: Budget) -> Admission:
         try:

@@ -61,6 +61,7 @@ from shared.errors import (
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord, TurnStatus
 from shared.redis_urls import cluster_url, sentinel_target
 from shared.settings import Settings
+from shared.tracing import store_script
 
 __all__ = ["Client", "RedisBackend"]
 
@@ -248,25 +249,31 @@ class RedisBackend:
         pending_mark: tuple[str, float] | None = None,
     ) -> Any:
         async with self._guard():
-            if pending_mark is None:
-                return await self._scripts[name](keys=keys, args=args)
-            # The mark goes first, in the same round trip; it lives outside the session's
-            # Cluster slot, so it cannot be part of the script. EVALSHA by hand: a Script in
-            # a pipeline costs a SCRIPT EXISTS round trip of its own.
-            script = self._scripts[name]
-            if isinstance(self.client, aioredis.RedisCluster):
-                # A cluster pipeline refuses EVALSHA: the marks first, then the script.
-                await self.client.zadd(self.pending_sessions, dict([pending_mark]))
-                await self.client.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
-                return await script(keys=keys, args=args)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zadd(self.pending_sessions, dict([pending_mark]))
-            pipe.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                return (await pipe.execute())[-1]
-            except NoScriptError:  # a restarted or flushed server: the script loads itself
-                return await script(keys=keys, args=args)
+            with store_script(name):
+                return await self._run_script(name, keys, args, pending_mark)
+
+    async def _run_script(
+        self, name: str, keys: list[str], args: list[Any], pending_mark: tuple[str, float] | None
+    ) -> Any:
+        if pending_mark is None:
+            return await self._scripts[name](keys=keys, args=args)
+        # The mark goes first, in the same round trip; it lives outside the session's
+        # Cluster slot, so it cannot be part of the script. EVALSHA by hand: a Script in
+        # a pipeline costs a SCRIPT EXISTS round trip of its own.
+        script = self._scripts[name]
+        if isinstance(self.client, aioredis.RedisCluster):
+            # A cluster pipeline refuses EVALSHA: the marks first, then the script.
+            await self.client.zadd(self.pending_sessions, dict([pending_mark]))
+            await self.client.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
+            return await script(keys=keys, args=args)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.pending_sessions, dict([pending_mark]))
+        pipe.zadd(ACTIVE_SESSIONS, dict([pending_mark]), gt=True)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return (await pipe.execute())[-1]
+        except NoScriptError:  # a restarted or flushed server: the script loads itself
+            return await script(keys=keys, args=args)
 
     # -- sessions ---------------------------------------------------------------------------
     async def create(self, state: GameState, *, owner_hash: str, ttl: int | None = None) -> None:

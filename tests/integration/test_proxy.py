@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import resource
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -158,3 +160,74 @@ def test_the_front_drops_a_clients_trace_context(
         interval=0.2,
     )
     assert all(span.trace_id != chosen and not span.parent_id for span in posts), posts
+
+
+TRACE_HEADERS = {
+    "traceparent": "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "tracestate": "vendor=chosen",
+    "baggage": "player=mallory",
+    "b3": "5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+    "x-b3-traceid": "5bf92f3577b34da6a3ce929d0e0e4736",
+    "x-b3-spanid": "00f067aa0ba902b7",
+    "x-b3-parentspanid": "00f067aa0ba902b6",
+    "x-b3-sampled": "1",
+    "x-b3-flags": "1",
+    "uber-trace-id": "5bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+}
+
+
+@pytest.fixture
+def echo_upstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A loopback HTTP server standing where the gateway would: it answers the front's
+    readiness probe (`GET /healthz`), and a POST with 204, keeping its headers, lower-cased."""
+    seen: list[dict[str, str]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_front_passes_on_no_trace_header_of_any_propagator(
+    tmp_path: Path, echo_upstream: tuple[str, list[dict[str, str]]]
+) -> None:
+    """W3C's trace context and baggage, B3's single and multiple headers and Jaeger's: none
+    reaches the upstream, and the request's own headers still do."""
+    if nginx_binary() is None:
+        pytest.fail("These tests run Debian's nginx: ./scripts/test installs it.")
+    upstream, seen = echo_upstream
+    front = NginxProxy(tmp_path / "nginx", upstream).start()
+    try:
+        answer = httpx.post(
+            f"{front.url}/sessions",
+            headers={**TRACE_HEADERS, "X-Request-ID": "req-1"},
+            timeout=10,
+        )
+    finally:
+        front.stop()
+    assert answer.status_code == 204, answer.text
+    [passed] = seen
+    assert passed["x-request-id"] == "req-1"
+    assert passed["x-forwarded-for"] == "127.0.0.1"
+    assert set(TRACE_HEADERS).isdisjoint(passed), passed

@@ -42,6 +42,11 @@ def by_name(spans: list[Span], name: str) -> list[Span]:
     return [s for s in spans if s.name == name]
 
 
+def script(spans: list[Span], name: str) -> list[Span]:
+    """The store's spans for script `name` (a pipeline's span names its other commands)."""
+    return [s for s in spans if s.name.endswith(f"EVALSHA {name}")]
+
+
 def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     worker_factory: Callable[..., CeleryWorker],
     gateway_factory: Callable[..., Gateway],
@@ -87,25 +92,24 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             if s.attributes.get("pocket_portals.turn_id") == turn_id
         ]
         posts = [s for s in spans if s.name.startswith("POST /sessions/{session_id}/turns")]
-        if not commits or not posts or not by_name(spans, "turn.commit"):
+        if not commits or not posts or not script(spans, "COMMIT"):
             return None
         trace = commits[0].trace_id
         mine = [s for s in spans if s.trace_id == trace]
         done = (
-            "turn.accept",
-            "turn.publish",
             "apply_async/pocket_portals.process_session",
             "run/pocket_portals.process_session",
             "turn.queue_wait",
             "turn.start",
-            "turn.step",
             "flow.begin",
             "flow.narrate",
             "turn.event narration.delta",
-            "turn.commit",
         )
         delivered = {s.attributes.get("delivery") for s in by_name(mine, "turn.delivery")}
-        every = all(by_name(mine, name) for name in done)
+        scripts = ("ADMIT", "ACCEPT", "CLAIM", "START", "COMMIT", "RELEASE_ADMISSION")
+        every = all(by_name(mine, name) for name in done) and all(
+            script(mine, name) for name in scripts
+        )
         chatted = any(s.name.startswith("chat ") for s in mine)
         return mine if every and chatted and delivered == {"long_poll", "sse"} else None
 
@@ -129,21 +133,27 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     assert turn.service == "pocket-portals-worker"
     # The turn's spans hang from the request that accepted it, through the queue.
     assert parent(turn) is post
-    for name in ("turn.accept", "turn.publish"):
-        assert parent(by_name(spans, name)[0]) is post
+    assert turn.attributes["pocket_portals.narrator"] == "llm"
+    # The admission and the accept: redis-py's spans, named after the store's scripts.
+    for name in ("ADMIT", "ACCEPT"):
+        accepted = script(spans, name)[0]
+        assert parent(accepted) is post, name
+        assert accepted.attributes["db.system"] == "redis"
     publish = next(s for s in spans if s.name.startswith("apply_async/"))
-    assert parent(publish).name == "turn.publish"
+    assert parent(publish) is post
     run = by_name(spans, "run/pocket_portals.process_session")[0]
     assert parent(run) is publish
     assert run.span_id in turn.links  # the task that ran the turn
-    for name in ("turn.queue_wait", "turn.start", "turn.step", "turn.commit"):
+    # The lease with the head and the state, then the head's start: in the task's trace.
+    for name in ("CLAIM", "START"):
+        assert parent(script(spans, name)[0]) is run, name
+    for name in ("turn.queue_wait", "turn.start", "flow.begin", "flow.narrate"):
         assert parent(by_name(spans, name)[0]) is turn, name
+    for name in ("COMMIT", "RELEASE_ADMISSION"):
+        assert parent(script(spans, name)[0]) is turn, name
     wait = by_name(spans, "turn.queue_wait")[0]
     assert wait.start <= by_name(spans, "turn.start")[0].start
-    step = by_name(spans, "turn.step")[0]
-    for name in ("flow.begin", "flow.narrate"):
-        assert parent(by_name(spans, name)[0]) is step, name
-    assert any(s.name.startswith("flow.resolve ") and parent(s) is step for s in spans)
+    assert any(s.name.startswith("flow.resolve ") and parent(s) is turn for s in spans)
     # Each LLM call, with the gen_ai conventions, under the flow stage that made it.
     chats = [s for s in spans if s.name.startswith("chat ")]
     assert chats and all(parent(c).name.startswith("flow.") for c in chats)
@@ -242,8 +252,8 @@ def test_a_turn_retried_after_its_worker_was_killed_stays_in_its_trace(
     ]
     assert runs
     assert any(
-        s.name == "turn.commit" and s.parent_id == retried.span_id and s.trace_id == post.trace_id
-        for s in spans
+        s.parent_id == retried.span_id and s.trace_id == post.trace_id
+        for s in script(spans, "COMMIT")
     )
 
 
@@ -317,6 +327,6 @@ def test_a_turn_the_sweeper_queues_again_stays_in_its_trace(
     assert {s.name for s in spans if s.parent_id == turn.span_id} >= {
         "turn.queue_wait",
         "turn.start",
-        "turn.step",
-        "turn.commit",
+        "flow.begin",
+        "EVALSHA COMMIT",
     }

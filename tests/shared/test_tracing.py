@@ -1,7 +1,8 @@
 """The store's spans: with TRACE_STORE_COMMANDS=scripts (the default) redis-py's
 instrumentation traces the commands that run one of the service's scripts, alone or in a
 pipeline, and none of the plain reads and writes around them, which leave the current span as
-it was."""
+it was; with `all`, every command. A script's span is named after the script the store runs
+(`EVALSHA ACCEPT`), the session store's real scripts included."""
 
 from __future__ import annotations
 
@@ -15,17 +16,22 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.tracing import _ScriptsOnlyProvider
+from shared.backends.codec import CLIENT_OPTIONS
+from shared.backends.redis import RedisBackend
+from shared.ids import new_session_id
+from shared.models import GameState
+from shared.tracing import _StoreTracerProvider, store_script
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
+@pytest.fixture(params=[True], ids=["scripts"])
 def traced(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """A provider of the test's own (not the process's), its spans kept in memory, and
-    redis-py instrumented through the service's filter until the test ends."""
+    redis-py instrumented through the service's tracer until the test ends (scripts only,
+    unless the test's parameter says otherwise)."""
     # A suite that has loaded the game carries CrewAI's OTEL_SDK_DISABLED=true, which makes
     # every provider built after it record nothing.
     monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
@@ -33,7 +39,9 @@ def traced(
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = RedisInstrumentor()
-    instrumentor.instrument(tracer_provider=_ScriptsOnlyProvider(provider))
+    instrumentor.instrument(
+        tracer_provider=_StoreTracerProvider(provider, scripts_only=request.param)
+    )
     try:
         yield provider, exporter
     finally:
@@ -76,3 +84,56 @@ async def test_only_commands_that_run_a_script_are_traced(
         span.parent and span.parent.span_id == turn.get_span_context().span_id for span in scripts
     )
     assert all(span.attributes and span.attributes.get("db.system") == "redis" for span in scripts)
+
+
+async def test_a_script_span_is_named_after_the_script_the_store_runs(
+    traced: tuple[TracerProvider, InMemorySpanExporter], client: aioredis.Redis
+) -> None:
+    _, exporter = traced
+    key = "pocket-portals-test:tracing-names"
+    body = "return redis.call('SET', KEYS[1], ARGV[1])"
+    script = client.register_script(body)
+    await client.script_load(body)  # else its first run is an EVALSHA refused, then another
+    with store_script("ACCEPT"):
+        await script(keys=[key], args=["v"])
+        pipe = client.pipeline(transaction=False)
+        pipe.expire(key, 60)
+        pipe.evalsha(script.sha, 1, key, "w")
+        await pipe.execute()
+        await client.delete(key)  # not a script: no span, whatever the context says
+    await script(keys=[key], args=["x"])  # outside: the command's name alone
+    await client.delete(key)
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names == ["EVALSHA ACCEPT", "EXPIRE EVALSHA ACCEPT", "EVALSHA"]
+
+
+@pytest.mark.parametrize("traced", [False], ids=["all"], indirect=True)
+async def test_every_command_is_traced_when_asked(
+    traced: tuple[TracerProvider, InMemorySpanExporter], client: aioredis.Redis
+) -> None:
+    _, exporter = traced
+    key = "pocket-portals-test:tracing-all"
+    body = "return redis.call('GET', KEYS[1])"
+    script = client.register_script(body)
+    await client.script_load(body)
+    with store_script("HEAD"):
+        await client.set(key, "v", ex=60)
+        await script(keys=[key])
+    await client.delete(key)
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names == ["SCRIPT LOAD", "SET", "EVALSHA HEAD", "DEL"]
+
+
+async def test_the_session_store_names_its_scripts_spans(
+    traced: tuple[TracerProvider, InMemorySpanExporter], redis_url: str
+) -> None:
+    _, exporter = traced
+    backend = RedisBackend(aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS), session_ttl=600)
+    state = GameState(session_id=new_session_id(), seed=7)
+    try:
+        await backend.create(state, owner_hash="owner")
+        await backend.delete(state.session_id)
+    finally:
+        await backend.close()
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert "EVALSHA CREATE" in names, names
