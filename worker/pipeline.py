@@ -409,12 +409,14 @@ class TurnPipeline:
                     "pocket_portals.attempt": running.attempts,
                 },
                 links=[Link(task)] if task.is_valid else (),
-            ),
+            ) as turn,
         ):
             if running.attempts == 1 and running.started_at is not None:
                 past_span("turn.queue_wait", running.accepted_at, running.started_at)
-            if running.started_at is not None:
-                # The lease, the head's start and the state read: one round trip, just made.
+            if running.started_at is not None and turn.get_span_context().trace_id != task.trace_id:
+                # The store's spans for the claim and the start, just made, are in the task's
+                # trace: drawn again in the turn's, when the task is not the turn's own (the
+                # sweeper's re-queue, or a turn drained after another).
                 past_span("turn.start", running.started_at, time.time())
             return await self._run_attempt(session_id, holder, runner, running, state)
 

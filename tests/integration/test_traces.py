@@ -100,7 +100,6 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             "apply_async/pocket_portals.process_session",
             "run/pocket_portals.process_session",
             "turn.queue_wait",
-            "turn.start",
             "flow.begin",
             "flow.narrate",
             "turn.event narration.delta",
@@ -147,12 +146,14 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     # The lease with the head and the state, then the head's start: in the task's trace.
     for name in ("CLAIM", "START"):
         assert parent(script(spans, name)[0]) is run, name
-    for name in ("turn.queue_wait", "turn.start", "flow.begin", "flow.narrate"):
+    for name in ("turn.queue_wait", "flow.begin", "flow.narrate"):
         assert parent(by_name(spans, name)[0]) is turn, name
+    # The claim and the start are in this trace already: not drawn again under the turn.
+    assert not by_name(spans, "turn.start")
     for name in ("COMMIT", "RELEASE_ADMISSION"):
         assert parent(script(spans, name)[0]) is turn, name
     wait = by_name(spans, "turn.queue_wait")[0]
-    assert wait.start <= by_name(spans, "turn.start")[0].start
+    assert wait.start < wait.end <= script(spans, "START")[0].end
     assert any(s.name.startswith("flow.resolve ") and parent(s) is turn for s in spans)
     # Each LLM call, with the gen_ai conventions, under the flow stage that made it.
     chats = [s for s in spans if s.name.startswith("chat ")]
@@ -324,6 +325,7 @@ def test_a_turn_the_sweeper_queues_again_stays_in_its_trace(
     )
     assert run.trace_id != post.trace_id
     assert not run.parent_id
+    # So the claim and the start, in the task's trace, are drawn again in the turn's.
     assert {s.name for s in spans if s.parent_id == turn.span_id} >= {
         "turn.queue_wait",
         "turn.start",
