@@ -73,13 +73,23 @@ def setup_tracing(settings: Settings, service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
-    provider = TracerProvider(resource=resource, sampler=_TurnsOnly(_sampler_from_env()))
-    # The endpoint as the settings read it (an .env file too), with the standard's path.
-    endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
-    RedisInstrumentor().instrument(
+    configured = trace.get_tracer_provider()
+    if isinstance(configured, TracerProvider):
+        # Run under `opentelemetry-instrument`, which set up the SDK (and its exporter) first.
+        provider = configured
+    else:
+        resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
+        provider = TracerProvider(resource=resource, sampler=_TurnsOnly(_sampler_from_env()))
+        # The endpoint as the settings read it (an .env file too), with the standard's path.
+        endpoint = str(settings.otel_exporter_otlp_endpoint).rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        trace.set_tracer_provider(provider)
+    store = RedisInstrumentor()
+    if store.is_instrumented_by_opentelemetry:
+        # Instrumented before this ran (`opentelemetry-instrument`), with a tracer that gives
+        # every command a span and names no script: again, with the service's.
+        store.uninstrument()
+    store.instrument(
         tracer_provider=_StoreTracerProvider(
             provider, scripts_only=settings.trace_store_commands == "scripts"
         )

@@ -6,6 +6,7 @@ it was; with `all`, every command. A script's span is named after the script the
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -21,6 +22,7 @@ from shared.backends.redis import RedisBackend
 from shared.ids import new_session_id
 from shared.models import GameState
 from shared.tracing import _StoreTracerProvider, store_script
+from tests.support.processes import run_python
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +139,58 @@ async def test_the_session_store_names_its_scripts_spans(
         await backend.close()
     names = [span.name for span in exporter.get_finished_spans()]
     assert "EVALSHA CREATE" in names, names
+
+
+# What `opentelemetry-instrument` does before the program runs (the SDK set up, then each
+# instrumentation), then the service's own setup.
+_UNDER_AUTO_INSTRUMENTATION = """
+import asyncio, json, sys
+import redis.asyncio as aioredis
+from opentelemetry import trace
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+RedisInstrumentor().instrument()
+
+from shared.settings import Settings
+from shared.tracing import setup_tracing, store_script
+
+assert setup_tracing(Settings(), "test")
+assert trace.get_tracer_provider() is provider
+
+async def main():
+    client = aioredis.Redis.from_url(sys.argv[1])
+    body = "return 1"
+    await client.script_load(body)
+    script = client.register_script(body)
+    with trace.get_tracer("test").start_as_current_span("turn"):
+        await client.get("pocket-portals-test:auto")
+        with store_script("HEAD"):
+            await script()
+    await client.aclose()
+
+asyncio.run(main())
+print(json.dumps([span.name for span in exporter.get_finished_spans()]))
+"""
+
+
+def test_under_opentelemetry_instrument_the_services_store_tracer_replaces_the_plain_one(
+    redis_url: str,
+) -> None:
+    done = run_python(
+        ["-c", _UNDER_AUTO_INSTRUMENTATION, redis_url],
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+            "OTEL_SDK_DISABLED": "false",
+            "TRACE_STORE_COMMANDS": "scripts",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    # Its provider kept (no second exporter), the plain GET untraced, the script named.
+    assert json.loads(done.stdout.splitlines()[-1]) == ["EVALSHA HEAD", "turn"]
