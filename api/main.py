@@ -123,6 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Probes and scrapes would bury the turns' traces.
         # The ASGI layer's span for every message received and sent would triple the request's
         # spans (an SSE stream sends one per event) and tell nothing the request's does not.
+        if getattr(app, "_is_instrumented_by_opentelemetry", False):
+            # Instrumented as it was made (`opentelemetry-instrument` swaps in a FastAPI that
+            # does so) without the exclusions and the redaction below, and the event stream's
+            # ?token= would be recorded: again, with them.
+            FastAPIInstrumentor.uninstrument_app(app)
+            app.middleware_stack = None  # built by that call: built again, instrumented
         FastAPIInstrumentor.instrument_app(
             app,
             # Matched against the whole URL, host included: anchored on the path alone.

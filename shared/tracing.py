@@ -37,6 +37,7 @@ __all__ = [
     "current_link",
     "current_traceparent",
     "flush_traces",
+    "mark_failed",
     "past_span",
     "redact_request",
     "setup_tracing",
@@ -75,8 +76,14 @@ def setup_tracing(settings: Settings, service: str) -> bool:
 
     configured = trace.get_tracer_provider()
     if isinstance(configured, TracerProvider):
-        # Run under `opentelemetry-instrument`, which set up the SDK (and its exporter) first.
+        # Run under `opentelemetry-instrument`, which set up the SDK first (a second provider
+        # could not be installed).
         provider = configured
+        logger.warning(
+            "tracing was set up before the service (opentelemetry-instrument): its exporter, "
+            "sampler and resource apply (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, "
+            "OTEL_SERVICE_NAME), not the service's"
+        )
     else:
         resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
         provider = TracerProvider(resource=resource, sampler=_TurnsOnly(_sampler_from_env()))
@@ -96,7 +103,8 @@ def setup_tracing(settings: Settings, service: str) -> bool:
     )
     HTTPXClientInstrumentor().instrument()
     _installed["provider"] = True
-    logger.info("traces exported to %s", settings.otel_exporter_otlp_endpoint)
+    if provider is not configured:
+        logger.info("traces exported to %s", settings.otel_exporter_otlp_endpoint)
     return True
 
 
@@ -281,6 +289,15 @@ def past_span(
         name, start_time=int(started * 1e9), attributes=attributes, links=links
     )
     opened.end(end_time=int(max(started, ended) * 1e9))
+
+
+def mark_failed(error: BaseException) -> None:
+    """The current span (a turn's attempt) ends in error: the error's type, and its code if
+    it has one (never its message, which may quote the player), for an error the code
+    catches and handles rather than lets through the span."""
+    code = getattr(error, "code", None)
+    reason = f"{type(error).__name__} ({code})" if isinstance(code, str) else type(error).__name__
+    trace.get_current_span().set_status(Status(StatusCode.ERROR, reason))
 
 
 def current_link() -> list[Link]:

@@ -64,7 +64,7 @@ from shared.models import (
     TurnStatus,
 )
 from shared.settings import Settings
-from shared.tracing import past_span, span, turn_context
+from shared.tracing import mark_failed, past_span, span, turn_context
 
 if TYPE_CHECKING:
     from shared.game.flow import StepResult
@@ -414,9 +414,10 @@ class TurnPipeline:
             if running.attempts == 1 and running.started_at is not None:
                 past_span("turn.queue_wait", running.accepted_at, running.started_at)
             if running.started_at is not None and turn.get_span_context().trace_id != task.trace_id:
-                # The store's spans for the claim and the start, just made, are in the task's
-                # trace: drawn again in the turn's, when the task is not the turn's own (the
-                # sweeper's re-queue, or a turn drained after another).
+                # The store's spans for this attempt's start (and the claim, or the commit
+                # that handed the lease on) are in the task's trace: drawn again in the turn's
+                # when the task is not the turn's own (the sweeper's re-queue, or a turn
+                # drained after another).
                 past_span("turn.start", running.started_at, time.time())
             return await self._run_attempt(session_id, holder, runner, running, state)
 
@@ -508,15 +509,18 @@ class TurnPipeline:
             if settings is not self.settings:
                 step = replace(step, narrator=OFFLINE_BUDGET)
             await stream.flush()
-        except SessionNotFound:
+        except SessionNotFound as exc:
+            mark_failed(exc)
             await self._release_admission(running)  # deleted or expired: it never finishes
             return _GONE
         except (AdventureCompleted, NarratorUnavailable) as exc:
+            mark_failed(exc)
             await self._fail(running, exc.code, exc.message, runner=stream.runner)
             return None
         except BackendUnavailable:
             raise  # the store is down: the task retries later, the turn stays at the head
-        except Exception:
+        except Exception as exc:
+            mark_failed(exc)
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
                 await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
@@ -524,18 +528,22 @@ class TurnPipeline:
         try:
             # Traced by the store's spans for its COMMIT (and admission) scripts.
             return await self._commit(step, running, stream.runner, holder)
-        except VersionConflict:
+        except VersionConflict as exc:
+            mark_failed(exc)
             logger.info("commit lost a race; reloading", extra=ids)
-        except LeaseLost:
+        except LeaseLost as exc:
+            mark_failed(exc)
             # Another attempt started after ours: it alone may commit (and its stream holds
             # only its own words). The next head read finds our lease gone and stops.
             logger.warning(
                 "commit refused: this attempt was superseded (another ran or runs)", extra=ids
             )
-        except SessionNotFound:
+        except SessionNotFound as exc:
+            mark_failed(exc)
             await self._release_admission(running)
             return _GONE
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
+            mark_failed(exc)
             # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
             # attempt would fail the same way, holding up the turns behind it.
             logger.exception("turn result could not be stored", extra=ids)

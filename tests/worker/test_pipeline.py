@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
+from shared import tracing
 from shared.backends import InMemoryBackend, RedisBackend, SessionBackend
 from shared.backends.base import Committed
 from shared.backends.codec import CLIENT_OPTIONS
@@ -225,8 +231,86 @@ async def test_a_heartbeat_that_loses_its_cancellation_does_not_hold_the_turn(
     assert backend.renewals == renewals  # the heartbeat stopped, even with its cancel lost
 
 
+@pytest.fixture
+def turn_spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """The service's spans go to a provider of the test's own, kept in memory (the process's
+    global provider is left alone: it can be set once only)."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")  # CrewAI's switch, if the game loaded
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_TRACER", provider.get_tracer("test"))
+    yield exporter
+    provider.shutdown()
+
+
+def attempts_of(exporter: InMemorySpanExporter, turn: TurnRecord) -> list[ReadableSpan]:
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.name == "turn"
+        and span.attributes
+        and span.attributes.get("pocket_portals.turn_id") == turn.turn_id
+    ]
+
+
+async def test_an_attempt_that_fails_ends_its_span_in_error(
+    backend: SessionBackend, settings: Settings, turn_spans: InMemorySpanExporter
+) -> None:
+    """Each failed attempt's span says so (with the error's type, not its message), caught
+    and handled as the error is; the next turn's span does not."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    bad, good = await queue(backend, state, "explode", "Play Pip, a halfling rogue")
+
+    def flaky(sid: str, turn: TurnRecord, load: StateLoader, s: Settings, out: Any) -> object:
+        if turn.action == "explode":
+            raise RuntimeError("the player's secret words")
+        return run_flow_step(sid, turn, load, s, out)
+
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop(), step_runner=flaky)  # type: ignore[arg-type]
+    await pipeline.drain(state.session_id)
+    failed = attempts_of(turn_spans, bad)
+    assert len(failed) == settings.turn_max_attempts
+    assert all(span.status.status_code is StatusCode.ERROR for span in failed)
+    assert {span.status.description for span in failed} == {"RuntimeError"}
+    [done] = attempts_of(turn_spans, good)
+    assert done.status.status_code is StatusCode.UNSET
+
+
+async def test_a_turn_is_drawn_starting_in_its_own_trace_only_when_its_task_is_elsewhere(
+    backend: SessionBackend, settings: Settings, turn_spans: InMemorySpanExporter
+) -> None:
+    """A task drains its own request's turn and then another request's: the store's spans
+    for the start are in the task's trace, so only the other turn draws `turn.start`."""
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    tracer = tracing._TRACER
+    with tracer.start_as_current_span("POST first") as first_request:
+        first = new_turn(state.session_id, "Play Pip, a halfling rogue")
+        first = first.model_copy(update={"traceparent": tracing.current_traceparent()})
+    with tracer.start_as_current_span("POST second"):
+        second = new_turn(state.session_id, "Look around")
+        second = second.model_copy(update={"traceparent": tracing.current_traceparent()})
+    for turn in (first, second):
+        await backend.accept_turn(turn, max_pending=50, idempotency=None)
+    pipeline = TurnPipeline(backend, settings, loop=asyncio.get_running_loop())
+    # The task published by the first request runs in its trace.
+    with tracer.start_as_current_span("run", context=trace.set_span_in_context(first_request)):
+        assert await pipeline.drain(state.session_id) is DrainOutcome.DRAINED
+    spans = turn_spans.get_finished_spans()
+    [first_attempt] = attempts_of(turn_spans, first)
+    [second_attempt] = attempts_of(turn_spans, second)
+    started = [span for span in spans if span.name == "turn.start"]
+    assert [span.parent.span_id for span in started if span.parent] == [
+        second_attempt.context.span_id
+    ]
+    assert first_attempt.context.trace_id == first_request.get_span_context().trace_id
+    assert second_attempt.context.trace_id != first_attempt.context.trace_id
+
+
 async def test_a_turn_queued_behind_the_epilogue_fails_as_adventure_completed(
-    backend: SessionBackend, settings: Settings
+    backend: SessionBackend, settings: Settings, turn_spans: InMemorySpanExporter
 ) -> None:
     # The gateway accepted both while the story was still open; the first one ended it.
     ended = new_state().model_copy(update={"adventure_completed": True, "current_choices": []})
@@ -239,6 +323,9 @@ async def test_a_turn_queued_behind_the_epilogue_fails_as_adventure_completed(
     assert failed.error is not None and failed.error.code == "adventure_completed"
     stored = await backend.get(ended.session_id)
     assert stored is not None and stored.version == 0  # the ended story is left as it was
+    [attempt] = attempts_of(turn_spans, late)
+    assert attempt.status.status_code is StatusCode.ERROR
+    assert attempt.status.description == "AdventureCompleted (adventure_completed)"
 
 
 async def test_narration_pieces_that_come_close_together_are_published_together(
