@@ -217,6 +217,56 @@ def test_every_services_healthcheck_passes(stack: ComposeStack) -> None:
     assert len(checked) == len(services) - 1 + WORKERS
 
 
+def test_the_observability_profiles_prometheus_scrapes_every_replica_with_the_rules(
+    stack: ComposeStack,
+) -> None:
+    """`--profile observability`'s Prometheus, brought up beside the running stack: it finds
+    the gateway and each worker replica by the compose network's names (the replicas by DNS
+    service discovery) and loads the service's alert rules, which evaluate without error.
+    Debian's Prometheus stands in for the upstream image (tests/support/containers.py);
+    Grafana and Jaeger have no such stand-in here (neither is packaged by Debian)."""
+    port = free_port()
+    stack.env["PROMETHEUS_PORT"] = str(port)
+    url = f"http://127.0.0.1:{port}"
+    expected = [
+        group["name"]
+        for group in yaml.safe_load((REPO_ROOT / "deploy/prometheus/rules.yml").read_text())[
+            "groups"
+        ]
+    ]
+
+    def scraped() -> dict[str, list[str]] | None:
+        try:
+            active = httpx.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
+        except (httpx.HTTPError, ValueError):
+            return None
+        health: dict[str, list[str]] = {}
+        for target in active["activeTargets"]:
+            health.setdefault(target["labels"]["job"], []).append(target["health"])
+        everyone = (
+            health.get("pocket-portals-gateway") == ["up"]
+            and health.get("pocket-portals-worker") == ["up"] * WORKERS
+        )
+        return health if everyone else None
+
+    def evaluated() -> list[dict[str, Any]] | None:
+        groups: list[dict[str, Any]] = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"][
+            "groups"
+        ]
+        rules = [rule for group in groups for rule in group["rules"]]
+        return groups if rules and all(rule["health"] == "ok" for rule in rules) else None
+
+    try:
+        with _logs_on_failure(stack):
+            stack.compose_run("--profile", "observability", "up", "-d", "--no-deps", "prometheus")
+            wait_until(scraped, timeout=180, what="every replica scraped", interval=1)
+            groups = wait_until(evaluated, timeout=120, what="the rules evaluated", interval=1)
+        assert [group["name"] for group in groups] == expected
+    finally:
+        for name in stack.names("prometheus"):
+            stack.podman.run("rm", "-f", "-t", "0", name, check=False)
+
+
 def test_stopping_the_stack_mid_turn_loses_nothing(stack: ComposeStack) -> None:
     with _logs_on_failure(stack):
         _stop_mid_turn_and_come_back(stack)

@@ -79,6 +79,20 @@ BASE_IMAGES = (
         (_LABEL, 'CMD ["nginx", "-g", "daemon off;"]', "STOPSIGNAL SIGQUIT"),
     ),
     BaseImage(
+        # docker-compose.yml's observability profile; Debian's Prometheus (2.42, not 2.53), with
+        # the upstream image's entrypoint, arguments and working directory.
+        "docker.io/prom/prometheus:v2.53.0",
+        ("prometheus",),
+        ('mkdir -p "$1/prometheus"; chmod 777 "$1/prometheus"',),
+        (
+            _LABEL,
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
+            '"--storage.tsdb.path=/prometheus"]',
+            "WORKDIR /prometheus",
+        ),
+    ),
+    BaseImage(
         "docker.io/library/redis:7-alpine",
         ("redis-server", "redis-tools"),
         _REDIS_HOOKS,
