@@ -6,8 +6,8 @@ finished turn's deltas away (only its final event is retained). A stream whose n
 comes after the commit finds `turn.completed` alone, and its client's deltas would not add up
 to `result.narrative`, as docs/api.md promises. The stream then sends the missing end itself,
 as `narration.delta` events without an id, cut by speaker as the worker cut them; only for a
-turn it relayed from its start or its last restart (a stream resumed mid-turn does not know
-what its client heard before).
+turn followed from its start or its last restart. A resumed stream is first told what its
+client heard: the events retained up to its cursor (`api.routes.events`).
 """
 
 from __future__ import annotations

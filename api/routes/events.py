@@ -80,9 +80,12 @@ async def _stream(
     ticket: StreamTicket,
     streams: StreamRegistry,
     traced: bool = False,
+    resumed: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
     relay = NarrationRelay()
     try:
+        if resumed:
+            await _replay_heard(backend, session_id, cursor, relay)
         while True:
             events = await _read_unless_replaced(backend, session_id, cursor, poll, ticket)
             if events is None:
@@ -116,6 +119,32 @@ async def _stream(
         yield ServerSentEvent(comment="session store unavailable", retry=_RECONNECT_MS)
     finally:
         streams.release(ticket)
+
+
+def _event_key(event_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in event_id.split("-"))
+
+
+async def _replay_heard(
+    backend: SessionBackend, session_id: str, cursor: str, relay: NarrationRelay
+) -> None:
+    """Tell the relay of a stream resumed at `cursor` what its client heard: the retained
+    events up to the cursor. A turn it was hearing is then completed like a live stream's,
+    if its commit compacts its last deltas before the stream reads them. (One page read in
+    the usual case; nothing is sent.)"""
+    until = _event_key(cursor)
+    after = "0"
+    while True:
+        heard = await backend.read_events(session_id, after)
+        for event in heard:
+            if _event_key(event.id) > until:
+                return
+            relay.missing(event)
+            if event.id == cursor:
+                return
+        if not heard:
+            return
+        after = heard[-1].id
 
 
 async def _read_unless_replaced(
@@ -192,6 +221,7 @@ async def stream_events(
             ticket,
             services.streams,
             traced=tracing_enabled(settings),
+            resumed=cursor != "0" and last_event_id is not None,
         ),
         ping=settings.sse_ping_interval,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

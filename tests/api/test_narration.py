@@ -92,7 +92,7 @@ class ScriptedBackend:
     def __init__(self, batches: list[list[SessionEvent]]) -> None:
         self.batches = batches
 
-    async def read_events(self, session_id: str, cursor: str, timeout: float) -> Any:
+    async def read_events(self, session_id: str, cursor: str, timeout: float = 0.0) -> Any:
         return self.batches.pop(0) if self.batches else []
 
     async def exists(self, session_id: str) -> bool:
@@ -117,3 +117,56 @@ async def test_the_stream_sends_what_the_commit_compacted_before_the_end() -> No
     deltas = [json.loads(str(m.data)) for m in sent if m.event == "narration.delta"]
     assert "".join(d["text"] for d in deltas) == RESULT["narrative"]
     assert sent[2].id is None  # not a point to resume from
+
+
+class ResumedBackend:
+    """The store as a stream resumed at the turn's first delta sees it when the commit then
+    won the race: retained up to the cursor, the turn's start and that delta; after it, the
+    turn's end alone (its last delta compacted away)."""
+
+    def __init__(self) -> None:
+        self.retained = [
+            event(1, "turn.started", attempt=1),
+            event(2, "narration.delta", text=STORY),
+            event(4, "turn.completed", result=RESULT),
+        ]
+        self.reads: list[str] = []
+
+    async def read_events(self, session_id: str, cursor: str, timeout: float = 0.0) -> Any:
+        self.reads.append(cursor)
+        after = tuple(int(part) for part in cursor.split("-"))
+        return [e for e in self.retained if tuple(int(p) for p in e.id.split("-")) > after]
+
+    async def exists(self, session_id: str) -> bool:
+        return len(self.reads) < 4
+
+
+async def test_a_stream_resumed_mid_turn_completes_it_from_what_its_client_heard() -> None:
+    backend = ResumedBackend()
+    streams = StreamRegistry(per_session=2, per_client=4)
+    ticket = streams.open("s1", "client")
+    sent = [
+        message
+        async for message in _stream(  # type: ignore[arg-type]
+            backend, "s1", "2-0", 0.01, ticket, streams, resumed=True
+        )
+    ]
+    assert [message.event for message in sent] == ["narration.delta", "turn.completed"]
+    # What the client heard before (STORY) and what this stream sends add up to the whole.
+    assert STORY + json.loads(str(sent[0].data))["text"] == RESULT["narrative"]
+    assert sent[0].id is None
+    assert backend.reads[0] == "0"  # the retained events, read once up to the cursor
+
+
+async def test_a_stream_resumed_after_the_turn_ended_adds_nothing() -> None:
+    backend = ResumedBackend()
+    backend.retained = [event(4, "turn.completed", result=RESULT)]  # its deltas compacted
+    streams = StreamRegistry(per_session=2, per_client=4)
+    ticket = streams.open("s1", "client")
+    sent = [
+        message
+        async for message in _stream(  # type: ignore[arg-type]
+            backend, "s1", "2-0", 0.01, ticket, streams, resumed=True
+        )
+    ]
+    assert [message.event for message in sent] == ["turn.completed"]
