@@ -70,9 +70,18 @@ MODES = (
 )
 
 
-def _round(workdir: Path, load: Load, env: dict[str, str]) -> tuple[float, float]:
+def _round(
+    workdir: Path, load: Load, env: dict[str, str], redis_url: str | None
+) -> tuple[float, float]:
     """(turns per second, CPU ms per turn) of one stack."""
-    stack = ServiceStack(workdir, workers=load.workers, concurrency=load.concurrency, env=env)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = ServiceStack(
+        workdir,
+        workers=load.workers,
+        concurrency=load.concurrency,
+        env=env,
+        redis_url=redis_url,
+    )
     try:
         _play(stack.gateway.url, 2)  # warm up: imports, scripts loaded, pools filled
         cpu_before = cpu_seconds(_pids(stack))
@@ -103,8 +112,10 @@ def _env(mode: Mode, endpoint: str) -> dict[str, str]:
     }
 
 
-def tracing_cost(rounds: int, load: Load) -> str:
-    """The table: each mode's median throughput and CPU per turn, and its ratio to off."""
+def tracing_cost(rounds: int, load: Load, redis_url: str | None = None) -> str:
+    """The table: each mode's median throughput and CPU per turn, and its ratio to off
+    (each stack on a redis-server of its own, or on `redis_url`'s, under queue names and
+    sessions of its own)."""
     measured: dict[Mode, list[tuple[float, float]]] = {mode: [] for mode in MODES}
     spans: dict[Mode, int] = {}
     with otlp_receiver() as receiver, tempfile.TemporaryDirectory() as scratch:
@@ -113,7 +124,7 @@ def tracing_cost(rounds: int, load: Load) -> str:
                 before = len(receiver.snapshot())
                 workdir = Path(scratch) / f"{index}-{number}"
                 env = _env(mode, receiver.endpoint)
-                measured[mode].append(_round(workdir, load, env))
+                measured[mode].append(_round(workdir, load, env, redis_url))
                 # A stopped process has flushed its batch.
                 spans[mode] = spans.get(mode, 0) + len(receiver.snapshot()) - before
     rate = {mode: median(r for r, _ in runs) for mode, runs in measured.items()}
@@ -138,7 +149,7 @@ def tracing_cost(rounds: int, load: Load) -> str:
 
 def run(args: argparse.Namespace) -> str:
     load = Load(args.sessions, args.turns, args.workers, args.concurrency)
-    return tracing_cost(args.rounds, load)
+    return tracing_cost(args.rounds, load, args.redis_url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--redis-url", default=None, help="a Redis of yours (default: a redis-server per stack)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     table = run(args)

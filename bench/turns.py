@@ -609,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     table = run(args)
     if args.trace_rounds > 0:
         load = Load(workers=args.workers, concurrency=args.concurrency)
-        table += "\n" + tracing_cost(args.trace_rounds, load)
+        table += "\n" + tracing_cost(args.trace_rounds, load, args.redis_url)
     sys.stdout.write(table)
     if not args.no_write:
         write_result("turns", table)
