@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -18,7 +19,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.backends.codec import CLIENT_OPTIONS
+from shared.backends.provider_gate import RedisGate, gate_key
 from shared.backends.redis import RedisBackend
+from shared.game.llm.limits import Budget, GateLimits
 from shared.ids import new_session_id
 from shared.models import GameState
 from shared.tracing import _StoreTracerProvider, store_script
@@ -139,6 +142,23 @@ async def test_the_session_store_names_its_scripts_spans(
         await backend.close()
     names = [span.name for span in exporter.get_finished_spans()]
     assert "EVALSHA CREATE" in names, names
+
+
+def test_the_llm_gates_scripts_spans_are_named_after_them(
+    traced: tuple[TracerProvider, InMemorySpanExporter], redis_url: str
+) -> None:
+    """The LLM gate (a sync client, in the step's thread) names its scripts' spans too."""
+    _, exporter = traced
+    client = redis.Redis.from_url(redis_url, **CLIENT_OPTIONS)
+    gate = RedisGate(client, GateLimits())
+    endpoint = f"test-{new_session_id()}"
+    try:
+        assert gate.admit(endpoint, 10, Budget(rpm=600, tpm=60_000)).refused is None
+        client.delete(gate_key(endpoint))
+    finally:
+        client.close()
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert "EVALSHA LLM_GATE_ADMIT" in names, names
 
 
 # What `opentelemetry-instrument` does before the program runs (the SDK set up, then each
