@@ -217,8 +217,9 @@ def test_the_front_passes_on_no_trace_header_of_any_propagator(
     if nginx_binary() is None:
         pytest.fail("These tests run Debian's nginx: ./scripts/test installs it.")
     upstream, seen = echo_upstream
-    front = NginxProxy(tmp_path / "nginx", upstream).start()
+    front = NginxProxy(tmp_path / "nginx", upstream)
     try:
+        front.start()  # inside: a front that never answered is stopped too
         answer = httpx.post(
             f"{front.url}/sessions",
             headers={**TRACE_HEADERS, "X-Request-ID": "req-1"},
