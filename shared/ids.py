@@ -12,6 +12,7 @@ import re
 import secrets
 
 __all__ = [
+    "event_order",
     "is_event_id",
     "is_session_id",
     "is_turn_id",
@@ -68,3 +69,9 @@ def is_event_id(value: str) -> bool:
     return _EVENT_ID.fullmatch(value) is not None and all(
         int(part) <= _U64 for part in value.split("-")
     )
+
+
+def event_order(event_id: str) -> tuple[int, int]:
+    """A (valid) event id as a sortable key, as Redis orders stream ids: "5" is "5-0"."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)

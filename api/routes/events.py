@@ -29,7 +29,7 @@ from api.ratelimit import client_key, rate_limit
 from api.streams import StreamRegistry, StreamTicket
 from shared.backends import SessionBackend
 from shared.errors import BackendUnavailable, InvalidRequest
-from shared.ids import is_event_id
+from shared.ids import event_order, is_event_id
 from shared.models import EventName, SessionEvent
 from shared.tracing import (
     DELIVERY_FRESH_FOR,
@@ -121,10 +121,6 @@ async def _stream(
         streams.release(ticket)
 
 
-def _event_key(event_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in event_id.split("-"))
-
-
 async def _replay_heard(
     backend: SessionBackend, session_id: str, cursor: str, relay: NarrationRelay
 ) -> None:
@@ -132,12 +128,12 @@ async def _replay_heard(
     events up to the cursor. A turn it was hearing is then completed like a live stream's,
     if its commit compacts its last deltas before the stream reads them. (One page read in
     the usual case; nothing is sent.)"""
-    until = _event_key(cursor)
+    until = event_order(cursor)
     after = "0"
     while True:
         heard = await backend.read_events(session_id, after)
         for event in heard:
-            if _event_key(event.id) > until:
+            if event_order(event.id) > until:
                 return
             relay.missing(event)
             if event.id == cursor:

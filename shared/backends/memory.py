@@ -29,6 +29,7 @@ from shared.errors import (
     TooManyPendingTurns,
     VersionConflict,
 )
+from shared.ids import event_order
 from shared.models import (
     EventName,
     GameState,
@@ -58,11 +59,6 @@ class _Session:
 
     def superseded(self, runner: str | None) -> bool:
         return bool(runner) and self.runner != runner
-
-
-def _event_seq(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class InMemoryBackend:
@@ -439,8 +435,8 @@ class InMemoryBackend:
         session = self._live(session_id)
         if session is None:
             return []
-        cursor = _event_seq(after)
-        return [e for e in session.events if _event_seq(e.id) > cursor][:count]
+        cursor = event_order(after)
+        return [e for e in session.events if event_order(e.id) > cursor][:count]
 
     async def read_events(
         self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100

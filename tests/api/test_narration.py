@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sse_starlette import ServerSentEvent
+
 from api.narration import NarrationRelay, untold
 from api.routes.events import _stream
 from api.streams import StreamRegistry
+from shared.ids import event_order
 from shared.models import SessionEvent
 
 STORY = "Lantern light spills on the board."
@@ -85,6 +88,16 @@ def test_nothing_is_added_where_no_delta_was_owed_or_the_start_was_not_seen() ->
     assert failed.missing(event(8, "turn.failed", error={"code": "step_failed"})) == []
 
 
+async def streamed(backend: Any, cursor: str, *, resumed: bool = False) -> list[ServerSentEvent]:
+    """Everything the event stream sends from `cursor` until the session is gone."""
+    streams = StreamRegistry(per_session=2, per_client=4)
+    ticket = streams.open("s1", "client")
+    return [
+        message
+        async for message in _stream(backend, "s1", cursor, 0.01, ticket, streams, resumed=resumed)
+    ]
+
+
 class ScriptedBackend:
     """The store as a stream sees it when the commit won the race: the turn's first delta,
     then (its last delta compacted away) the turn's end, then the session is gone."""
@@ -106,12 +119,7 @@ async def test_the_stream_sends_what_the_commit_compacted_before_the_end() -> No
             [event(4, "turn.completed", result=RESULT)],
         ]
     )
-    streams = StreamRegistry(per_session=2, per_client=4)
-    ticket = streams.open("s1", "client")
-    sent = [
-        message
-        async for message in _stream(backend, "s1", "0", 0.01, ticket, streams)  # type: ignore[arg-type]
-    ]
+    sent = await streamed(backend, "0")
     names = [message.event for message in sent]
     assert names == ["turn.started", "narration.delta", "narration.delta", "turn.completed"]
     deltas = [json.loads(str(m.data)) for m in sent if m.event == "narration.delta"]
@@ -134,8 +142,7 @@ class ResumedBackend:
 
     async def read_events(self, session_id: str, cursor: str, timeout: float = 0.0) -> Any:
         self.reads.append(cursor)
-        after = tuple(int(part) for part in cursor.split("-"))
-        return [e for e in self.retained if tuple(int(p) for p in e.id.split("-")) > after]
+        return [e for e in self.retained if event_order(e.id) > event_order(cursor)]
 
     async def exists(self, session_id: str) -> bool:
         return len(self.reads) < 4
@@ -143,14 +150,7 @@ class ResumedBackend:
 
 async def test_a_stream_resumed_mid_turn_completes_it_from_what_its_client_heard() -> None:
     backend = ResumedBackend()
-    streams = StreamRegistry(per_session=2, per_client=4)
-    ticket = streams.open("s1", "client")
-    sent = [
-        message
-        async for message in _stream(  # type: ignore[arg-type]
-            backend, "s1", "2-0", 0.01, ticket, streams, resumed=True
-        )
-    ]
+    sent = await streamed(backend, "2-0", resumed=True)
     assert [message.event for message in sent] == ["narration.delta", "turn.completed"]
     # What the client heard before (STORY) and what this stream sends add up to the whole.
     assert STORY + json.loads(str(sent[0].data))["text"] == RESULT["narrative"]
@@ -161,12 +161,5 @@ async def test_a_stream_resumed_mid_turn_completes_it_from_what_its_client_heard
 async def test_a_stream_resumed_after_the_turn_ended_adds_nothing() -> None:
     backend = ResumedBackend()
     backend.retained = [event(4, "turn.completed", result=RESULT)]  # its deltas compacted
-    streams = StreamRegistry(per_session=2, per_client=4)
-    ticket = streams.open("s1", "client")
-    sent = [
-        message
-        async for message in _stream(  # type: ignore[arg-type]
-            backend, "s1", "2-0", 0.01, ticket, streams, resumed=True
-        )
-    ]
+    sent = await streamed(backend, "2-0", resumed=True)
     assert [message.event for message in sent] == ["turn.completed"]
