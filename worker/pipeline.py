@@ -639,7 +639,7 @@ class TurnPipeline:
         """The turn is finished: its client may send another. Not a reason to fail the turn
         (it is committed): a ticket not released lapses by itself."""
         try:
-            await self.backend.release_admission(turn.turn_id)
+            await self.backend.release_admission(turn.turn_id, turn.client)
         except PortalsError as exc:
             logger.warning(
                 "admission ticket not released: %s",

@@ -104,7 +104,7 @@ async def submit_turn(
     claim = _claim(idempotency_key, body)
     session_id = state.session_id
     turn_id = new_turn_id()
-    client = client_key(request)
+    client = client_digest(client_key(request))
     try:
         action = _action(state, body)
         await _admit(backend, settings, turn_id, client)
@@ -123,7 +123,7 @@ async def submit_turn(
         choice_index=body.choice_index,
         accepted_at=time.time(),
         correlation_id=CORRELATION_ID.get(),
-        client=client_digest(client),
+        client=client,
         traceparent=current_traceparent(),
     )
     try:
@@ -134,11 +134,11 @@ async def submit_turn(
             record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
         )
     except BaseException:
-        await _give_back(backend, turn_id)
+        await _give_back(backend, turn_id, client)
         raise
     duplicate = stored.turn_id != record.turn_id
     if duplicate:
-        await _give_back(backend, turn_id)  # the earlier turn holds a ticket of its own
+        await _give_back(backend, turn_id, client)  # the earlier turn holds a ticket of its own
     if stored.status is TurnStatus.QUEUED:
         try:
             await queue.enqueue(session_id)
@@ -150,8 +150,8 @@ async def submit_turn(
 
 async def _admit(backend: SessionBackend, settings: Settings, turn_id: str, client: str) -> None:
     """A ticket for the new turn, counted atomically in the store: the service's bound on
-    turns in flight, and the client's own (across all its sessions), so a flood from one
-    client meets its limit long before honest players meet the service's."""
+    turns in flight, and the client's own (`client`: its digest; across all its sessions), so
+    a flood from one client meets its limit long before honest players meet the service's."""
     admission = await backend.admit_turn(
         turn_id,
         client,
@@ -166,11 +166,11 @@ async def _admit(backend: SessionBackend, settings: Settings, turn_id: str, clie
         raise TooManyTurnsInFlight(settings.max_turns_in_flight_per_client)
 
 
-async def _give_back(backend: SessionBackend, turn_id: str) -> None:
+async def _give_back(backend: SessionBackend, turn_id: str, client: str | None) -> None:
     """Release the ticket of a turn that will not run; if the store cannot take that now,
     the ticket lapses by itself (ADMISSION_TICKET_TTL)."""
     try:
-        await backend.release_admission(turn_id)
+        await backend.release_admission(turn_id, client)
     except PortalsError:
         logger.warning("admission ticket not released; it lapses by itself")
 
@@ -211,7 +211,7 @@ async def _withdraw(
         return stored
     if withdrawn:
         TURNS_FAILED.labels(error.code).inc()
-        await _give_back(backend, stored.turn_id)
+        await _give_back(backend, stored.turn_id, stored.client)
         raise BackendUnavailable("task queue")
     # It left the inbox already: a worker draining this session applied it.
     return await backend.get_turn(stored.session_id, stored.turn_id) or stored

@@ -138,8 +138,8 @@ class SessionBackend(Protocol):
 
     async def pending_count(self, session_id: str) -> int: ...
 
-    async def pending_turn_ids(self, session_id: str) -> list[str]:
-        """The ids of the session's turns not yet finished, oldest first."""
+    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
+        """The records of the session's turns not yet finished, oldest first."""
 
     async def start_turn(
         self,
@@ -259,11 +259,14 @@ class SessionBackend(Protocol):
     ) -> Admission:
         """Take an admission ticket for a new turn, atomically: refused (`OVERLOADED`) when
         `max_total` turns are in flight across the service, or (`CLIENT_BUSY`) when `client`
-        already has `max_per_client` (0: no limit). A ticket not released lapses after `ttl`
-        seconds, so tickets of processes that died never pile up."""
+        (the client's digest, as `TurnRecord.client` holds it) already has `max_per_client`
+        (0: no limit). A ticket not released lapses after `ttl` seconds, so tickets of
+        processes that died never pile up."""
 
-    async def release_admission(self, turn_id: str) -> None:
-        """The turn finished (or was never queued): give its ticket back. No ticket, no-op."""
+    async def release_admission(self, turn_id: str, client: str | None) -> None:
+        """The turn finished (or was never queued): give its ticket back. `client` is the
+        digest it was admitted for (`TurnRecord.client`); None for a record that has none,
+        whose ticket is looked up (slower). No ticket, no-op."""
 
     # -- LLM token accounting (shared by every worker) ----------------------------------------
     async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:

@@ -318,10 +318,13 @@ class InMemoryBackend:
             session.inbox.pop(0)  # its record is gone: it can never be applied
         return None
 
-    async def pending_turn_ids(self, session_id: str) -> list[str]:
+    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
         with self._lock:
             session = self._live(session_id)
-            return [] if session is None else list(session.inbox)
+            if session is None:
+                return []
+            records = (session.turns.get(turn_id) for turn_id in session.inbox)
+            return [record.model_copy() for record in records if record is not None]
 
     async def pending_count(self, session_id: str) -> int:
         with self._lock:
@@ -583,7 +586,7 @@ class InMemoryBackend:
             tickets[turn_id] = (client, now + ttl)
             return Admission.ADMITTED
 
-    async def release_admission(self, turn_id: str) -> None:
+    async def release_admission(self, turn_id: str, client: str | None) -> None:
         with self._lock:
             self._admitted.pop(turn_id, None)
 

@@ -36,7 +36,6 @@ from shared.backends.keys import (
     DEFAULT_QUEUE,
     AdmissionKeys,
     SessionKeys,
-    client_digest,
     client_usage_key,
     pending_sessions_key,
     rate_limit_key,
@@ -443,9 +442,12 @@ class RedisBackend:
                 state = await self.client.hget(SessionKeys(session_id).state, "state")
         return record_from(session_id, document, state)
 
-    async def pending_turn_ids(self, session_id: str) -> list[str]:
+    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
+        keys = SessionKeys(session_id)
         async with self._guard():
-            return [str(t) for t in await self.client.lrange(SessionKeys(session_id).inbox, 0, -1)]
+            turn_ids = await self.client.lrange(keys.inbox, 0, -1)
+            raws = await self.client.hmget(keys.turns, turn_ids) if turn_ids else []
+        return [await self._load_record(session_id, raw) for raw in raws if raw is not None]
 
     async def pending_count(self, session_id: str) -> int:
         async with self._guard():
@@ -716,26 +718,24 @@ class RedisBackend:
         max_total: int,
         max_per_client: int,
     ) -> Admission:
-        digest = client_digest(client)
         keys = self.admission
         answer = await self._run(
             "ADMIT",
-            [keys.turns, keys.clients, keys.client(digest)],
-            [turn_id, now, now + ttl, max_total, max_per_client, digest],
+            [keys.turns, keys.clients, keys.client(client)],
+            [turn_id, now, now + ttl, max_total, max_per_client],
         )
         return Admission(answer)
 
-    async def release_admission(self, turn_id: str) -> None:
+    async def release_admission(self, turn_id: str, client: str | None) -> None:
         keys = self.admission
-        async with self._guard():
-            digest = await self.client.hget(keys.clients, turn_id)
-        if not isinstance(digest, str):
-            return  # lapsed already, or a turn accepted before admission tickets
-        await self._run(
-            "RELEASE_ADMISSION",
-            [keys.turns, keys.clients, keys.client(digest)],
-            [turn_id],
-        )
+        if client is None:
+            # Only a ticket admitted before tickets were released by their client (an upgrade
+            # ago) is in the clients hash; any other lapses from its client's set by itself.
+            async with self._guard():
+                found = await self.client.hget(keys.clients, turn_id)
+            client = found if isinstance(found, str) else None
+        client_tickets = [keys.client(client)] if client is not None else []
+        await self._run("RELEASE_ADMISSION", [keys.turns, keys.clients, *client_tickets], [turn_id])
 
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()

@@ -124,7 +124,9 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     first, second = new_turn(state.session_id), new_turn(state.session_id)
     for turn in (first, second):
         await backend.accept_turn(turn, max_pending=8, idempotency=None)
-    assert await backend.pending_turn_ids(state.session_id) == [first.turn_id, second.turn_id]
+    pending = await backend.pending_turns(state.session_id)
+    assert [turn.turn_id for turn in pending] == [first.turn_id, second.turn_id]
+    assert pending[0] == first
     assert await backend.start_turn(state.session_id, second.turn_id, 1.0) is None
     running = await backend.start_turn(state.session_id, first.turn_id, 1.0)
     assert running is not None and running.status is TurnStatus.RUNNING
@@ -139,8 +141,10 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert record is not None and record.status is TurnStatus.COMPLETED
     head = await backend.head_turn(state.session_id)
     assert head is not None and head.turn_id == second.turn_id
-    assert await backend.pending_turn_ids(state.session_id) == [second.turn_id]
-    assert await backend.pending_turn_ids(new_state().session_id) == []
+    assert [turn.turn_id for turn in await backend.pending_turns(state.session_id)] == [
+        second.turn_id
+    ]
+    assert await backend.pending_turns(new_state().session_id) == []
 
     # The same commit again (a duplicate delivery) and a commit from a stale read both lose.
     with pytest.raises(VersionConflict):
@@ -462,11 +466,15 @@ async def test_admission_is_counted_per_client_and_in_all(harness: Harness) -> N
     assert await admit("honest-1", "198.51.100.2") is Admission.ADMITTED
     # Five in flight: everyone waits now, the flooder included.
     assert await admit("honest-2", "198.51.100.3") is Admission.OVERLOADED
-    await backend.release_admission("flood-0")
-    await backend.release_admission("flood-0")  # a second release changes nothing
-    await backend.release_admission("never-admitted")
+    await backend.release_admission("flood-0", "203.0.113.9")
+    await backend.release_admission("flood-0", "203.0.113.9")  # a second one changes nothing
+    await backend.release_admission("never-admitted", "203.0.113.9")
+    await backend.release_admission("never-admitted", None)
     assert await admit("flood-4", "203.0.113.9") is Admission.ADMITTED
     assert await admit("flood-5", "203.0.113.9") is Admission.OVERLOADED
+    # A ticket released without its client (a record that names none) frees its place in all.
+    await backend.release_admission("honest-1", None)
+    assert await admit("honest-2", "198.51.100.3") is Admission.ADMITTED
     # Tickets nobody released (their gateway or worker died) lapse after their ttl.
     later = now + 61
     assert await admit("honest-3", "198.51.100.3", later) is Admission.ADMITTED

@@ -4,6 +4,7 @@ narrative, a stream rebuilt small once no turn is in flight."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -221,7 +222,8 @@ async def test_no_key_of_a_played_session_outlives_it(backend: RedisBackend) -> 
 
 async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -> None:
     """Counts leave lapsed tickets out at once; one admission in eight (by the new ticket's
-    id) also clears them from the store."""
+    id) also clears them from the store, those an earlier version left in the clients hash
+    included."""
     backend = RedisBackend(
         aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
         session_ttl=600,
@@ -237,14 +239,56 @@ async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -
     try:
         for n in range(5):
             await admit(f"early-{n}a", now=1000.0)  # 'a' (97): not a sweeping admission
+        # As an earlier version kept them: ticket -> client.
+        await backend.client.hset(keys.clients, "early-0a", "198.51.100.7")
         await admit("late-a", now=2000.0)  # the five lapsed: they no longer count...
         assert await backend.client.zcard(keys.turns) == 6  # ...but are still stored
         await admit("late-h", now=2000.0)  # 'h' (104 = 13 × 8): this one sweeps
         assert await backend.client.zcard(keys.turns) == 2
-        assert await backend.client.hlen(keys.clients) == 2
+        assert await backend.client.hlen(keys.clients) == 0
     finally:
         for turn_id in ("late-a", "late-h", *(f"early-{n}a" for n in range(5))):
-            await backend.release_admission(turn_id)
+            await backend.release_admission(turn_id, "198.51.100.7")
+        await backend.close()
+
+
+async def test_an_admission_ticket_is_released_in_one_step(redis_url: str) -> None:
+    """The release names the ticket's client (the turn's record does): one script, no
+    lookup, and no ticket -> client entry written for it at admission."""
+    backend = RedisBackend(
+        aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
+        session_ttl=600,
+        queue=f"test.admission.{uuid.uuid4().hex[:8]}",
+    )
+    keys = backend.admission
+    client = "c0ffee" * 5
+    try:
+        for turn_id in ("one", "two"):
+            await backend.admit_turn(
+                turn_id, client, now=time.time(), ttl=60, max_total=10, max_per_client=5
+            )
+        assert not await backend.client.exists(keys.clients)
+        await backend.release_admission("never-admitted", client)  # loads the script
+        sent: list[object] = []
+        send = backend.client.execute_command
+
+        async def recorded(*args: object, **options: object) -> object:
+            sent.append(args[0])
+            return await send(*args, **options)
+
+        backend.client.execute_command = recorded  # type: ignore[method-assign]
+        await backend.release_admission("one", client)
+        del backend.client.execute_command
+        assert sent == ["EVALSHA"]
+        assert await backend.client.zrange(keys.turns, 0, -1) == ["two"]
+        assert await backend.client.zrange(keys.client(client), 0, -1) == ["two"]
+        # A ticket an earlier version admitted, released by a record without its client:
+        # found in the clients hash, and gone from the client's tickets too.
+        await backend.client.hset(keys.clients, "two", client)
+        await backend.release_admission("two", None)
+        assert not await backend.client.exists(keys.turns, keys.client(client), keys.clients)
+    finally:
+        await backend.client.delete(keys.turns, keys.clients, keys.client(client))
         await backend.close()
 
 
