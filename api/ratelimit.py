@@ -12,7 +12,8 @@ import math
 
 from fastapi import Request, Response
 
-from api.deps import Backend, SettingsDep
+from api.deps import services_of
+from shared.backends import SessionBackend
 from shared.errors import BackendUnavailable, RateLimited
 from shared.metrics import RATE_LIMIT_FAILED_OPEN
 
@@ -49,27 +50,26 @@ def client_key(request: Request) -> str:
     return str(address)
 
 
-async def rate_limit(
-    request: Request, response: Response, backend: Backend, settings: SettingsDep
+# Every request meets this one: it takes the services off the request rather than as
+# dependencies of its own, which FastAPI would solve again for it on each request.
+async def rate_limit(request: Request, response: Response) -> None:
+    services = services_of(request)
+    limit = services.settings.rate_limit_per_minute
+    if limit:
+        await _count(services.backend, client_key(request), limit, response, "requests")
+
+
+async def session_creation_limit(request: Request, response: Response) -> None:
+    services = services_of(request)
+    limit = services.settings.session_create_per_minute
+    if limit:
+        key = f"new-session:{client_key(request)}"
+        await _count(services.backend, key, limit, response, "new sessions")
+
+
+async def _count(
+    backend: SessionBackend, key: str, limit: int, response: Response, what: str
 ) -> None:
-    await _count(backend, client_key(request), settings.rate_limit_per_minute, response, "requests")
-
-
-async def session_creation_limit(
-    request: Request, response: Response, backend: Backend, settings: SettingsDep
-) -> None:
-    await _count(
-        backend,
-        f"new-session:{client_key(request)}",
-        settings.session_create_per_minute,
-        response,
-        "new sessions",
-    )
-
-
-async def _count(backend: Backend, key: str, limit: int, response: Response, what: str) -> None:
-    if not limit:
-        return
     try:
         count, reset = await backend.count_request(key, WINDOW_SECONDS)
     except BackendUnavailable:

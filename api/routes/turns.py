@@ -13,11 +13,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 
 from api.deps import (
     AuthorizedState,
-    Backend,
     BearerCredentials,
-    Queue,
+    ServicesDep,
     SessionIdParam,
-    SettingsDep,
     TurnIdParam,
     bearer_token,
 )
@@ -96,11 +94,10 @@ async def submit_turn(
     request: Request,
     state: AuthorizedState,
     body: TurnRequest,
-    backend: Backend,
-    queue: Queue,
-    settings: SettingsDep,
+    services: ServicesDep,  # one dependency, not three: the hot path pays for each
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
+    backend, queue, settings = services.backend, services.enqueuer, services.settings
     claim = _claim(idempotency_key, body)
     session_id = state.session_id
     turn_id = new_turn_id()
@@ -282,13 +279,11 @@ async def get_turn(
     session_id: SessionIdParam,
     turn_id: TurnIdParam,
     credentials: BearerCredentials,
-    backend: Backend,
-    settings: SettingsDep,
+    services: ServicesDep,
     wait: Annotated[
         float, Query(ge=0, le=30, description="Long-poll up to this many seconds.")
     ] = 0,
 ) -> TurnOut:
     token = bearer_token(credentials)
-    return await _wait_for_finish(
-        backend, session_id, turn_id, token, min(wait, settings.long_poll_max)
-    )
+    wait = min(wait, services.settings.long_poll_max)
+    return await _wait_for_finish(services.backend, session_id, turn_id, token, wait)
