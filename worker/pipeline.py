@@ -7,17 +7,17 @@
 The lease only saves work (two workers rarely run the same step); the commit is what makes a
 turn apply exactly once: it succeeds only if the state is still at the version the step read
 and the turn is still the inbox head. A loser reloads and carries on with whatever is now
-at the head.
+at the head. An attempt's parts live beside this module: its step (`worker.step`), events
+(`worker.attempt_events`), lease heartbeat (`worker.heartbeat`), LLM token budget
+(`worker.budget`) and end, committed or failed (`worker.finish`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
-import math
 import os
 import time
 import uuid
@@ -25,9 +25,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
@@ -38,53 +37,28 @@ from shared.errors import (
     BackendUnavailable,
     LeaseLost,
     NarratorUnavailable,
-    PortalsError,
     SessionNotFound,
     VersionConflict,
 )
-from shared.game.narrator import NarrationStream
 from shared.logs import CORRELATION_ID
-from shared.metrics import (
-    LLM_REPLY_REPAIRS,
-    LLM_WAITS,
-    MODERATION_FLAGGED,
-    TURN_PROCESSING_SECONDS,
-    TURN_QUEUE_WAIT_SECONDS,
-    TURNS_COMPLETED,
-    TURNS_FAILED,
-    TURNS_RETRIED,
-)
-from shared.models import (
-    EventName,
-    GameState,
-    SpokenLine,
-    TurnError,
-    TurnRecord,
-    TurnResult,
-    TurnStatus,
-)
+from shared.metrics import TURN_QUEUE_WAIT_SECONDS, TURNS_RETRIED
+from shared.models import EventName, GameState, TurnRecord
 from shared.settings import Settings
 from shared.tracing import mark_failed, past_span, span, turn_context
+from worker.attempt_events import AttemptEvents
+from worker.budget import OFFLINE_BUDGET, settings_for
+from worker.finish import commit_attempt, fail_turn, release_admission
+from worker.heartbeat import with_heartbeat
+from worker.step import StepRunner, run_flow_step
 
-if TYPE_CHECKING:
-    from shared.game.flow import StepResult
-    from shared.game.persistence import StateLoader
-
-__all__ = ["DrainOutcome", "StepRunner", "TurnPipeline", "run_flow_step"]
+# StepRunner is re-exported: it is the type of TurnPipeline's `step_runner`.
+__all__ = ["DrainOutcome", "StepRunner", "TurnPipeline"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _STEP_FAILED = "The story could not continue this turn; try another action."
-StepRunner = Callable[[str, TurnRecord, "StateLoader", Settings, NarrationStream], "StepResult"]
-
-
-OFFLINE_BUDGET = "offline_budget"
-
-
-def _utc_day() -> str:
-    return time.strftime("%Y%m%d", time.gmtime())
 
 
 class _Held(Enum):
@@ -111,133 +85,6 @@ class DrainOutcome(StrEnum):
     LEASE_BUSY = "lease_busy"
     # The drain used its time budget with turns still waiting: continue in a fresh task.
     HANDOFF = "handoff"
-
-
-def run_flow_step(
-    session_id: str,
-    turn: TurnRecord,
-    load_state: StateLoader,
-    settings: Settings,
-    stream: NarrationStream,
-) -> StepResult:
-    """The default step: the CrewAI flow with the configured narrator (imported on first
-    use: it loads CrewAI)."""
-    from shared.game.flow import run_turn_step
-    from shared.game.moderation import moderator_for
-    from shared.game.narrator import Narrator, OfflineNarrator
-
-    offline = OfflineNarrator(
-        delay=settings.narrator_delay,
-        fail_on=settings.narrator_fail_on,
-        jester_cooldown=settings.jester_cooldown,
-    )
-    narrator: Narrator = offline
-    if settings.narrator == "llm":
-        from shared.game.llm.client import ChatClient, provider_gate
-        from shared.game.llm.narrator import LLMNarrator
-
-        client = ChatClient(settings, gate=provider_gate(settings))
-        narrator = LLMNarrator(client, settings, stream, fallback=offline)
-    return run_turn_step(
-        session_id,
-        turn,
-        load_state=load_state,
-        narrator=narrator,
-        history_limit=settings.history_limit,
-        moderator=moderator_for(settings),
-    )
-
-
-class _EventStream:
-    """A turn's narration, published on the session's event stream as it is produced. Called
-    from the step's thread; each event is written before the next (their order is the
-    story's). Pieces that come within `narration_delta_interval` of the last one published
-    wait and go together; the pipeline sends what is left (`flush`) before the commit.
-
-    Every append is fenced by the attempt's runner token: once another attempt of the turn
-    has started (this one's lease was lost), the store refuses this one's words and the
-    stream goes quiet; the step runs on, but its commit is refused too."""
-
-    def __init__(self, pipeline: TurnPipeline, turn: TurnRecord, runner: str) -> None:
-        self.pipeline = pipeline
-        self.turn = turn
-        self.runner = runner
-        self.interval = pipeline.settings.narration_delta_interval
-        self.superseded = False
-        self._waiting = ""
-        self._speaker = "narrator"
-        self._published_at = -math.inf
-        # The turn's trace (traces on): each published event is a span of it, whichever
-        # thread asked for it.
-        self._trace = otel_context.get_current()
-
-    async def _event(self, event: EventName, data: dict[str, object]) -> None:
-        if self.superseded:
-            return
-        token = otel_context.attach(self._trace)
-        try:
-            with span(f"turn.event {event.value}"):
-                await self.pipeline.backend.append_event(
-                    self.turn.session_id,
-                    event.value,
-                    {"turn_id": self.turn.turn_id, **data},
-                    runner=self.runner,
-                )
-        except LeaseLost:
-            self.superseded = True
-            logger.warning(
-                "attempt superseded: its narration is no longer published",
-                extra={"session_id": self.turn.session_id, "turn_id": self.turn.turn_id},
-            )
-        finally:
-            otel_context.detach(token)
-
-    def _publish(self, event: EventName, data: dict[str, object]) -> None:
-        if self.superseded:
-            return
-        future = asyncio.run_coroutine_threadsafe(self._event(event, data), self.pipeline.loop)
-        try:
-            future.result(timeout=self.pipeline.settings.redis_socket_timeout * 2)
-        except BaseException:
-            future.cancel()  # not left to land later, after words that came after it
-            raise
-
-    def delta(self, text: str, speaker: str = "narrator") -> None:
-        if speaker != self._speaker and self._waiting:
-            # One speaker per event: what one agent said goes out before the next speaks.
-            waiting, self._waiting = self._waiting, ""
-            self._publish(EventName.NARRATION_DELTA, {"text": waiting, "speaker": self._speaker})
-        self._speaker = speaker
-        self._waiting += text
-        now = time.monotonic()
-        if now - self._published_at >= self.interval:
-            waiting, self._waiting = self._waiting, ""
-            self._publish(EventName.NARRATION_DELTA, {"text": waiting, "speaker": speaker})
-            self._published_at = now
-
-    def restart(self, reason: str) -> None:
-        self._waiting = ""  # words of the attempt that starts over: the reader drops them
-        self._publish(EventName.TURN_RESTARTED, {"reason": reason})
-
-    def waiting(self, reason: str, seconds: float) -> None:
-        # The turn has started but waits for its LLM slot: a client shows that, not silence.
-        self._publish(
-            EventName.TURN_STARTED,
-            {"attempt": self.turn.attempts, "waiting": reason, "wait_seconds": round(seconds, 1)},
-        )
-        LLM_WAITS.labels(reason).inc()
-
-    async def send(self, event: EventName, data: dict[str, object]) -> None:
-        """On the loop: one event of this attempt."""
-        await self._event(event, data)
-
-    async def flush(self) -> None:
-        """On the loop, once the step is done: the narration's last words."""
-        if self._waiting:
-            waiting, self._waiting = self._waiting, ""
-            await self._event(
-                EventName.NARRATION_DELTA, {"text": waiting, "speaker": self._speaker}
-            )
 
 
 class TurnPipeline:
@@ -345,7 +192,8 @@ class TurnPipeline:
             tried_one = True
             if head.attempts >= self.settings.turn_max_attempts:
                 # Every attempt died with its worker (a crash leaves no other trace).
-                await self._fail(
+                await fail_turn(
+                    self.backend,
                     head,
                     "turn_abandoned",
                     "This turn could not be completed; please try again.",
@@ -353,7 +201,13 @@ class TurnPipeline:
                 )
                 continue
             if head.attempts:
-                await self._with_heartbeat(session_id, holder, asyncio.sleep(self._backoff(head)))
+                await with_heartbeat(
+                    self.backend,
+                    self.settings,
+                    session_id,
+                    holder,
+                    asyncio.sleep(self._backoff(head)),
+                )
             runner, running, state = await self._start(session_id, holder, head, state_read)
             if running is None:
                 continue
@@ -441,7 +295,7 @@ class TurnPipeline:
             running.attempts,
             extra={"session_id": session_id, "turn_id": running.turn_id},
         )
-        stream = _EventStream(self, running, runner)
+        stream = AttemptEvents(self.backend, self.settings, self.loop, running, runner)
         if running.attempts > 1:
             # Whatever a client saw of an earlier attempt's narration is void.
             await stream.send(
@@ -459,21 +313,6 @@ class TurnPipeline:
         context = contextvars.copy_context()
         return self.loop.run_in_executor(self._steps, functools.partial(context.run, func, *args))
 
-    async def _settings_for(self, turn: TurnRecord) -> Settings:
-        """The settings to tell `turn` with: the offline narrator's once the session or its
-        client has used its LLM tokens for the day."""
-        settings = self.settings
-        per_session = settings.llm_tokens_per_session_per_day
-        per_client = settings.llm_tokens_per_client_per_day
-        if settings.narrator != "llm" or (per_session is None and per_client is None):
-            return settings
-        used = await self.backend.llm_tokens(turn.session_id, turn.client, _utc_day())
-        if (per_session is not None and used.session_today >= per_session) or (
-            per_client is not None and turn.client and used.client_today >= per_client
-        ):
-            return settings.model_copy(update={"narrator": "offline"})
-        return settings
-
     def _backoff(self, turn: TurnRecord) -> float:
         # Exponential, but short of the lease: a retry must not cost the session its lease.
         delay = self.settings.turn_retry_backoff * 2 ** (turn.attempts - 1)
@@ -485,7 +324,7 @@ class TurnPipeline:
         holder: str,
         running: TurnRecord,
         state: GameState | None,
-        stream: _EventStream,
+        stream: AttemptEvents,
     ) -> _Applied:
         """Run and commit one attempt of the head turn: what the commit did, `_GONE` if the
         session is gone, None if the turn was not committed (failed, or to be tried again)."""
@@ -497,9 +336,11 @@ class TurnPipeline:
             return prefetched.pop() if prefetched and sid == session_id else self._load_state(sid)
 
         try:
-            settings = await self._settings_for(running)
+            settings = await settings_for(self.backend, self.settings, running)
             trace.get_current_span().set_attribute("pocket_portals.narrator", settings.narrator)
-            step = await self._with_heartbeat(
+            step = await with_heartbeat(
+                self.backend,
+                self.settings,
                 session_id,
                 holder,
                 self._in_step_thread(
@@ -511,11 +352,11 @@ class TurnPipeline:
             await stream.flush()
         except SessionNotFound as exc:
             mark_failed(exc)
-            await self._release_admission(running)  # deleted or expired: it never finishes
+            await release_admission(self.backend, running)  # deleted or expired: it never finishes
             return _GONE
         except (AdventureCompleted, NarratorUnavailable) as exc:
             mark_failed(exc)
-            await self._fail(running, exc.code, exc.message, runner=stream.runner)
+            await fail_turn(self.backend, running, exc.code, exc.message, runner=stream.runner)
             return None
         except BackendUnavailable:
             raise  # the store is down: the task retries later, the turn stays at the head
@@ -523,11 +364,15 @@ class TurnPipeline:
             mark_failed(exc)
             logger.exception("turn step failed (attempt %d)", running.attempts, extra=ids)
             if running.attempts >= self.settings.turn_max_attempts:
-                await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
+                await fail_turn(
+                    self.backend, running, "step_failed", _STEP_FAILED, runner=stream.runner
+                )
             return None  # otherwise it stays at the head and is tried again after a backoff
         try:
             # Traced by the store's spans for its COMMIT (and admission) scripts.
-            return await self._commit(step, running, stream.runner, holder)
+            return await commit_attempt(
+                self.backend, self.settings, step, running, stream.runner, holder
+            )
         except VersionConflict as exc:
             mark_failed(exc)
             logger.info("commit lost a race; reloading", extra=ids)
@@ -540,146 +385,19 @@ class TurnPipeline:
             )
         except SessionNotFound as exc:
             mark_failed(exc)
-            await self._release_admission(running)
+            await release_admission(self.backend, running)
             return _GONE
         except (ValueError, TypeError) as exc:
             mark_failed(exc)
             # The result cannot be encoded (UnicodeEncodeError is a ValueError): every further
             # attempt would fail the same way, holding up the turns behind it.
             logger.exception("turn result could not be stored", extra=ids)
-            await self._fail(running, "step_failed", _STEP_FAILED, runner=stream.runner)
+            await fail_turn(
+                self.backend, running, "step_failed", _STEP_FAILED, runner=stream.runner
+            )
         return None
-
-    async def _with_heartbeat(self, session_id: str, holder: str, work: Awaitable[T]) -> T:
-        stop = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(session_id, holder, stop))
-        try:
-            return await work
-        finally:
-            # Cancelling alone is not enough: on Python 3.11 a cancellation that lands while
-            # a Redis call times out can be lost (asyncio.wait_for, gh-86296), and a
-            # heartbeat awaited after that would keep the turn open for ever. It sees `stop`
-            # at its next step, and is never waited on for longer than one Redis call.
-            stop.set()
-            heartbeat.cancel()
-            await asyncio.wait({heartbeat}, timeout=self.settings.redis_socket_timeout + 1)
-
-    async def _heartbeat(self, session_id: str, holder: str, stop: asyncio.Event) -> None:
-        interval = self.settings.lease_ttl / 3
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            if stop.is_set():
-                return
-            with contextlib.suppress(PortalsError):
-                if not await self.backend.renew_lease(session_id, holder, self.settings.lease_ttl):
-                    # Someone else may now run this turn too; the commit decides who wins.
-                    logger.warning("lease lost during a turn", extra={"session_id": session_id})
-                    return
 
     def _load_state(self, session_id: str) -> GameState | None:
         """Called by the flow's persistence from the step's thread."""
         future = asyncio.run_coroutine_threadsafe(self.backend.get(session_id), self.loop)
         return future.result(timeout=self.settings.redis_socket_timeout * 2)
-
-    async def _commit(
-        self, step: StepResult, turn: TurnRecord, runner: str, holder: str
-    ) -> Committed:
-        state = step.state
-        # What a player reads must be text a response can carry: a narrator (an LLM's JSON
-        # escapes) can produce a lone surrogate, which no encoding stores or sends.
-        for text in (step.narrative, *state.current_choices):
-            text.encode("utf-8")
-        result = TurnResult(
-            narrative=step.narrative,
-            choices=state.current_choices,
-            state_version=state.version + 1,
-            narrator=step.narrator,
-            usage=step.usage,
-            lines=[SpokenLine(speaker=speaker, text=text) for speaker, text in step.lines],
-        )
-        done = turn.model_copy(
-            update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
-        )
-        committed = await self.backend.commit_turn(
-            state, done, runner=runner, lease=(holder, self.settings.lease_ttl)
-        )
-        if step.usage is not None and step.usage.total_tokens:
-            try:
-                await self.backend.add_llm_tokens(
-                    turn.session_id, turn.client, _utc_day(), step.usage.total_tokens
-                )
-            except BackendUnavailable:
-                # The turn is committed; only its count is lost (the budget errs generous).
-                logger.warning("a turn's LLM tokens went uncounted: the store is unavailable")
-        await self._release_admission(turn)
-        TURNS_COMPLETED.inc()
-        for kind in step.repairs:
-            LLM_REPLY_REPAIRS.labels(kind).inc()
-        if step.moderation is not None:
-            for category in step.moderation.categories:
-                MODERATION_FLAGGED.labels(category, step.moderation.source).inc()
-        took = max(0.0, (done.finished_at or 0.0) - (turn.started_at or done.accepted_at))
-        TURN_PROCESSING_SECONDS.labels(step.narrator).observe(took)
-        logger.info(
-            "turn %s completed in %.1f ms (version %d, %s narrator)",
-            turn.turn_id,
-            took * 1000,
-            result.state_version,
-            step.narrator,
-            extra={
-                "session_id": turn.session_id,
-                "turn_id": turn.turn_id,
-                "duration_ms": round(took * 1000, 1),
-            },
-        )
-        return committed
-
-    async def _release_admission(self, turn: TurnRecord) -> None:
-        """The turn is finished: its client may send another. Not a reason to fail the turn
-        (it is committed): a ticket not released lapses by itself."""
-        try:
-            await self.backend.release_admission(turn.turn_id, turn.client)
-        except PortalsError as exc:
-            logger.warning(
-                "admission ticket not released: %s",
-                exc.code,
-                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
-            )
-
-    async def _fail(self, turn: TurnRecord, code: str, message: str, *, runner: str | None) -> None:
-        try:
-            await self._record_failure(turn, code, message, runner)
-        except LeaseLost:
-            logger.warning(
-                "failure not recorded: a later attempt of this turn runs",
-                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
-            )
-
-    async def _record_failure(
-        self, turn: TurnRecord, code: str, message: str, runner: str | None
-    ) -> None:
-        failed = turn.model_copy(
-            update={
-                "status": TurnStatus.FAILED,
-                "error": TurnError(code=code, message=message),
-                "finished_at": time.time(),
-            }
-        )
-        try:
-            recorded = await self.backend.fail_turn(failed, runner=runner)
-        except (ValueError, TypeError):
-            # The record itself holds what cannot be encoded: keep what can be of its action.
-            action = failed.action.encode("utf-8", "replace").decode("utf-8")
-            recorded = await self.backend.fail_turn(
-                failed.model_copy(update={"action": action}), runner=runner
-            )
-        if recorded:
-            await self._release_admission(turn)
-            TURNS_FAILED.labels(code).inc()
-            logger.warning(
-                "turn %s failed: %s",
-                turn.turn_id,
-                code,
-                extra={"session_id": turn.session_id, "turn_id": turn.turn_id},
-            )

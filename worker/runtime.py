@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from shared.backends import SessionBackend, create_backend
 from shared.settings import Settings, get_settings
-from worker.pipeline import StepRunner, TurnPipeline
+from worker.pipeline import TurnPipeline
+from worker.step import StepRunner
 
 __all__ = ["WorkerRuntime", "get_runtime", "install_runtime", "reset_runtime"]
 
