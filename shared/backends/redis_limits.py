@@ -1,0 +1,117 @@
+"""What bounds the service's load in Redis, across sessions: admission tickets of the turns
+in flight, per-client request counts, the LLM tokens a session and a client used, and the
+store's own memory use."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.backends.base import Admission, TokenTally
+from shared.backends.keys import SessionKeys, client_usage_key, rate_limit_key
+from shared.backends.redis_base import RedisBase
+
+__all__ = ["RedisLimits"]
+
+
+# A client's daily token count outlives its day, so a day that began in another timezone's
+# evening is still counted whole.
+_CLIENT_USAGE_TTL = 2 * 86400
+
+
+class RedisLimits(RedisBase):
+    # -- rate limits --------------------------------------------------------------------------
+    async def admit_turn(
+        self,
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> Admission:
+        keys = self.admission
+        answer = await self._run(
+            "ADMIT",
+            [keys.turns, keys.clients, keys.client(client)],
+            [turn_id, now, now + ttl, max_total, max_per_client],
+        )
+        return Admission(answer)
+
+    async def release_admission(self, turn_id: str, client: str | None) -> None:
+        keys = self.admission
+        if client is None:
+            # Only a ticket admitted before tickets were released by their client (an upgrade
+            # ago) is in the clients hash; any other lapses from its client's set by itself.
+            async with self._guard():
+                found = await self.client.hget(keys.clients, turn_id)
+            client = found if isinstance(found, str) else None
+        client_tickets = [keys.client(client)] if client is not None else []
+        await self._run("RELEASE_ADMISSION", [keys.turns, keys.clients, *client_tickets], [turn_id])
+
+    async def count_request(self, client: str, window: int) -> tuple[int, float]:
+        now = time.time()
+        number = int(now // window)
+        count = await self._run("COUNT_REQUEST", [rate_limit_key(client, number)], [window])
+        return int(count), (number + 1) * window - now
+
+    # -- memory use -------------------------------------------------------------------------
+    async def memory_use(self) -> tuple[int, int] | None:
+        if isinstance(self.client, aioredis.RedisCluster):
+            return None  # each node has its own limit: guard them with their own alerts
+        async with self._guard():
+            info = await self.client.info("memory")
+        limit = int(info.get("maxmemory", 0))
+        return (int(info["used_memory"]), limit) if limit else None
+
+    async def memory_usage(self) -> tuple[int, int] | None:
+        """Unlike `memory_use` (the admission guard's, one server), every primary of a
+        cluster is asked, and the fullest is reported, for the operator's gauge."""
+        try:
+            async with self._guard():
+                if isinstance(self.client, aioredis.RedisCluster):
+                    info = await self.client.info(
+                        "memory", target_nodes=aioredis.RedisCluster.PRIMARIES
+                    )
+                else:
+                    info = await self.client.info("memory")
+        except ResponseError:
+            return None  # a store that does not say (INFO renamed or disabled)
+        # A cluster answers for each of its nodes: the fullest one is the one to watch.
+        nodes = (
+            [info] if "used_memory" in info else [v for v in info.values() if isinstance(v, dict)]
+        )
+        sizes = [(int(n.get("used_memory", 0)), int(n.get("maxmemory", 0))) for n in nodes]
+        if not sizes:
+            return None
+        return max(sizes, key=lambda size: (size[0] / size[1] if size[1] else 0.0, size[0]))
+
+    # -- LLM token accounting ---------------------------------------------------------------
+    async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
+        async with self._guard():
+            today, total = await self.client.hmget(
+                SessionKeys(session_id).usage, [f"day:{day}", "total"]
+            )
+            by_client = await self.client.get(client_usage_key(client, day)) if client else None
+        return TokenTally(int(today or 0), int(total or 0), int(by_client or 0))
+
+    async def add_llm_tokens(
+        self, session_id: str, client: str | None, day: str, tokens: int
+    ) -> None:
+        usage = SessionKeys(session_id).usage
+        async with self._guard():
+            # The session's slot and the client's may differ: no MULTI across them.
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hincrby(usage, f"day:{day}", tokens)
+                pipe.hincrby(usage, "total", tokens)
+                pipe.expire(usage, self.session_ttl)
+                await pipe.execute()
+            if client:
+                key = client_usage_key(client, day)
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.incrby(key, tokens)
+                    pipe.expire(key, _CLIENT_USAGE_TTL)
+                    await pipe.execute()
