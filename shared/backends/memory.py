@@ -3,6 +3,11 @@
 One process only (that is why it requires eager Celery). It is thread-safe: every method
 takes one lock, so the eager worker thread and the gateway's event loop can share it, and
 readers waiting for events are woken on their own loop with `call_soon_threadsafe`.
+
+Here: its construction, the helpers every part uses and a session's turns. The rest is in the
+mixins it inherits: sessions (`memory_sessions`), events (`memory_events`), the processing
+lease (`memory_leases`), sessions with waiting turns (`memory_pending`) and the service-wide
+limits (`memory_limits`); a session's record and what the parts share are in `memory_base`.
 """
 
 from __future__ import annotations
@@ -11,17 +16,14 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from shared.backends.base import (
-    EVENTS_CAP,
-    Admission,
-    Claim,
-    Committed,
-    IdempotencyClaim,
-    TokenTally,
-)
+from shared.backends.base import Committed, IdempotencyClaim
+from shared.backends.memory_base import _Session
+from shared.backends.memory_events import MemoryEvents
+from shared.backends.memory_leases import MemoryLeases
+from shared.backends.memory_limits import MemoryLimits
+from shared.backends.memory_pending import MemoryPending
+from shared.backends.memory_sessions import MemorySessions
 from shared.errors import (
     IdempotencyKeyReused,
     LeaseLost,
@@ -29,39 +31,12 @@ from shared.errors import (
     TooManyPendingTurns,
     VersionConflict,
 )
-from shared.ids import event_order
-from shared.models import (
-    EventName,
-    GameState,
-    SessionEvent,
-    TurnError,
-    TurnRecord,
-    TurnStatus,
-)
+from shared.models import GameState, TurnError, TurnRecord, TurnStatus
 
 __all__ = ["InMemoryBackend"]
 
-_FINAL = {EventName.TURN_COMPLETED, EventName.TURN_FAILED}
 
-
-@dataclass
-class _Session:
-    state: GameState
-    owner_hash: str
-    expires_at: float
-    inbox: list[str] = field(default_factory=list)
-    turns: dict[str, TurnRecord] = field(default_factory=dict)
-    turn_log: list[str] = field(default_factory=list)
-    idempotency: dict[str, tuple[str, str]] = field(default_factory=dict)
-    events: list[SessionEvent] = field(default_factory=list)
-    # The fencing token of the attempt started last (see SessionBackend.start_turn).
-    runner: str | None = None
-
-    def superseded(self, runner: str | None) -> bool:
-        return bool(runner) and self.runner != runner
-
-
-class InMemoryBackend:
+class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending, MemoryLimits):
     def __init__(
         self,
         *,
@@ -128,77 +103,6 @@ class InMemoryBackend:
 
     def _touch(self, session: _Session) -> None:
         session.expires_at = self._clock() + self.session_ttl
-
-    def _emit(self, session_id: str, session: _Session, name: str, data: dict[str, Any]) -> str:
-        ms = int(time.time() * 1000)
-        last_ms, last_seq = self._last_event
-        self._last_event = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
-        event_id = f"{self._last_event[0]}-{self._last_event[1]}"
-        session.events.append(SessionEvent(id=event_id, event=name, data=data))
-        del session.events[: max(0, len(session.events) - EVENTS_CAP)]
-        for loop, waiter in self._waiters.get(session_id, []):
-            loop.call_soon_threadsafe(waiter.set)
-        return event_id
-
-    def _compact(self, session: _Session) -> None:
-        """After a turn finishes; the same rule as `redis_scripts.compact`."""
-        kept: list[SessionEvent] = []
-        finals = 0
-        for event in reversed(session.events):
-            if event.data.get("turn_id") in session.inbox:
-                kept.append(event)
-            elif event.event in _FINAL and finals < self.events_maxlen:
-                kept.append(event)
-                finals += 1
-        session.events = kept[::-1]
-
-    # -- sessions ---------------------------------------------------------------------------
-    async def create(self, state: GameState, *, owner_hash: str, ttl: int | None = None) -> None:
-        with self._lock:
-            # Expired sessions nobody asks for again would otherwise stay in memory for good.
-            self._expire()
-            if self._live(state.session_id) is not None:
-                raise ValueError(f"session {state.session_id} already exists")
-            stored = state.model_copy(update={"version": 0}, deep=True)
-            self._sessions[state.session_id] = _Session(
-                stored, owner_hash, self._clock() + (ttl or self.session_ttl)
-            )
-
-    async def get(self, session_id: str) -> GameState | None:
-        with self._lock:
-            session = self._live(session_id)
-            return None if session is None else session.state.model_copy(deep=True)
-
-    async def update(self, state: GameState) -> GameState:
-        with self._lock:
-            session = self._require(state.session_id)
-            if session.state.version != state.version:
-                raise VersionConflict(state.session_id, state.version)
-            session.state = state.model_copy(update={"version": state.version + 1}, deep=True)
-            self._touch(session)
-            return session.state.model_copy(deep=True)
-
-    async def delete(self, session_id: str) -> bool:
-        with self._lock:
-            return self._drop(session_id)
-
-    async def exists(self, session_id: str) -> bool:
-        with self._lock:
-            return self._live(session_id) is not None
-
-    async def owner_hash(self, session_id: str) -> str | None:
-        with self._lock:
-            session = self._live(session_id)
-            return None if session is None else session.owner_hash
-
-    async def owned_state(
-        self, session_id: str, is_owner: Callable[[str], bool]
-    ) -> GameState | None:
-        with self._lock:
-            session = self._live(session_id)
-            if session is None or not is_owner(session.owner_hash):
-                return None
-            return session.state.model_copy(deep=True)
 
     # -- turns ------------------------------------------------------------------------------
     async def accept_turn(
@@ -425,204 +329,7 @@ class InMemoryBackend:
             return True
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(
-        self, session_id: str, event: str, data: dict[str, Any], *, runner: str | None = None
-    ) -> str:
-        with self._lock:
-            session = self._require(session_id)
-            if session.superseded(runner):
-                raise LeaseLost(session_id, runner or "")
-            return self._emit(session_id, session, event, data)
-
-    def _events_after(self, session_id: str, after: str, count: int) -> list[SessionEvent]:
-        session = self._live(session_id)
-        if session is None:
-            return []
-        cursor = event_order(after)
-        return [e for e in session.events if event_order(e.id) > cursor][:count]
-
-    async def read_events(
-        self, session_id: str, after: str, *, timeout: float = 0.0, count: int = 100
-    ) -> list[SessionEvent]:
-        waiter = asyncio.Event()
-        entry = (asyncio.get_running_loop(), waiter)
-        with self._lock:
-            events = self._events_after(session_id, after, count)
-            if events or timeout <= 0:
-                return events
-            self._waiters.setdefault(session_id, []).append(entry)
-        try:
-            try:
-                await asyncio.wait_for(waiter.wait(), timeout)
-            except TimeoutError:
-                pass
-            with self._lock:
-                return self._events_after(session_id, after, count)
-        finally:
-            with self._lock:
-                waiters = self._waiters.get(session_id, [])
-                waiters.remove(entry)
-                if not waiters:
-                    self._waiters.pop(session_id, None)
-
-    async def turn_after_cursor(
-        self, session_id: str, turn_id: str, is_owner: Callable[[str], bool]
-    ) -> tuple[str, TurnRecord | None]:
-        with self._lock:
-            session = self._live(session_id)
-            if session is None or not is_owner(session.owner_hash):
-                raise SessionNotFound(session_id)
-        return await self.last_event_id(session_id), await self.get_turn(session_id, turn_id)
-
-    async def last_event_id(self, session_id: str) -> str:
-        with self._lock:
-            session = self._live(session_id)
-            return session.events[-1].id if session and session.events else "0-0"
-
-    # -- processing lease ------------------------------------------------------------------
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float) -> bool:
-        with self._lock:
-            return self._take_lease(session_id, holder, ttl, reclaim="")
-
-    def _take_lease(self, session_id: str, holder: str, ttl: float, reclaim: str) -> bool:
-        current = self._leases.get(session_id)
-        held = current is not None and current[1] > self._clock()
-        if held and not (reclaim and current is not None and current[0] == reclaim):
-            return False
-        self._leases[session_id] = (holder, self._clock() + ttl)
-        return True
-
-    async def claim_session(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
-    ) -> Claim | None:
-        with self._lock:
-            if not self._take_lease(session_id, holder, ttl, reclaim):
-                return None
-            head = self._head(session_id)
-            if head is None:
-                return Claim(head=None, state=None)
-            state = self._sessions[session_id].state.model_copy(deep=True)
-            return Claim(head=head, state=state)
-
-    async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
-        with self._lock:
-            return self._renew(session_id, holder, ttl)
-
-    def _holds(self, session_id: str, holder: str) -> bool:
-        current = self._leases.get(session_id)
-        return current is not None and current[0] == holder and current[1] > self._clock()
-
-    def _renew(self, session_id: str, holder: str, ttl: float) -> bool:
-        current = self._leases.get(session_id)
-        if current is None or current[0] != holder or current[1] <= self._clock():
-            return False
-        self._leases[session_id] = (holder, self._clock() + ttl)
-        return True
-
-    async def lease_time_left(self, session_id: str) -> float:
-        with self._lock:
-            current = self._leases.get(session_id)
-            return 0.0 if current is None else max(0.0, current[1] - self._clock())
-
-    async def release_lease(self, session_id: str, holder: str) -> int:
-        with self._lock:
-            current = self._leases.get(session_id)
-            if current is not None and current[0] == holder:
-                del self._leases[session_id]
-            session = self._live(session_id)
-            return 0 if session is None else len(session.inbox)
-
-    async def release_orphaned_lease(self, session_id: str, owner: str) -> bool:
-        with self._lock:
-            current = self._leases.get(session_id)
-            if not owner or current is None or not current[0].startswith(owner):
-                return False
-            del self._leases[session_id]
-            return True
-
-    # -- sessions with waiting turns ------------------------------------------------------
-    async def mark_pending(self, session_id: str, now: float) -> None:
-        with self._lock:
-            self._pending[session_id] = now
-
-    async def active_sessions(self, since: float) -> int:
-        with self._lock:
-            self._active = {s: t for s, t in self._active.items() if t >= since}
-            return len(self._active)
-
-    async def memory_usage(self) -> tuple[int, int] | None:
-        return None  # this process's heap: no server to watch
-
-    async def stale_pending(self, older_than: float, limit: int) -> list[tuple[str, float]]:
-        with self._lock:
-            stale = sorted((t, s) for s, t in self._pending.items() if t <= older_than)
-            return [(s, t) for t, s in stale[:limit]]
-
-    async def settle_pending(self, session_id: str, marked_at: float) -> None:
-        with self._lock:
-            if self._pending.get(session_id) == marked_at:
-                del self._pending[session_id]
-
-    # -- rate limits --------------------------------------------------------------------------
-    async def admit_turn(
-        self,
-        turn_id: str,
-        client: str,
-        *,
-        now: float,
-        ttl: float,
-        max_total: int,
-        max_per_client: int,
-    ) -> Admission:
-        with self._lock:
-            tickets = self._admitted
-            for lapsed in [t for t, (_, until) in tickets.items() if until <= now]:
-                del tickets[lapsed]
-            if len(tickets) >= max_total:
-                return Admission.OVERLOADED
-            held = sum(1 for owner, _ in tickets.values() if owner == client)
-            if max_per_client and held >= max_per_client:
-                return Admission.CLIENT_BUSY
-            tickets[turn_id] = (client, now + ttl)
-            return Admission.ADMITTED
-
-    async def release_admission(self, turn_id: str, client: str | None) -> None:
-        with self._lock:
-            self._admitted.pop(turn_id, None)
-
-    async def count_request(self, client: str, window: int) -> tuple[int, float]:
-        now = time.time()
-        number = int(now // window)
-        with self._lock:
-            stale = [k for k in self._request_counts if k[1] < number]
-            for key in stale:
-                del self._request_counts[key]
-            count = self._request_counts.get((client, number), 0) + 1
-            self._request_counts[(client, number)] = count
-        return count, (number + 1) * window - now
-
     # -- lifecycle --------------------------------------------------------------------------
-    async def memory_use(self) -> tuple[int, int] | None:
-        return None  # one process's memory: nothing the store itself could report
-
-    async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
-        with self._lock:
-            mine = self._session_tokens.get(session_id, {})
-            by_client = self._client_tokens.get((client, day), 0) if client else 0
-            return TokenTally(mine.get(day, 0), mine.get("total", 0), by_client)
-
-    async def add_llm_tokens(
-        self, session_id: str, client: str | None, day: str, tokens: int
-    ) -> None:
-        with self._lock:
-            mine = self._session_tokens.setdefault(session_id, {})
-            mine[day] = mine.get(day, 0) + tokens
-            mine["total"] = mine.get("total", 0) + tokens
-            if client:
-                self._client_tokens[(client, day)] = (
-                    self._client_tokens.get((client, day), 0) + tokens
-                )
-
     async def ping(self) -> None:
         return None
 
