@@ -72,12 +72,12 @@ async def get_story(state: AuthorizedState) -> Response:
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=AUTHORIZED)
 async def delete_session(session_id: AuthorizedSession, backend: Backend) -> Response:
-    unfinished = await backend.pending_turns(session_id)
+    unfinished = await backend.pending_turn_clients(session_id)
     await backend.delete(session_id)
     # Those turns will never finish: their client may send others (fair admission).
-    for turn in unfinished:
+    for turn_id, client in unfinished:
         try:
-            await backend.release_admission(turn.turn_id, turn.client)
+            await backend.release_admission(turn_id, client)
         except PortalsError:
             break  # the store went away: the tickets lapse by themselves
     return Response(status_code=204)

@@ -138,8 +138,9 @@ class SessionBackend(Protocol):
 
     async def pending_count(self, session_id: str) -> int: ...
 
-    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
-        """The records of the session's turns not yet finished, oldest first."""
+    async def pending_turn_clients(self, session_id: str) -> list[tuple[str, str | None]]:
+        """The ids of the session's turns not yet finished, oldest first, each with the
+        client its record names (None where it names none, or cannot be read)."""
 
     async def start_turn(
         self,

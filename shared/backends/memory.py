@@ -222,13 +222,13 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
             session.inbox.pop(0)  # its record is gone: it can never be applied
         return None
 
-    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
+    async def pending_turn_clients(self, session_id: str) -> list[tuple[str, str | None]]:
         with self._lock:
             session = self._live(session_id)
             if session is None:
                 return []
-            records = (session.turns.get(turn_id) for turn_id in session.inbox)
-            return [record.model_copy() for record in records if record is not None]
+            records = ((t, session.turns.get(t)) for t in session.inbox)
+            return [(t, record.client if record else None) for t, record in records]
 
     async def pending_count(self, session_id: str) -> int:
         with self._lock:

@@ -12,6 +12,7 @@ it inherits: sessions (`redis_sessions`), events (`redis_events`), the processin
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -272,12 +273,21 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
                 state = await self.client.hget(SessionKeys(session_id).state, "state")
         return record_from(session_id, document, state)
 
-    async def pending_turns(self, session_id: str) -> list[TurnRecord]:
+    async def pending_turn_clients(self, session_id: str) -> list[tuple[str, str | None]]:
         keys = SessionKeys(session_id)
         async with self._guard():
-            turn_ids = await self.client.lrange(keys.inbox, 0, -1)
+            turn_ids = [str(t) for t in await self.client.lrange(keys.inbox, 0, -1)]
             raws = await self.client.hmget(keys.turns, turn_ids) if turn_ids else []
-        return [await self._load_record(session_id, raw) for raw in raws if raw is not None]
+        pending: list[tuple[str, str | None]] = []
+        for turn_id, raw in zip(turn_ids, raws, strict=True):
+            client = None
+            if raw is not None:
+                # Only its client is wanted: a record this version cannot read (a newer
+                # codec's, mid-upgrade) must not keep the session from being deleted.
+                with contextlib.suppress(ValueError, TypeError):
+                    client = json.loads(unpack(raw)).get("client")
+            pending.append((turn_id, client if isinstance(client, str) else None))
+        return pending
 
     async def pending_count(self, session_id: str) -> int:
         async with self._guard():

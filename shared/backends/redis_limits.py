@@ -37,15 +37,15 @@ class RedisLimits(RedisBase):
         answer = await self._run(
             "ADMIT",
             [keys.turns, keys.clients, keys.client(client)],
-            [turn_id, now, now + ttl, max_total, max_per_client],
+            [turn_id, now, now + ttl, max_total, max_per_client, client],
         )
         return Admission(answer)
 
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         keys = self.admission
         if client is None:
-            # Only a ticket admitted before tickets were released by their client (an upgrade
-            # ago) is in the clients hash; any other lapses from its client's set by itself.
+            # A record that names no client (one accepted before records did): its ticket's
+            # client is looked up, a round trip more.
             async with self._guard():
                 found = await self.client.hget(keys.clients, turn_id)
             client = found if isinstance(found, str) else None

@@ -333,10 +333,13 @@ return count
 """
 
 # Fair admission of a new turn. KEYS[1]: every ticket (turn id -> lapse time), [2] ticket ->
-# client digest (no longer written: the turn's record names its client, and the release
-# passes it; only tickets of an earlier version are in it), [3] this client's tickets. ARGV:
-# turn_id, now, lapses_at, max_total, max_per_client (0: no limit). Tickets whose holders died
-# before releasing them lapse by themselves: the count heals instead of drifting up.
+# client digest, [3] this client's tickets. ARGV: turn_id, now, lapses_at, max_total,
+# max_per_client (0: no limit), client digest. Tickets whose holders died before releasing
+# them lapse by themselves: the count heals instead of drifting up. This version's release
+# takes the client from the turn's record and never reads KEYS[2]; it is still written for
+# workers of the version before, which find a ticket's client only there (during a rolling
+# upgrade their releases would otherwise leave the ticket counted until it lapses). The HSET
+# can go once no such worker runs.
 ADMIT = """
 local now = tonumber(ARGV[2])
 -- Lapsed tickets are cleared now and then, in one admission of eight (picked by the new
@@ -360,13 +363,12 @@ if per_client > 0 and redis.call('ZCOUNT', KEYS[3], live, '+inf') >= per_client 
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])
 redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(ARGV[3])) + 1)
 return 'admitted'
 """
 
-# KEYS: as ADMIT's, [3] (when known) the ticket's client's tickets. ARGV: turn_id. The HDEL
-# forgets a ticket of an earlier version's (released by this one); it can go once no gateway
-# older than this one runs and ADMISSION_TICKET_TTL has passed since.
+# KEYS: as ADMIT's, [3] (when known) the ticket's client's tickets. ARGV: turn_id.
 RELEASE_ADMISSION = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 if KEYS[3] then redis.call('ZREM', KEYS[3], ARGV[1]) end

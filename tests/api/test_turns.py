@@ -187,6 +187,9 @@ def test_unknown_and_malformed_turns(player: Player) -> None:
     missing = player.http.get(f"{base}/{'A' * 16}", headers=player.auth)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "turn_not_found"
     assert player.http.get(f"{base}/bad*id", headers=player.auth).status_code == 422
+    # Both malformed: the session id is the one named (it is checked first).
+    both = player.http.get("/sessions/bad*id/turns/bad*id", headers=player.auth)
+    assert both.status_code == 422 and "session_id" in both.json()["error"]["message"]
     turn_id = player.submit({"action": "a"}).json()["turn_id"]
     for wait in ("-1", "31", "soon"):
         response = player.http.get(f"{base}/{turn_id}", params={"wait": wait}, headers=player.auth)

@@ -121,12 +121,14 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
     await backend.create(state, owner_hash="o")
-    first, second = new_turn(state.session_id), new_turn(state.session_id)
+    first = new_turn(state.session_id)
+    second = new_turn(state.session_id).model_copy(update={"client": "c-2"})
     for turn in (first, second):
         await backend.accept_turn(turn, max_pending=8, idempotency=None)
-    pending = await backend.pending_turns(state.session_id)
-    assert [turn.turn_id for turn in pending] == [first.turn_id, second.turn_id]
-    assert pending[0] == first
+    assert await backend.pending_turn_clients(state.session_id) == [
+        (first.turn_id, first.client),
+        (second.turn_id, second.client),
+    ]
     assert await backend.start_turn(state.session_id, second.turn_id, 1.0) is None
     running = await backend.start_turn(state.session_id, first.turn_id, 1.0)
     assert running is not None and running.status is TurnStatus.RUNNING
@@ -141,10 +143,8 @@ async def test_start_commit_applies_the_head_once(harness: Harness) -> None:
     assert record is not None and record.status is TurnStatus.COMPLETED
     head = await backend.head_turn(state.session_id)
     assert head is not None and head.turn_id == second.turn_id
-    assert [turn.turn_id for turn in await backend.pending_turns(state.session_id)] == [
-        second.turn_id
-    ]
-    assert await backend.pending_turns(new_state().session_id) == []
+    assert await backend.pending_turn_clients(state.session_id) == [(second.turn_id, "c-2")]
+    assert await backend.pending_turn_clients(new_state().session_id) == []
 
     # The same commit again (a duplicate delivery) and a commit from a stale read both lose.
     with pytest.raises(VersionConflict):

@@ -222,8 +222,7 @@ async def test_no_key_of_a_played_session_outlives_it(backend: RedisBackend) -> 
 
 async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -> None:
     """Counts leave lapsed tickets out at once; one admission in eight (by the new ticket's
-    id) also clears them from the store, those an earlier version left in the clients hash
-    included."""
+    id) also clears them from the store."""
     backend = RedisBackend(
         aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
         session_ttl=600,
@@ -239,13 +238,11 @@ async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -
     try:
         for n in range(5):
             await admit(f"early-{n}a", now=1000.0)  # 'a' (97): not a sweeping admission
-        # As an earlier version kept them: ticket -> client.
-        await backend.client.hset(keys.clients, "early-0a", "198.51.100.7")
         await admit("late-a", now=2000.0)  # the five lapsed: they no longer count...
         assert await backend.client.zcard(keys.turns) == 6  # ...but are still stored
         await admit("late-h", now=2000.0)  # 'h' (104 = 13 × 8): this one sweeps
         assert await backend.client.zcard(keys.turns) == 2
-        assert await backend.client.hlen(keys.clients) == 0
+        assert await backend.client.hlen(keys.clients) == 2
     finally:
         for turn_id in ("late-a", "late-h", *(f"early-{n}a" for n in range(5))):
             await backend.release_admission(turn_id, "198.51.100.7")
@@ -254,7 +251,8 @@ async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -
 
 async def test_an_admission_ticket_is_released_in_one_step(redis_url: str) -> None:
     """The release names the ticket's client (the turn's record does): one script, no
-    lookup, and no ticket -> client entry written for it at admission."""
+    lookup. The ticket -> client entry is still written at admission, for the release of a
+    worker of the version before (a rolling upgrade), and goes with the release."""
     backend = RedisBackend(
         aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS),
         session_ttl=600,
@@ -267,7 +265,7 @@ async def test_an_admission_ticket_is_released_in_one_step(redis_url: str) -> No
             await backend.admit_turn(
                 turn_id, client, now=time.time(), ttl=60, max_total=10, max_per_client=5
             )
-        assert not await backend.client.exists(keys.clients)
+        assert await backend.client.hget(keys.clients, "one") == client
         await backend.release_admission("never-admitted", client)  # loads the script
         sent: list[object] = []
         send = backend.client.execute_command
@@ -282,14 +280,37 @@ async def test_an_admission_ticket_is_released_in_one_step(redis_url: str) -> No
         assert sent == ["EVALSHA"]
         assert await backend.client.zrange(keys.turns, 0, -1) == ["two"]
         assert await backend.client.zrange(keys.client(client), 0, -1) == ["two"]
-        # A ticket an earlier version admitted, released by a record without its client:
-        # found in the clients hash, and gone from the client's tickets too.
-        await backend.client.hset(keys.clients, "two", client)
+        assert await backend.client.hkeys(keys.clients) == ["two"]
+        # Released by a record that names no client: found in the clients hash, and gone
+        # from the client's tickets too.
         await backend.release_admission("two", None)
         assert not await backend.client.exists(keys.turns, keys.client(client), keys.clients)
     finally:
         await backend.client.delete(keys.turns, keys.clients, keys.client(client))
         await backend.close()
+
+
+async def test_pending_turns_clients_survive_unreadable_and_missing_records(
+    backend: RedisBackend,
+) -> None:
+    """A session with such a turn can still be deleted and its other tickets released."""
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(sid)
+    try:
+        turns = [new_turn(sid).model_copy(update={"client": f"c-{n}"}) for n in range(3)]
+        for turn in turns:
+            await backend.accept_turn(turn, max_pending=8, idempotency=None)
+        await backend.client.hset(keys.turns, turns[0].turn_id, "\x00z9junk")  # a newer codec's
+        await backend.client.hdel(keys.turns, turns[1].turn_id)
+        assert await backend.pending_turn_clients(sid) == [
+            (turns[0].turn_id, None),
+            (turns[1].turn_id, None),
+            (turns[2].turn_id, "c-2"),
+        ]
+    finally:
+        await backend.delete(sid)
 
 
 async def test_a_running_attempts_words_never_make_a_stream_without_a_ttl(
