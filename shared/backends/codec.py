@@ -110,7 +110,7 @@ class Codec:
     """How new values are written: `compression`, for documents of `threshold` bytes or more
     (smaller ones, and any that compression would not shrink, are stored as they are)."""
 
-    compression: Compression = Compression.ZLIB
+    compression: Compression = Compression.ZSTD
     threshold: int = DEFAULT_THRESHOLD
 
     def pack(self, document: Document, text: str) -> bytes:

@@ -65,9 +65,9 @@ def test_a_value_packed_in_an_unknown_format_is_refused() -> None:
 
 
 def test_the_codec_follows_the_settings() -> None:
-    settings = Settings(store_compression="zstd", store_compression_threshold=100)
-    assert Codec.from_settings(settings) == Codec(Compression.ZSTD, 100)
-    assert Codec.from_settings(Settings()) == Codec(Compression.ZLIB, 48)
+    settings = Settings(store_compression="zlib", store_compression_threshold=100)
+    assert Codec.from_settings(settings) == Codec(Compression.ZLIB, 100)
+    assert Codec.from_settings(Settings()) == Codec(Compression.ZSTD, 48) == Codec()
 
 
 def test_zstd_packs_the_same_from_many_threads() -> None:
