@@ -56,7 +56,7 @@ def services_of(request: Request) -> Services:
 # function in its thread pool, a thread hop for each one on every request. Each reads the
 # request, not a `Services` dependency: FastAPI solves a dependency's own dependencies again
 # wherever it is used (its cache spares only the call), and a route's tree of ~16 such nodes
-# cost more CPU per request than its store round trip.
+# cost about as much CPU per request as a store round trip.
 async def _services(request: Request) -> Services:
     return services_of(request)
 
