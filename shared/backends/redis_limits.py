@@ -44,8 +44,8 @@ class RedisLimits(RedisBase):
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         keys = self.admission
         if client is None:
-            # A record that names no client (one accepted before records did): its ticket's
-            # client is looked up, a round trip more.
+            # A record that names no client (one accepted before records did) or could not be
+            # read: its ticket's client is looked up, a round trip more.
             async with self._guard():
                 found = await self.client.hget(keys.clients, turn_id)
             client = found if isinstance(found, str) else None

@@ -17,9 +17,11 @@ class _SwallowingBackend(InMemoryBackend):
     def __init__(self) -> None:
         super().__init__()
         self.renewals = 0
+        self.renewing = asyncio.Event()
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         self.renewals += 1
+        self.renewing.set()
         try:
             await asyncio.sleep(0.2)
         except asyncio.CancelledError:
@@ -40,8 +42,7 @@ async def test_a_heartbeat_that_loses_its_cancellation_does_not_hold_the_turn(
     backend = _SwallowingBackend()
 
     async def step() -> str:
-        while backend.renewals == 0:  # end the step while a renewal is under way
-            await asyncio.sleep(0.01)
+        await backend.renewing.wait()  # end the step while a renewal is under way
         return "told"
 
     result = await asyncio.wait_for(
