@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.backends import SessionBackend, create_backend
+from shared.event_loops import new_event_loop
 from shared.settings import Settings, get_settings
 from worker.pipeline import TurnPipeline
 from worker.step import StepRunner
@@ -37,7 +38,7 @@ class WorkerRuntime:
         self.settings = settings
         self._thread: threading.Thread | None = None
         if loop is None:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop(settings.worker_event_loop)
             self._thread = threading.Thread(
                 target=loop.run_forever, name="pocket-portals-loop", daemon=True
             )
@@ -72,6 +73,8 @@ class WorkerRuntime:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self.loop.close()
 
 
 _lock = threading.Lock()

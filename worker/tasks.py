@@ -21,6 +21,7 @@ from celery.signals import (
 
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
+from shared.event_loops import new_event_loop
 from shared.game.llm.agents_config import load_agents
 from shared.settings import get_settings
 from shared.tracing import flush_traces, setup_tracing
@@ -89,6 +90,7 @@ def _prepare_files(**_: Any) -> None:
         # only be logged, and every turn would fail.
         ensure_directory(settings.crewai_storage_dir, "CREWAI_STORAGE_DIR")
         load_agents(settings.agents_file)  # a bad AGENTS_FILE refuses here, not at a turn
+        new_event_loop(settings.worker_event_loop).close()  # WORKER_EVENT_LOOP=uvloop without it
     except ConfigurationError as exc:
         logger.critical("worker not started: %s", exc.message)
         raise SystemExit(exc.message) from exc

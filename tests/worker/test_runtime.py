@@ -1,0 +1,79 @@
+"""A worker process's runtime: its loop (of the configured kind) and a drain through it, with
+the real flow step, whose thread runs on a loop of the same kind."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from shared.event_loops import EventLoopKind
+from shared.game.flow import StepResult
+from shared.game.narrator import Narration, OfflineNarrator
+from shared.game.persistence import StateLoader
+from shared.models import TurnRecord
+from shared.settings import Settings
+from tests.shared.backends.conftest import new_state, new_turn
+from worker.pipeline import DrainOutcome
+from worker.runtime import WorkerRuntime
+
+
+class _LoopSpy(OfflineNarrator):
+    """The offline narrator, noting the loop each narration ran on."""
+
+    def __init__(self, seen: list[asyncio.AbstractEventLoop]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def narrate(self, *args: Any, **kwargs: Any) -> Narration:
+        self.seen.append(asyncio.get_running_loop())
+        return super().narrate(*args, **kwargs)
+
+
+@pytest.mark.parametrize(("kind", "uv"), [("auto", True), ("asyncio", False)])
+def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
+    tmp_path: Path, kind: EventLoopKind, uv: bool
+) -> None:
+    from shared.game.flow import run_turn_step
+
+    settings = Settings(
+        session_backend="memory",
+        celery_task_always_eager=True,
+        crewai_storage_dir=tmp_path,  # type: ignore[arg-type]
+        worker_event_loop=kind,
+        worker_step_threads=1,
+        _env_file=None,
+    )  # type: ignore[call-arg]
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    def step(
+        session_id: str, turn: TurnRecord, load: StateLoader, settings: Settings, _: Any
+    ) -> StepResult:
+        return run_turn_step(
+            session_id,
+            turn,
+            load_state=load,
+            narrator=_LoopSpy(seen),
+            event_loop=settings.worker_event_loop,
+        )
+
+    runtime = WorkerRuntime(settings, step_runner=step)
+    try:
+        assert isinstance(runtime.loop, uvloop.Loop) is uv
+        state = new_state()
+        runtime.run(runtime.backend.create(state, owner_hash="o"))
+        for action in ("Play Pip, a halfling rogue", "Look around"):
+            turn = new_turn(state.session_id, action)
+            runtime.run(runtime.backend.accept_turn(turn, max_pending=8, idempotency=None))
+        outcome = runtime.run(runtime.pipeline.drain(state.session_id), timeout=120)
+        assert outcome is DrainOutcome.DRAINED
+        stored = runtime.run(runtime.backend.get(state.session_id))
+        assert stored is not None and stored.version == 2
+        # Both steps ran in the pool's one thread, on its one loop, of the kind asked for.
+        assert len(seen) == 2 and seen[0] is seen[1] and seen[0] is not runtime.loop
+        assert isinstance(seen[0], uvloop.Loop) is uv
+    finally:
+        runtime.close()
