@@ -3,7 +3,7 @@ costs, with a thread pool against the prefork pool (the baseline), measured in t
 
     python -m bench.inflight                       # 150 players, 3 turns each, LLM calls 2 s
     python -m bench.inflight --players 300 --rounds 2 --threads 350 --llm-delay 2
-    python -m bench.inflight --quick               # tiny counts (the test command runs this)
+    python -m bench.inflight --quick               # tiny counts, threads only (the tests run it)
 
 It starts two redis-servers (the session store, and the Celery broker on its own so that the
 store's commands are counted alone), the tests' OpenAI-compatible server (each call answers
@@ -506,6 +506,10 @@ def run(args: argparse.Namespace) -> str:
             ("prefork", 2, min(args.players, 4)),  # the baseline: one turn per child
             ("threads", args.threads, args.players),
         ]
+        if args.quick:
+            # A smoke run measures the thread pool only: the prefork run is the same code
+            # with another pool, and each run is a stack of its own to start.
+            runs = runs[1:]
         for pool, concurrency, players in runs:
             logger.info("measuring %s -c %d with %d players", pool, concurrency, players)
             result = measure(

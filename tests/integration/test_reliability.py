@@ -25,12 +25,13 @@ from tests.support.sse import SseEvent
 from tests.support.waiting import wait_until
 from worker.application import PROCESS_SESSION, close_celery_app, create_celery_app
 
+pytestmark = pytest.mark.integration
+
 # Every delivery guarantee holds on either broker: Redis (kombu's transport, redelivery after
 # the visibility timeout) and RabbitMQ (redelivery as soon as a consumer's connection drops).
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True),
-]
+# The tests of what the store alone decides (retries within a drain, the attempt fence,
+# idempotency keys' lifetime) run on the Redis broker only: the broker plays no part there.
+EITHER_BROKER = pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
 
 WorkerFactory = Callable[..., CeleryWorker]
 GatewayFactory = Callable[..., Gateway]
@@ -87,6 +88,7 @@ def about(events: list[SseEvent], turn_id: str) -> list[tuple[str, dict[str, Any
     return [(e.event, e.data) for e in events if e.data.get("turn_id") == turn_id]
 
 
+@EITHER_BROKER
 def test_many_sessions_and_bursts_apply_once_each_in_order(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
@@ -121,6 +123,7 @@ def test_many_sessions_and_bursts_apply_once_each_in_order(
             player.close()
 
 
+@EITHER_BROKER
 def test_pool_child_killed_mid_turn_is_retried_once_and_order_kept(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
@@ -148,6 +151,7 @@ def test_pool_child_killed_mid_turn_is_retried_once_and_order_kept(
         player.close()
 
 
+@EITHER_BROKER
 def test_a_killed_pool_child_gives_its_session_back_at_once(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
@@ -179,6 +183,7 @@ def test_a_killed_pool_child_gives_its_session_back_at_once(
             player.close()
 
 
+@EITHER_BROKER
 def test_whole_worker_killed_mid_turn_recovers_after_the_visibility_timeout(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
@@ -207,6 +212,7 @@ def test_whole_worker_killed_mid_turn_recovers_after_the_visibility_timeout(
         player.close()
 
 
+@EITHER_BROKER
 def test_duplicate_deliveries_have_one_effect(
     service_env: dict[str, str],
     worker_factory: WorkerFactory,
@@ -287,6 +293,7 @@ def test_a_turn_that_always_fails_ends_failed_and_does_not_block_the_next(
         player.close()
 
 
+@EITHER_BROKER
 @pytest.mark.timeout(360)  # a restart of Redis and, at times, of the worker (see below)
 def test_redis_restart_loses_no_accepted_turn(
     redis_server_factory: Callable[..., RedisServer],
@@ -339,6 +346,7 @@ def test_redis_restart_loses_no_accepted_turn(
         player.close()
 
 
+@EITHER_BROKER
 def test_sigterm_lets_a_running_turn_finish(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory
 ) -> None:
@@ -356,6 +364,7 @@ def test_sigterm_lets_a_running_turn_finish(
         player.close()
 
 
+@EITHER_BROKER
 def test_sigterm_past_the_timeout_requeues_the_turn(
     worker_factory: WorkerFactory, gateway_factory: GatewayFactory, broker: str
 ) -> None:
@@ -438,6 +447,7 @@ def test_idempotency_keys_expire_with_the_session(
         player.close()
 
 
+@EITHER_BROKER
 def test_a_turn_recorded_but_never_queued_is_swept_up(
     redis_url: str,
     service_env: dict[str, str],
