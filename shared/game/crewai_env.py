@@ -13,7 +13,12 @@ from pathlib import Path
 
 from shared.directories import ensure_directory
 
-__all__ = ["configure_crewai", "detach_idle_trace_collection", "quiet_crewai_console"]
+__all__ = [
+    "configure_crewai",
+    "detach_idle_trace_collection",
+    "quiet_crewai_console",
+    "skip_environment_event",
+]
 
 _DEFAULTS = {
     "CREWAI_DISABLE_TELEMETRY": "true",
@@ -82,3 +87,19 @@ def detach_idle_trace_collection() -> bool:
             if getattr(handler, "__module__", "") == _TRACE_LISTENER:
                 crewai_event_bus.off(event_type, handler)
     return True
+
+
+def skip_environment_event() -> None:
+    """Keep the flow about to start in this context from announcing its environment.
+
+    Every kickoff calls CrewAI's `get_env_context`, which emits a `DefaultEnvEvent` (after
+    scanning the environment for coding assistants) unless its context variable says this
+    context has emitted one already. A worker runs each step in a fresh copy of its task's
+    context, so that was one more event through the bus on every turn, 40-75 us of CPU, for
+    listeners this service does not have. CrewAI has no switch for it; the variable is its
+    own guard (and if a later CrewAI drops it, this does nothing and its test says so)."""
+    from crewai.utilities import env
+
+    emitted = getattr(env, "_env_context_emitted", None)
+    if emitted is not None:
+        emitted.set(True)

@@ -34,6 +34,7 @@ from shared.game.crewai_env import (
     configure_crewai,
     detach_idle_trace_collection,
     quiet_crewai_console,
+    skip_environment_event,
 )
 from shared.settings import get_settings
 
@@ -295,6 +296,7 @@ def run_turn_step(
     flow.prepare(turn, narrator, history_limit, moderator)
     # What Flow.kickoff does, on this thread's own loop: kickoff builds a new event loop (and
     # a new thread pool for the steps it hands to threads) on every call and tears them down.
+    skip_environment_event()
     outermost = crewai_event_bus._enter_runtime_scope()
     try:
         kickoff = flow.kickoff_async(inputs={"id": session_id})

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
+from typing import Any
 
 import pytest
+from crewai.events.event_bus import crewai_event_bus
+from crewai.events.types.env_events import DefaultEnvEvent
+from crewai.utilities.env import get_env_context
 
 from shared.errors import AdventureCompleted, SessionNotFound
 from shared.game.flow import GameSessionFlow, run_turn_step
@@ -123,3 +128,30 @@ def test_idle_trace_collection_is_off_the_event_bus() -> None:
     for event_type in (FlowStartedEvent, FlowFinishedEvent):
         handlers = crewai_event_bus._sync_handlers.get(event_type, frozenset())
         assert not [h for h in handlers if "tracing" in getattr(h, "__module__", "")]
+
+
+def test_a_step_announces_no_environment_to_the_event_bus() -> None:
+    """A worker runs each step in a fresh copy of its task's context, where CrewAI would emit
+    a DefaultEnvEvent at every kickoff; the step marks it emitted (crewai_env)."""
+    seen: list[Any] = []
+    with crewai_event_bus.scoped_handlers():
+
+        @crewai_event_bus.on(DefaultEnvEvent)
+        def note(_source: Any, event: DefaultEnvEvent) -> None:
+            seen.append(event)
+
+        # The control: CrewAI's own call, in a fresh context, emits one. (Fresh: empty, as
+        # the steps this test process ran directly marked its own context.)
+        contextvars.Context().run(get_env_context)
+        assert crewai_event_bus.flush(timeout=30)
+        assert len(seen) == 1
+        step = contextvars.Context().run(
+            run_turn_step,
+            "f" * 24,
+            turn("Play Pip, a halfling rogue"),
+            load_state=lambda _: make_state(),
+            narrator=OfflineNarrator(),
+        )
+        assert crewai_event_bus.flush(timeout=30)
+    assert step.outcome == "character_created"
+    assert len(seen) == 1
