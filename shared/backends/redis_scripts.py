@@ -52,16 +52,13 @@ end
 -- to 100 entries) until the whole node goes, so once more than `rebuild_after` deleted
 -- entries may be lying in the stream's nodes it is built anew, the kept events under their
 -- old ids: a cheap XDEL most turns, a rebuild now and then (0: a rebuild every time).
+-- `deleted`: how many lie there now, as the state hash's `deleted` field counts them (the
+-- callers write back what compact returns, in a write they make anyway; XINFO STREAM would
+-- tell it too, at one more command every turn).
 local FINAL = {['turn.completed'] = true, ['turn.failed'] = true}
-local function deleted_in_nodes()
-  -- entries-added counts every entry since the stream was (re)built; length the live ones.
-  local info = redis.call('XINFO', 'STREAM', KEYS[6])
-  local fields = {}
-  for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
-  return (tonumber(fields['entries-added']) or math.huge) - (tonumber(fields['length']) or 0)
-end
-local function compact(keep, rebuild_after)
-  -- Returns the inbox as it read it (oldest first), for a caller that needs the next head.
+local function compact(keep, rebuild_after, deleted)
+  -- Returns the inbox as it read it (oldest first), for a caller that needs the next head,
+  -- and the count of deleted entries left in the stream's nodes.
   local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
   local in_flight = {}
   for _, turn_id in ipairs(inbox) do in_flight[turn_id] = true end
@@ -81,10 +78,10 @@ local function compact(keep, rebuild_after)
       dropped[#dropped + 1] = entry[1]
     end
   end
-  if #dropped == 0 then return inbox end
-  if #kept > 0 and deleted_in_nodes() + #dropped <= rebuild_after then
+  if #dropped == 0 then return inbox, deleted end
+  if #kept > 0 and deleted + #dropped <= rebuild_after then
     redis.call('XDEL', KEYS[6], unpack(dropped))
-    return inbox
+    return inbox, deleted + #dropped
   end
   redis.call('DEL', KEYS[6])
   for i = #kept, 1, -1 do
@@ -93,7 +90,19 @@ local function compact(keep, rebuild_after)
   -- A stream built anew has no TTL: it gets the session's.
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 and #kept > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
-  return inbox
+  return inbox, 0
+end
+-- For FAIL and WITHDRAW: compact, then note the count (and clear the attempt's fence, with
+-- `clear_runner`) in the state hash, if the session still has one.
+local function compact_and_note(keep, rebuild_after, clear_runner)
+  local stored = redis.call('HMGET', KEYS[1], 'version', 'deleted')
+  local _, deleted = compact(keep, rebuild_after, tonumber(stored[2]) or 0)
+  if not stored[1] then return end
+  if clear_runner then
+    redis.call('HSET', KEYS[1], 'deleted', deleted, 'runner', '')
+  else
+    redis.call('HSET', KEYS[1], 'deleted', deleted)
+  end
 end
 """
 )
@@ -205,12 +214,11 @@ WITHDRAW = (
 -- ARGV: turn_id, failed_record_json, ttl, events_kept, event_data, idem_key, rebuild_after
 local was_head = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-if was_head then redis.call('HDEL', KEYS[1], 'runner') end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 -- The request failed as a whole: a retry with the same key must be able to try again.
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
 emit('turn.failed', ARGV[5])
-compact(tonumber(ARGV[4]), tonumber(ARGV[7]))
+compact_and_note(tonumber(ARGV[4]), tonumber(ARGV[7]), was_head)
 refresh(ARGV[3])
 return 1
 """
@@ -243,18 +251,20 @@ COMMIT = (
 --       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease.
 -- Returns {'ok', version} and, for a lease holder, 'released' (no turn waits: the lease is
 -- gone) or 'next', the next head's record (the lease renewed).
-local stored = redis.call('HMGET', KEYS[1], 'version', 'runner')
+local stored = redis.call('HMGET', KEYS[1], 'version', 'runner', 'deleted')
 local v, runner = stored[1], stored[2]
 if not v then return {'missing'} end
 if ARGV[8] ~= '' and runner ~= ARGV[8] then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
-redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3])
-redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
-local inbox = compact(tonumber(ARGV[6]), tonumber(ARGV[9]))
+local inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3]) or 0)
+-- One write for the new state, the end of the attempt's fence ('' fences every runner, as
+-- no field would) and compact's count.
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3], 'runner', '',
+           'deleted', deleted)
 -- No refresh of the six keys: this turn's ACCEPT gave them the session's TTL moments ago,
 -- and COMMIT creates no key (compact gives a rebuilt stream the session's TTL).
 local committed = tostring(tonumber(v) + 1)
@@ -280,11 +290,10 @@ FAIL = (
 --       rebuild_after
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 if superseded(ARGV[6]) then return -1 end
-redis.call('HDEL', KEYS[1], 'runner')
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 emit('turn.failed', ARGV[5])
-compact(tonumber(ARGV[4]), tonumber(ARGV[7]))
+compact_and_note(tonumber(ARGV[4]), tonumber(ARGV[7]), true)
 refresh(ARGV[3])
 return 1
 """

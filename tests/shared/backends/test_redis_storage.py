@@ -16,7 +16,7 @@ from shared.backends import IdempotencyClaim, RedisBackend
 from shared.backends.codec import CLIENT_OPTIONS, unpack
 from shared.backends.keys import SessionKeys
 from shared.errors import SchemaTooNew
-from shared.models import SCHEMA_VERSION, TurnStatus
+from shared.models import SCHEMA_VERSION, TurnError, TurnStatus
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from tests.shared.backends.test_contract import _play
@@ -93,6 +93,43 @@ async def test_a_record_written_without_its_narrative_is_still_read(
         await backend.delete(state.session_id)
 
 
+async def test_failed_and_withdrawn_turns_keep_the_deleted_count_true(redis_url: str) -> None:
+    backend = RedisBackend(
+        aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS), session_ttl=600, events_maxlen=2
+    )
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(state.session_id)
+    error = TurnError(code="step_failed", message="no")
+
+    async def deleted_in_nodes() -> int:
+        info = await backend.client.xinfo_stream(keys.events)
+        return int(info["entries-added"]) - int(info["length"])
+
+    try:
+        for n in range(4):
+            state = await _play(backend, state, f"Turn {n}.")
+        for _ in range(3):
+            doomed = await backend.accept_turn(
+                new_turn(state.session_id), max_pending=8, idempotency=None
+            )
+            running = await backend.start_turn(state.session_id, doomed.turn_id, 1.0, runner="r")
+            assert running is not None
+            failed = running.model_copy(update={"status": TurnStatus.FAILED, "error": error})
+            assert await backend.fail_turn(failed, runner="r")
+            assert await backend.client.hget(keys.state, "deleted") == str(await deleted_in_nodes())
+            # The attempt's fence is down: its runner can publish no more.
+            assert await backend.client.hget(keys.state, "runner") == ""
+            withdrawn = await backend.accept_turn(
+                new_turn(state.session_id), max_pending=8, idempotency=None
+            )
+            assert await backend.withdraw_turn(state.session_id, withdrawn.turn_id, error)
+            assert await backend.client.hget(keys.state, "deleted") == str(await deleted_in_nodes())
+    finally:
+        await backend.delete(state.session_id)
+        await backend.close()
+
+
 @pytest.mark.parametrize("rebuild_after", [0, 12])
 async def test_the_stream_gives_back_the_memory_of_old_events(
     redis_url: str, rebuild_after: int
@@ -117,6 +154,8 @@ async def test_the_stream_gives_back_the_memory_of_old_events(
             info = await backend.client.xinfo_stream(keys.events)
             deleted = info["entries-added"] - info["length"]
             assert deleted <= rebuild_after
+            # The count the commit keeps in the state hash instead of asking XINFO each turn.
+            assert await backend.client.hget(keys.state, "deleted") == str(deleted)
             deleted_seen = max(deleted_seen, deleted)
         assert (deleted_seen > 0) == (rebuild_after > 0)  # deleted in place, then rebuilt
         # Trimming alone would keep up to a whole node (100 entries) of deleted events.
