@@ -4,7 +4,6 @@ port (or the one named by TEST_REDIS_URL), real Celery workers, real uvicorn."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 import redis
 
 from shared.settings import Settings
-from tests.support.processes import CeleryWorker, Gateway
+from tests.support.processes import CeleryWorker, Gateway, service_environment
 from tests.support.redis_cluster import LocalCluster
 from tests.support.redis_sentinel import LocalSentinel
 from tests.support.redis_server import RedisServer, redis_server_binary
@@ -173,24 +172,8 @@ def broker(request: pytest.FixtureRequest) -> str:
 def service_env(
     redis_url: str, tmp_path: Path, broker: str, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, str]]:
-    """Environment for service processes: a queue of this test's own, so workers of other
-    tests (or other runs against a shared TEST_REDIS_URL) never take its tasks."""
-    env = {
-        "SESSION_BACKEND": "redis",
-        "REDIS_URL": redis_url,
-        "CELERY_QUEUE": f"pocket_portals.test.{uuid.uuid4().hex[:12]}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CREWAI_STORAGE_DIR": str(tmp_path / "crewai"),
-        "SSE_PING_INTERVAL": "1",
-        "REDIS_SESSION_TTL": "600",
-        "LEASE_TTL": "5",
-        "PYTHONUNBUFFERED": "1",
-        # Tests create sessions by the dozen from one address, sharing one store; the
-        # creation budget and the per-client turn limit have tests of their own
-        # (tests/api/test_sessions.py, test_turns.py).
-        "SESSION_CREATE_PER_MINUTE": "0",
-        "MAX_TURNS_IN_FLIGHT_PER_CLIENT": "0",
-    }
+    """A test's `service_environment`, on its broker."""
+    env = service_environment(redis_url, tmp_path)
     if broker == "amqp":
         env["CELERY_BROKER_URL"] = request.getfixturevalue("amqp_url")
     yield env

@@ -16,9 +16,9 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
 from tests.support.fake_llm import GATE_AFTER_CHUNKS, FakeLLM, fake_llm
-from tests.support.processes import CeleryWorker, Gateway
+from tests.support.processes import CeleryWorker, Gateway, service_environment
 
-# Each test starts a worker and a gateway (up to 90 s on a busy machine) and then waits on
+# A test may start a worker and a gateway (up to 90 s on a busy machine) and then waits on
 # turns in the browser: the suite's 120 s per test is too short for the sum of those bounds.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -78,13 +78,16 @@ def llm() -> Iterator[FakeLLM]:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def gateway(
-    worker_factory: Callable[..., CeleryWorker],
-    gateway_factory: Callable[..., Gateway],
-    llm: FakeLLM,
-) -> Gateway:
+    redis_url: str, llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """One worker and one gateway for the module's tests on the LLM narrator: starting them
+    is most of a test's time, and each test plays a new adventure of its own. (A test that
+    stops the gateway starts it again.)"""
+    workdir = tmp_path_factory.mktemp("player-page")
     env = {
+        **service_environment(redis_url, workdir),
         "NARRATOR": "llm",
         # A chunk every 0.15 s, and held half-way for as long as a test keeps `llm.gate` shut.
         "LLM_MODEL": "openai/gated",
@@ -93,8 +96,17 @@ def gateway(
         "LLM_RETRIES": "0",
         "LLM_TIMEOUT": "180",
     }
-    worker_factory(env)
-    return gateway_factory(env)
+    worker = CeleryWorker(env, workdir)
+    gateway = Gateway(env, workdir)
+    try:
+        worker.start()
+        worker.wait_ready()
+        gateway.start()
+        gateway.wait_ready()
+        yield gateway
+    finally:
+        gateway.stop()
+        worker.stop()
 
 
 @pytest.fixture
@@ -394,8 +406,9 @@ def test_a_dropped_connection_is_resumed(gateway: Gateway, held_llm: FakeLLM, pa
     page.evaluate(WATCH_STREAM)
     page.get_by_role("button", name="2. Play Elowen, an elf wizard").click()
     wait_pending_text(page)
-    # The gateway goes away mid-turn and comes back; the page reconnects by itself.
-    gateway.stop()
+    # The gateway dies mid-turn and comes back; the page reconnects by itself. (Killed: a
+    # SIGTERM would make it wait out the page's open long poll, up to LONG_POLL_MAX.)
+    gateway.kill()
     gateway.start()
     gateway.wait_ready()
     page.wait_for_function("() => window.streamOpenings >= 2", timeout=90_000)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -81,6 +82,14 @@ class ManagedProcess:
             self.process.wait(timeout=timeout)
         self.process = None
 
+    def kill(self, timeout: float = 30) -> None:
+        """Gone at once, as in a crash: SIGKILL to the whole group."""
+        if self.process is None:
+            return
+        self.signal_group(signal.SIGKILL)
+        self.process.wait(timeout=timeout)
+        self.process = None
+
 
 class CeleryWorker(ManagedProcess):
     def __init__(
@@ -153,3 +162,24 @@ class Gateway(ManagedProcess):
                 return False
 
         wait_until(healthy, timeout=timeout, what=f"gateway on {self.port}", interval=0.1)
+
+
+def service_environment(redis_url: str, workdir: Path) -> dict[str, str]:
+    """Environment for service processes: a queue of their own, so workers of other tests (or
+    other runs against a shared TEST_REDIS_URL) never take their tasks."""
+    return {
+        "SESSION_BACKEND": "redis",
+        "REDIS_URL": redis_url,
+        "CELERY_QUEUE": f"pocket_portals.test.{uuid.uuid4().hex[:12]}",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CREWAI_STORAGE_DIR": str(workdir / "crewai"),
+        "SSE_PING_INTERVAL": "1",
+        "REDIS_SESSION_TTL": "600",
+        "LEASE_TTL": "5",
+        "PYTHONUNBUFFERED": "1",
+        # Tests create sessions by the dozen from one address, sharing one store; the
+        # creation budget and the per-client turn limit have tests of their own
+        # (tests/api/test_sessions.py, test_turns.py).
+        "SESSION_CREATE_PER_MINUTE": "0",
+        "MAX_TURNS_IN_FLIGHT_PER_CLIENT": "0",
+    }
