@@ -257,6 +257,8 @@ if not v then return {'missing'} end
 if ARGV[8] ~= '' and runner ~= ARGV[8] then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
+-- Every check is above: a script's writes are not rolled back, and none of these can fail
+-- on keys of the types the checks read (nor create one: the state hash exists).
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])

@@ -259,11 +259,14 @@ class _ThreadLoop:
     threads are pooled) and closed when the thread's locals go with it."""
 
     def __init__(self, kind: EventLoopKind) -> None:
-        self.loop = new_event_loop(kind)
-        self.loop.set_default_executor(_InlineExecutor())
+        loop = new_event_loop(kind)  # may fail (no descriptors left): then there is no loop
+        loop.set_default_executor(_InlineExecutor())
+        self.loop = loop
 
     def __del__(self) -> None:
-        self.loop.close()
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.close()
 
 
 _loops = threading.local()

@@ -11,34 +11,17 @@ import pytest
 import uvloop
 
 from shared.event_loops import EventLoopKind
-from shared.game.flow import StepResult
 from shared.game.narrator import Narration, OfflineNarrator
-from shared.game.persistence import StateLoader
-from shared.models import TurnRecord
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from worker.pipeline import DrainOutcome
 from worker.runtime import WorkerRuntime
 
 
-class _LoopSpy(OfflineNarrator):
-    """The offline narrator, noting the loop each narration ran on."""
-
-    def __init__(self, seen: list[asyncio.AbstractEventLoop]) -> None:
-        super().__init__()
-        self.seen = seen
-
-    def narrate(self, *args: Any, **kwargs: Any) -> Narration:
-        self.seen.append(asyncio.get_running_loop())
-        return super().narrate(*args, **kwargs)
-
-
 @pytest.mark.parametrize(("kind", "uv"), [("auto", True), ("asyncio", False)])
 def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
-    tmp_path: Path, kind: EventLoopKind, uv: bool
+    tmp_path: Path, kind: EventLoopKind, uv: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.game.flow import run_turn_step
-
     settings = Settings(
         session_backend="memory",
         celery_task_always_eager=True,
@@ -48,19 +31,14 @@ def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
         _env_file=None,
     )  # type: ignore[call-arg]
     seen: list[asyncio.AbstractEventLoop] = []
+    narrate = OfflineNarrator.narrate
 
-    def step(
-        session_id: str, turn: TurnRecord, load: StateLoader, settings: Settings, _: Any
-    ) -> StepResult:
-        return run_turn_step(
-            session_id,
-            turn,
-            load_state=load,
-            narrator=_LoopSpy(seen),
-            event_loop=settings.worker_event_loop,
-        )
+    def noting_the_loop(self: OfflineNarrator, *args: Any, **kwargs: Any) -> Narration:
+        seen.append(asyncio.get_running_loop())
+        return narrate(self, *args, **kwargs)
 
-    runtime = WorkerRuntime(settings, step_runner=step)
+    monkeypatch.setattr(OfflineNarrator, "narrate", noting_the_loop)
+    runtime = WorkerRuntime(settings)  # the default step: the flow, as settings say
     try:
         assert isinstance(runtime.loop, uvloop.Loop) is uv
         state = new_state()

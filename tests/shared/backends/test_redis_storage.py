@@ -130,6 +130,33 @@ async def test_failed_and_withdrawn_turns_keep_the_deleted_count_true(redis_url:
         await backend.close()
 
 
+async def test_failing_or_withdrawing_a_turn_of_a_gone_state_makes_no_state(redis_url: str) -> None:
+    """FAIL and WITHDRAW note their count in the state hash only if it is there: a write to a
+    missing one would make a session of nothing but counters."""
+    backend = RedisBackend(aioredis.Redis.from_url(redis_url, **CLIENT_OPTIONS), session_ttl=600)
+    state = new_state()
+    await backend.create(state, owner_hash="o")
+    keys = SessionKeys(state.session_id)
+    error = TurnError(code="step_failed", message="no")
+    try:
+        doomed = await backend.accept_turn(
+            new_turn(state.session_id), max_pending=8, idempotency=None
+        )
+        withdrawn = await backend.accept_turn(
+            new_turn(state.session_id), max_pending=8, idempotency=None
+        )
+        running = await backend.start_turn(state.session_id, doomed.turn_id, 1.0)
+        assert running is not None
+        await backend.client.delete(keys.state)
+        failed = running.model_copy(update={"status": TurnStatus.FAILED, "error": error})
+        assert await backend.fail_turn(failed)
+        assert await backend.withdraw_turn(state.session_id, withdrawn.turn_id, error)
+        assert not await backend.client.exists(keys.state)
+    finally:
+        await backend.delete(state.session_id)
+        await backend.close()
+
+
 @pytest.mark.parametrize("rebuild_after", [0, 12])
 async def test_the_stream_gives_back_the_memory_of_old_events(
     redis_url: str, rebuild_after: int

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from crewai.events.event_bus import crewai_event_bus
 from crewai.events.types.env_events import DefaultEnvEvent
+from crewai.utilities.constants import CODING_AGENT_ENV_MARKERS
 from crewai.utilities.env import get_env_context
 
 from shared.errors import AdventureCompleted, SessionNotFound
@@ -130,9 +131,13 @@ def test_idle_trace_collection_is_off_the_event_bus() -> None:
         assert not [h for h in handlers if "tracing" in getattr(h, "__module__", "")]
 
 
-def test_a_step_announces_no_environment_to_the_event_bus() -> None:
+def test_a_step_announces_no_environment_to_the_event_bus(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker runs each step in a fresh copy of its task's context, where CrewAI would emit
     a DefaultEnvEvent at every kickoff; the step marks it emitted (crewai_env)."""
+    # Run under a coding assistant, CrewAI would announce that one instead of the default.
+    for _agent, names in CODING_AGENT_ENV_MARKERS:
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
     seen: list[Any] = []
     with crewai_event_bus.scoped_handlers():
 
