@@ -2,7 +2,6 @@
 
     python -m bench.pools                 # 150 turns per cell
     python -m bench.pools --turns 40      # a quicker look
-    python -m bench.pools --loops auto,asyncio   # each cell on uvloop and on asyncio's loop
 
 For each narrator (offline; the LLM narrator on the tests' fake server, answering at once so
 that only the service's own CPU shows) and each pool (prefork, threads, solo), one worker
@@ -10,7 +9,6 @@ process with the store and the broker on redis-servers of their own. One player 
 back to back (submit, long-poll); then 8 players at once. The table gives the worker's CPU
 time per turn (every process of the worker: a prefork parent and its children), the turn
 latency, and the throughput of the 8 players. Commands per turn are in `bench.commands`.
-`--loops` runs each cell once per WORKER_EVENT_LOOP given (the worker's event loops).
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ POOLS = {"prefork": 2, "threads": 8, "solo": 1}
 class Cell:
     narrator: str
     pool: str
-    loop: str
     concurrency: int
     cpu_ms: float
     p50_ms: float
@@ -57,13 +54,7 @@ def _turn(player: Player) -> float:
 
 
 def _measure(
-    workdir: Path,
-    narrator: str,
-    pool: str,
-    loop: str,
-    turns: int,
-    llm: FakeLLM,
-    broker_url: str | None,
+    workdir: Path, narrator: str, pool: str, turns: int, llm: FakeLLM, broker_url: str | None
 ) -> Cell:
     concurrency = POOLS[pool]
     broker = None if broker_url else RedisServer(workdir / "broker", appendonly=False).start()
@@ -75,7 +66,6 @@ def _measure(
         "LLM_BASE_URL": llm.base_url,
         "LLM_API_KEY": "sk-bench",
         "LLM_FALLBACK": "fail",
-        "WORKER_EVENT_LOOP": loop,
     }
     stack = ServiceStack(
         workdir, workers=1, concurrency=concurrency, env=env, pool=pool, appendonly=False
@@ -99,7 +89,6 @@ def _measure(
         return Cell(
             narrator,
             pool,
-            loop,
             concurrency,
             cpu_ms,
             statistics.median(latencies) * 1000,
@@ -124,14 +113,13 @@ def render(cells: list[Cell], turns: int, broker: str | None = None) -> str:
         + ("a Redis of its own" if broker is None else broker.split("@")[-1])
         + ".",
         "",
-        "| narrator | pool | -c | event loop | worker CPU per turn ms | p50 ms, one player "
+        "| narrator | pool | -c | worker CPU per turn ms | p50 ms, one player "
         "| turns/s, 8 players |",
-        "|---|---|---:|---|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for c in cells:
         lines.append(
-            f"| {c.narrator} | {c.pool} | {c.concurrency} | {c.loop} | {c.cpu_ms:.2f} "
-            f"| {c.p50_ms:.2f} "
+            f"| {c.narrator} | {c.pool} | {c.concurrency} | {c.cpu_ms:.2f} | {c.p50_ms:.2f} "
             f"| {c.per_second:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -148,16 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--narrators", default="offline,llm")
     parser.add_argument("--pools", default=",".join(POOLS))
-    parser.add_argument("--loops", default="auto", help="WORKER_EVENT_LOOP values: auto,asyncio")
     args = parser.parse_args(argv)
     cells = []
     with fake_llm() as llm, tempfile.TemporaryDirectory(prefix="pocket-pools-") as tmp:
         for narrator in args.narrators.split(","):
             for pool in args.pools.split(","):
-                for loop in args.loops.split(","):
-                    cell_dir = Path(tmp) / f"{narrator}-{pool}-{loop}"
-                    cell = _measure(cell_dir, narrator, pool, loop, args.turns, llm, args.broker)
-                    cells.append(cell)
+                cell_dir = Path(tmp) / f"{narrator}-{pool}"
+                cells.append(_measure(cell_dir, narrator, pool, args.turns, llm, args.broker))
     table = render(cells, args.turns, args.broker)
     sys.stdout.write(table)
     if not args.no_write:

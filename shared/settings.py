@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, mod
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigurationError
-from shared.event_loops import EventLoopKind
 from shared.redis_urls import cluster_url, sentinel_target
 
 __all__ = ["BackendKind", "Environment", "LLMEndpoint", "Settings", "get_settings"]
@@ -110,8 +109,6 @@ class Settings(BaseSettings):
     # With the prefork pool each child runs one turn at a time; with `-P threads -c N` make
     # it at least N (the default covers N up to 256).
     worker_step_threads: Annotated[int, Field(ge=1, le=4096)] = 256
-    # The worker's event loops (its runtime's and each step thread's): uvloop where installed.
-    worker_event_loop: EventLoopKind = "auto"
     # An LLM's narration is published in pieces at most this often (what came in between is
     # sent together): a reader sees words as they come, and a turn costs a few stream
     # writes instead of one per token chunk. 0 publishes every chunk.

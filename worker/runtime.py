@@ -16,7 +16,6 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from shared.backends import SessionBackend, create_backend
-from shared.event_loops import new_event_loop
 from shared.settings import Settings, get_settings
 from worker.pipeline import TurnPipeline
 from worker.step import StepRunner
@@ -38,7 +37,7 @@ class WorkerRuntime:
         self.settings = settings
         self._thread: threading.Thread | None = None
         if loop is None:
-            loop = new_event_loop(settings.worker_event_loop)
+            loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
                 target=loop.run_forever, name="pocket-portals-loop", daemon=True
             )

@@ -55,5 +55,4 @@ def run_flow_step(
         narrator=narrator,
         history_limit=settings.history_limit,
         moderator=moderator_for(settings),
-        event_loop=settings.worker_event_loop,
     )

@@ -21,7 +21,6 @@ from celery.signals import (
 
 from shared.directories import ensure_directory, ensure_file_writable
 from shared.errors import BackendUnavailable, ConfigurationError
-from shared.event_loops import check_event_loop, raise_open_files_limit
 from shared.game.llm.agents_config import load_agents
 from shared.settings import get_settings
 from shared.tracing import flush_traces, setup_tracing
@@ -36,6 +35,7 @@ from worker.application import (
 )
 from worker.lost import TurnRequest, install_lease_releaser, lease_owner
 from worker.metrics import prepare_metrics_dir, serve_worker_metrics
+from worker.open_files import allow_open_files
 from worker.pipeline import DrainOutcome
 from worker.runtime import WorkerRuntime, get_runtime
 from worker.sweeper import Sweeper, sweep_once
@@ -90,36 +90,14 @@ def _prepare_files(**_: Any) -> None:
         # only be logged, and every turn would fail.
         ensure_directory(settings.crewai_storage_dir, "CREWAI_STORAGE_DIR")
         load_agents(settings.agents_file)  # a bad AGENTS_FILE refuses here, not at a turn
-        check_event_loop(settings.worker_event_loop)
     except ConfigurationError as exc:
         logger.critical("worker not started: %s", exc.message)
         raise SystemExit(exc.message) from exc
-    _allow_open_files(settings.worker_step_threads)
+    allow_open_files(settings.worker_step_threads)
     # Imported (never run: a Flow must not have run before a fork) in the parent, once, so
     # a pool process forked later has it already: a child that replaces a dead one takes
     # turns at once instead of after seconds of import, and the children share its pages.
     import shared.game.flow  # noqa: F401
-
-
-# Descriptors a step thread may hold (its loop's five, an LLM connection), and the rest of
-# a process (store and broker connections, metrics, logs).
-_FILES_PER_STEP_THREAD = 6
-_FILES_BESIDES = 256
-
-
-def _allow_open_files(step_threads: int) -> None:
-    """In the parent, before the pool starts: its processes inherit the limit."""
-    soft, _ = raise_open_files_limit()
-    wanted = step_threads * _FILES_PER_STEP_THREAD + _FILES_BESIDES
-    if soft < wanted:
-        logger.warning(
-            "open files limited to %d; a pool process keeping WORKER_STEP_THREADS=%d turns in "
-            "flight (-P threads) may need about %d: raise the hard limit (ulimit -n, or the "
-            "container's nofile ulimit) or lower the setting",
-            soft,
-            step_threads,
-            wanted,
-        )
 
 
 _sweeper: Sweeper | None = None

@@ -48,7 +48,6 @@ from crewai.flow.flow import Flow, listen, or_, router, start  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 
 from shared.errors import AdventureCompleted  # noqa: E402
-from shared.event_loops import EventLoopKind, new_event_loop  # noqa: E402
 from shared.game.dice import Dice  # noqa: E402
 from shared.game.moderation import Moderator, RuleModerator, Verdict  # noqa: E402
 from shared.game.narrator import Narration, Narrator, OfflineNarrator  # noqa: E402
@@ -258,8 +257,8 @@ class _ThreadLoop:
     """An event loop for flow steps, one per thread, kept while the thread lives (worker
     threads are pooled) and closed when the thread's locals go with it."""
 
-    def __init__(self, kind: EventLoopKind) -> None:
-        loop = new_event_loop(kind)  # may fail (no descriptors left): then there is no loop
+    def __init__(self) -> None:
+        loop = asyncio.new_event_loop()  # may fail (no descriptors left): then there is none
         loop.set_default_executor(_InlineExecutor())
         self.loop = loop
 
@@ -272,10 +271,10 @@ class _ThreadLoop:
 _loops = threading.local()
 
 
-def _thread_loop(kind: EventLoopKind) -> asyncio.AbstractEventLoop:
+def _thread_loop() -> asyncio.AbstractEventLoop:
     holder: _ThreadLoop | None = getattr(_loops, "holder", None)
     if holder is None:
-        holder = _loops.holder = _ThreadLoop(kind)
+        holder = _loops.holder = _ThreadLoop()
     return holder.loop
 
 
@@ -287,10 +286,8 @@ def run_turn_step(
     narrator: Narrator,
     history_limit: int = 20,
     moderator: Moderator | None = None,
-    event_loop: EventLoopKind = "auto",
 ) -> StepResult:
-    """Run one turn's flow. Blocking: call it from a worker thread, never an event loop.
-    `event_loop`: the kind of loop this thread's steps run on (made at its first step)."""
+    """Run one turn's flow. Blocking: call it from a worker thread, never an event loop."""
     flow = GameSessionFlow(
         initial_state=GameState(session_id=session_id),
         persistence=SessionFlowPersistence(load_state),
@@ -303,7 +300,7 @@ def run_turn_step(
     outermost = crewai_event_bus._enter_runtime_scope()
     try:
         kickoff = flow.kickoff_async(inputs={"id": session_id})
-        narrative = _thread_loop(event_loop).run_until_complete(kickoff)
+        narrative = _thread_loop().run_until_complete(kickoff)
     finally:
         crewai_event_bus._exit_runtime_scope(outermost)
     outcome = flow._resolution.outcome.kind if flow._resolution else "unknown"

@@ -1,5 +1,5 @@
-"""A worker process's runtime: its loop (of the configured kind) and a drain through it, with
-the real flow step, whose thread runs on a loop of the same kind."""
+"""A worker process's runtime: its own loop, and a drain through it with the default step
+(the CrewAI flow), whose thread runs on a loop of its own."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
 
-from shared.event_loops import EventLoopKind
 from shared.game.narrator import Narration, OfflineNarrator
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
@@ -18,15 +16,13 @@ from worker.pipeline import DrainOutcome
 from worker.runtime import WorkerRuntime
 
 
-@pytest.mark.parametrize(("kind", "uv"), [("auto", True), ("asyncio", False)])
-def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
-    tmp_path: Path, kind: EventLoopKind, uv: bool, monkeypatch: pytest.MonkeyPatch
+def test_a_drain_runs_each_step_on_its_threads_own_loop_and_close_closes_the_runtimes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(
         session_backend="memory",
         celery_task_always_eager=True,
         crewai_storage_dir=tmp_path,  # type: ignore[arg-type]
-        worker_event_loop=kind,
         worker_step_threads=1,
         _env_file=None,
     )  # type: ignore[call-arg]
@@ -40,7 +36,6 @@ def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
     monkeypatch.setattr(OfflineNarrator, "narrate", noting_the_loop)
     runtime = WorkerRuntime(settings)  # the default step: the flow, as settings say
     try:
-        assert isinstance(runtime.loop, uvloop.Loop) is uv
         state = new_state()
         runtime.run(runtime.backend.create(state, owner_hash="o"))
         for action in ("Play Pip, a halfling rogue", "Look around"):
@@ -50,8 +45,8 @@ def test_runtime_and_its_step_threads_run_on_the_configured_kind_of_loop(
         assert outcome is DrainOutcome.DRAINED
         stored = runtime.run(runtime.backend.get(state.session_id))
         assert stored is not None and stored.version == 2
-        # Both steps ran in the pool's one thread, on its one loop, of the kind asked for.
+        # Both steps ran in the pool's one thread, on its one loop, not the runtime's.
         assert len(seen) == 2 and seen[0] is seen[1] and seen[0] is not runtime.loop
-        assert isinstance(seen[0], uvloop.Loop) is uv
     finally:
         runtime.close()
+    assert runtime.loop.is_closed()

@@ -1,0 +1,41 @@
+"""The worker's open-files limit, raised as it starts."""
+
+from __future__ import annotations
+
+import logging
+import resource
+from collections.abc import Iterator
+
+import pytest
+
+from worker.open_files import FILES_PER_STEP_THREAD, allow_open_files, raise_open_files_limit
+
+
+@pytest.fixture
+def open_files_limit() -> Iterator[tuple[int, int]]:
+    """This process's limit, put back afterwards (a soft limit may go back up to the hard)."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    yield limit
+    resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+
+
+def test_the_soft_limit_is_raised_to_the_hard_one(open_files_limit: tuple[int, int]) -> None:
+    _, hard = open_files_limit
+    lowered = 512 if hard == resource.RLIM_INFINITY else min(512, hard - 1)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    soft, _ = raise_open_files_limit()
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == soft
+    assert soft == hard or (hard == resource.RLIM_INFINITY and soft > lowered)
+
+
+def test_a_limit_short_of_the_step_threads_is_named_in_a_warning(
+    open_files_limit: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    soft, hard = open_files_limit
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("an unlimited hard limit is never short")
+    with caplog.at_level(logging.WARNING, logger="worker.open_files"):
+        allow_open_files(step_threads=1)
+        assert caplog.records == []
+        allow_open_files(step_threads=hard // FILES_PER_STEP_THREAD + 1)
+    assert "WORKER_STEP_THREADS" in caplog.text and str(hard) in caplog.text
