@@ -169,7 +169,11 @@ while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
   checked = checked + 1
 end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
-emit('turn.queued', ARGV[8])
+-- Into the stream if it is there (nearly always: it keeps the last turns' final events);
+-- made anew only if not, and only then given a TTL below.
+local stream_made = not redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', EVENTS_CAP, '*',
+                                   'event', 'turn.queued', 'data', ARGV[8])
+if stream_made then emit('turn.queued', ARGV[8]) end
 -- The session's keys live the session's TTL from its last accepted turn. Refreshing all six
 -- is left until their TTL has run down by ttl_slack: until then only a key this step created
 -- (the inbox each time it was empty, the stream if it was gone, the records and turn log on
@@ -185,7 +189,7 @@ else
     redis.call('PEXPIRE', KEYS[4], left)
   end
   if ARGV[6] ~= '' then redis.call('PEXPIRE', KEYS[5], left) end
-  redis.call('PEXPIRE', KEYS[6], left)
+  if stream_made then redis.call('PEXPIRE', KEYS[6], left) end
 end
 return {'accepted'}
 """

@@ -255,6 +255,13 @@ async def test_keys_a_turn_creates_expire_with_the_rest_of_the_session(
         # All within the slack of each other and of the session's TTL: they go together.
         assert max(ttls.values()) - min(ttls.values()) <= backend.session_ttl_slack * 1000
         assert all(0 < ttl <= 600_000 for ttl in ttls.values())
+        # A stream that went (as if it expired a moment before the rest) is made again with
+        # the others' TTL.
+        await backend.client.delete(keys.events)
+        await backend.accept_turn(new_turn(sid), max_pending=8, idempotency=None)
+        ttls = await _ttls(backend, keys)
+        assert keys.events in ttls
+        assert max(ttls.values()) - min(ttls.values()) <= backend.session_ttl_slack * 1000
         # Run down past the slack: the next turn refreshes every key to the full TTL.
         for key in ttls:
             await backend.client.pexpire(key, 200_000)
