@@ -56,10 +56,11 @@ end
 -- callers write back what compact returns, in a write they make anyway; XINFO STREAM would
 -- tell it too, at one more command every turn).
 local FINAL = {['turn.completed'] = true, ['turn.failed'] = true}
-local function compact(keep, rebuild_after, deleted)
-  -- Returns the inbox as it read it (oldest first), for a caller that needs the next head,
-  -- and the count of deleted entries left in the stream's nodes.
-  local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
+local function compact(keep, rebuild_after, deleted, inbox)
+  -- `inbox`: the inbox as it now is (oldest first), if the caller has read it already.
+  -- Returns the inbox, for a caller that needs the next head, and the count of deleted
+  -- entries left in the stream's nodes.
+  inbox = inbox or redis.call('LRANGE', KEYS[2], 0, -1)
   local in_flight = {}
   for _, turn_id in ipairs(inbox) do in_flight[turn_id] = true end
   local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', EVENTS_CAP)
@@ -260,13 +261,18 @@ local v, runner = stored[1], stored[2]
 if not v then return {'missing'} end
 if ARGV[8] ~= '' and runner ~= ARGV[8] then return {'superseded'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {'conflict', v} end
+-- The whole inbox (a few ids): its head is checked here, and the rest is what compact keeps
+-- the events of and where the next head comes from.
+local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
+if inbox[1] ~= ARGV[2] then return {'conflict', v} end
 -- Every check is above: a script's writes are not rolled back, and none of these can fail
 -- on keys of the types the checks read (nor create one: the state hash exists).
 redis.call('LPOP', KEYS[2])
+table.remove(inbox, 1)
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
-local inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3]) or 0)
+local deleted
+inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3]) or 0, inbox)
 -- One write for the new state, the end of the attempt's fence ('' fences every runner, as
 -- no field would) and compact's count.
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3], 'runner', '',
