@@ -403,9 +403,12 @@ return redis.call('HDEL', KEYS[2], ARGV[1])
 # {} (the inbox is empty) or {record, state}. An inbox id whose record is gone is dropped,
 # as HEAD does.
 CLAIM = """
-local current = redis.call('GET', KEYS[7])
-if current and current ~= ARGV[3] then return false end
-redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2])
+-- The lease is nearly always free: taken in one command. Held, it is taken over only from
+-- `reclaim`.
+if not redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2], 'NX') then
+  if redis.call('GET', KEYS[7]) ~= ARGV[3] then return false end
+  redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2])
+end
 while true do
   local turn_id = redis.call('LINDEX', KEYS[2], 0)
   if not turn_id then return {} end
