@@ -159,9 +159,10 @@ local first_turn = log_length == 1
 -- pending ones.
 local checked = 0
 local pending_now = pending + 1
+-- (With no turn pending before this one, the oldest cannot be pending: no LPOS to ask.)
 while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
   local oldest = redis.call('LPOP', KEYS[4])
-  if redis.call('LPOS', KEYS[2], oldest) then
+  if pending > 0 and redis.call('LPOS', KEYS[2], oldest) then
     redis.call('RPUSH', KEYS[4], oldest)
   else
     redis.call('HDEL', KEYS[3], oldest)
