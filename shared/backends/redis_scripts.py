@@ -267,10 +267,12 @@ if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
 local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
 if inbox[1] ~= ARGV[2] then return {'conflict', v} end
 -- Every check is above: a script's writes are not rolled back, and none of these can fail
--- on keys of the types the checks read (nor create one: the state hash exists).
+-- on keys of the types the checks read (nor create one: the state hash exists). The first
+-- write is one Redis refuses over maxmemory (an HSET; an LPOP is not), and so refuses the
+-- whole commit: once a script has written, Redis lets the rest of it write too.
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 redis.call('LPOP', KEYS[2])
 table.remove(inbox, 1)
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
 emit('turn.completed', ARGV[7])
 local deleted
 inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3]) or 0, inbox)
