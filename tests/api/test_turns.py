@@ -139,7 +139,7 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
     """A flood of sessions from one address meets that address's own limit; a player at
     another address is not held back by it, and the flooder's next turn is taken as soon as
     one of its turns has finished."""
-    url = gateway_url_factory(max_turns_in_flight_per_client=3, narrator_delay=8.0)
+    url = gateway_url_factory(max_turns_in_flight_per_client=3, narrator_delay=4.0)
     flooder = [Player(url), Player(url)]
     other_address = httpx.Client(
         base_url=url, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=60
@@ -168,7 +168,7 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
 def test_deleting_a_session_gives_its_unfinished_turns_back(
     gateway_url_factory: Callable[..., str],
 ) -> None:
-    url = gateway_url_factory(max_turns_in_flight_per_client=2, narrator_delay=8.0)
+    url = gateway_url_factory(max_turns_in_flight_per_client=2, narrator_delay=4.0)
     doomed, other = Player(url), Player(url)
     try:
         assert doomed.submit({"action": "Look around"}).status_code == 202
