@@ -78,8 +78,7 @@ class ManagedProcess:
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.process.wait(timeout=timeout)
+            self.kill(timeout)
         self.process = None
 
     def kill(self, timeout: float = 30) -> None:

@@ -29,13 +29,12 @@ def test_the_soft_limit_is_raised_to_the_hard_one(open_files_limit: tuple[int, i
 
 
 def test_a_limit_short_of_the_step_threads_is_named_in_a_warning(
-    open_files_limit: tuple[int, int], caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    soft, hard = open_files_limit
-    if hard == resource.RLIM_INFINITY:
-        pytest.skip("an unlimited hard limit is never short")
+    # As if the hard limit were a container's common 1,024 (the real one may be unlimited).
+    monkeypatch.setattr("worker.open_files.raise_open_files_limit", lambda: (1024, 1024))
     with caplog.at_level(logging.WARNING, logger="worker.open_files"):
-        allow_open_files(step_threads=1)
+        allow_open_files(step_threads=8)
         assert caplog.records == []
-        allow_open_files(step_threads=hard // FILES_PER_STEP_THREAD + 1)
-    assert "WORKER_STEP_THREADS" in caplog.text and str(hard) in caplog.text
+        allow_open_files(step_threads=1024 // FILES_PER_STEP_THREAD)
+    assert "WORKER_STEP_THREADS" in caplog.text and "1024" in caplog.text
