@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from api.deps import (
-    AuthorizedState,
     BearerCredentials,
     ServicesDep,
     SessionIdParam,
@@ -30,6 +29,7 @@ from shared.errors import (
     InvalidRequest,
     Overloaded,
     PortalsError,
+    SessionNotFound,
     TooManyTurnsInFlight,
     TurnNotFound,
 )
@@ -92,20 +92,44 @@ def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
 @router.post("", status_code=202, response_model=TurnAccepted, responses=errors(409))
 async def submit_turn(
     request: Request,
-    state: AuthorizedState,
+    session_id: SessionIdParam,
+    credentials: BearerCredentials,
     body: TurnRequest,
     services: ServicesDep,  # one dependency, not three: the hot path pays for each
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
     backend, queue, settings = services.backend, services.enqueuer, services.settings
-    claim = _claim(idempotency_key, body)
-    session_id = state.session_id
+    token = bearer_token(credentials)
     turn_id = new_turn_id()
     client = client_digest(client_key(request))
+    # The owner's state and the new turn's admission ticket, in one round trip: the ticket
+    # is given back wherever the turn goes no further.
+    state, admission = await backend.admit_owned_turn(
+        session_id,
+        lambda owner: token_matches(token, owner),
+        turn_id,
+        client,
+        now=time.time(),
+        ttl=settings.admission_ticket_ttl,
+        max_total=settings.max_queue_depth,
+        max_per_client=settings.max_turns_in_flight_per_client,
+    )
+    ticket = admission is Admission.ADMITTED
+    try:
+        if state is None:
+            # A wrong token looks exactly like a missing session (nor is the state decoded).
+            raise SessionNotFound(session_id)
+        claim = _claim(idempotency_key, body)
+    except PortalsError:
+        if ticket:
+            await _give_back(backend, turn_id, client)
+        raise
     try:
         action = _action(state, body)
-        await _admit(backend, settings, turn_id, client)
+        _admitted(admission, settings)
     except (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest):
+        if ticket:
+            await _give_back(backend, turn_id, client)
         # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
         # be refused: the epilogue it led to, or its choices, may have changed since.
         earlier = await backend.idempotent_turn(session_id, claim) if claim else None
@@ -145,18 +169,10 @@ async def submit_turn(
     return _accepted(session_id, stored)
 
 
-async def _admit(backend: SessionBackend, settings: Settings, turn_id: str, client: str) -> None:
-    """A ticket for the new turn, counted atomically in the store: the service's bound on
-    turns in flight, and the client's own (`client`: its digest; across all its sessions), so
-    a flood from one client meets its limit long before honest players meet the service's."""
-    admission = await backend.admit_turn(
-        turn_id,
-        client,
-        now=time.time(),
-        ttl=settings.admission_ticket_ttl,
-        max_total=settings.max_queue_depth,
-        max_per_client=settings.max_turns_in_flight_per_client,
-    )
+def _admitted(admission: Admission, settings: Settings) -> None:
+    """The service's bound on turns in flight, and the client's own (across all its
+    sessions), counted atomically in the store: a flood from one client meets its limit
+    long before honest players meet the service's."""
     if admission is Admission.OVERLOADED:
         raise Overloaded(retry_after=5)
     if admission is Admission.CLIENT_BUSY:

@@ -264,6 +264,23 @@ class SessionBackend(Protocol):
         (0: no limit). A ticket not released lapses after `ttl` seconds, so tickets of
         processes that died never pile up."""
 
+    async def admit_owned_turn(
+        self,
+        session_id: str,
+        is_owner: Callable[[str], bool],
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> tuple[GameState | None, Admission]:
+        """`owned_state` and `admit_turn` in one step (one round trip on a standalone or
+        Sentinel-managed Redis): a new turn's first two reads. The ticket is taken whatever
+        the state's answer; the caller gives it back (`release_admission`) if the turn goes
+        no further, as for a missing session or another's token."""
+
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         """The turn finished (or was never queued): give its ticket back. `client` is the
         digest it was admitted for (`TurnRecord.client`); None for a record that has none,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.backends.base import Committed, IdempotencyClaim
+from shared.backends.base import Admission, Committed, IdempotencyClaim
 from shared.backends.memory_base import _Session
 from shared.backends.memory_events import MemoryEvents
 from shared.backends.memory_leases import MemoryLeases
@@ -105,6 +105,24 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
         session.expires_at = self._clock() + self.session_ttl
 
     # -- turns ------------------------------------------------------------------------------
+    async def admit_owned_turn(
+        self,
+        session_id: str,
+        is_owner: Callable[[str], bool],
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> tuple[GameState | None, Admission]:
+        state = await self.owned_state(session_id, is_owner)
+        admission = await self.admit_turn(
+            turn_id, client, now=now, ttl=ttl, max_total=max_total, max_per_client=max_per_client
+        )
+        return state, admission
+
     async def accept_turn(
         self,
         record: TurnRecord,

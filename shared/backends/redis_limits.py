@@ -5,6 +5,7 @@ store's own memory use."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -12,6 +13,8 @@ from redis.exceptions import ResponseError
 from shared.backends.base import Admission, TokenTally
 from shared.backends.keys import SessionKeys, client_usage_key, rate_limit_key
 from shared.backends.redis_base import RedisBase
+from shared.backends.redis_documents import state_from
+from shared.models import GameState
 
 __all__ = ["RedisLimits"]
 
@@ -40,6 +43,34 @@ class RedisLimits(RedisBase):
             [turn_id, now, now + ttl, max_total, max_per_client, client],
         )
         return Admission(answer)
+
+    async def admit_owned_turn(
+        self,
+        session_id: str,
+        is_owner: Callable[[str], bool],
+        turn_id: str,
+        client: str,
+        *,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> tuple[GameState | None, Admission]:
+        keys = self.admission
+        script_keys = [keys.turns, keys.clients, keys.client(client)]
+        args = [turn_id, now, now + ttl, max_total, max_per_client, client]
+        state_key = SessionKeys(session_id).state
+        if isinstance(self.client, aioredis.RedisCluster):
+            # The session's slot is not the tickets': two round trips.
+            async with self._guard():
+                owner, raw = await self.client.hmget(state_key, ["owner", "state"])
+            answer = await self._run("ADMIT", script_keys, args)
+        else:
+            answer, owner, raw = await self._run("ADMIT", [*script_keys, state_key], args)
+        admission = Admission(answer)
+        if raw is None or not isinstance(owner, str) or not is_owner(owner):
+            return None, admission
+        return state_from(raw), admission
 
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         keys = self.admission

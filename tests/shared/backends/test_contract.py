@@ -483,6 +483,40 @@ async def test_admission_is_counted_per_client_and_in_all(harness: Harness) -> N
     assert await admit("flood-late-3", "203.0.113.9", later) is Admission.CLIENT_BUSY
 
 
+async def test_a_new_turns_ticket_comes_with_its_owners_state(harness: Harness) -> None:
+    """`admit_owned_turn`: the state for its owner only, and a ticket whatever the state's
+    answer (the gateway gives back the ticket of a turn that goes no further)."""
+    backend = harness.backend
+    if isinstance(backend, RedisBackend):
+        await backend.client.delete(backend.admission.turns, backend.admission.clients)
+    state = new_state()
+    await backend.create(state, owner_hash="owner-hash")
+    now = time.time()
+
+    async def admit(session_id: str, hash_: str, turn_id: str) -> tuple[object, Admission]:
+        return await backend.admit_owned_turn(
+            session_id,
+            lambda owner: owner == hash_,
+            turn_id,
+            "198.51.100.7",
+            now=now,
+            ttl=60,
+            max_total=3,
+            max_per_client=0,
+        )
+
+    read, admission = await admit(state.session_id, "owner-hash", "t-owner")
+    assert isinstance(read, GameState) and read.session_id == state.session_id
+    assert read.version == state.version and admission is Admission.ADMITTED
+    assert await admit(state.session_id, "another", "t-other") == (None, Admission.ADMITTED)
+    assert await admit("x" * 24, "owner-hash", "t-missing") == (None, Admission.ADMITTED)
+    # Three tickets held: the fourth is refused, and the owner still gets the state.
+    read, admission = await admit(state.session_id, "owner-hash", "t-late")
+    assert isinstance(read, GameState) and admission is Admission.OVERLOADED
+    await backend.release_admission("t-other", "198.51.100.7")
+    assert (await admit(state.session_id, "owner-hash", "t-again"))[1] is Admission.ADMITTED
+
+
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
