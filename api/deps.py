@@ -24,6 +24,7 @@ __all__ = [
     "AuthorizedState",
     "AuthorizedSession",
     "BearerCredentials",
+    "PlayerToken",
     "QueryToken",
     "Backend",
     "Queue",
@@ -125,6 +126,15 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if not _TOKEN.fullmatch(credentials.credentials):
         raise Unauthorized("The Authorization header must be 'Bearer <player_token>'.")
     return credentials.credentials
+
+
+async def _player_token(credentials: BearerCredentials) -> str:
+    return bearer_token(credentials)
+
+
+# The token checked as a dependency: a request without one is refused (401) before its body
+# is validated, as on the routes that read the state in a dependency.
+PlayerToken = Annotated[str, Depends(_player_token)]
 
 
 async def check_owner(backend: SessionBackend, session_id: str, token: str) -> str:

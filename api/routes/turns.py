@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 
 from api.deps import (
     BearerCredentials,
+    PlayerToken,
     ServicesDep,
     SessionIdParam,
     TurnIdParam,
@@ -93,13 +94,12 @@ def _accepted(session_id: str, record: TurnRecord) -> TurnAccepted:
 async def submit_turn(
     request: Request,
     session_id: SessionIdParam,
-    credentials: BearerCredentials,
+    token: PlayerToken,
     body: TurnRequest,
     services: ServicesDep,  # one dependency, not three: the hot path pays for each
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
     backend, queue, settings = services.backend, services.enqueuer, services.settings
-    token = bearer_token(credentials)
     turn_id = new_turn_id()
     client = client_digest(client_key(request))
     # The owner's state and the new turn's admission ticket, in one round trip: the ticket

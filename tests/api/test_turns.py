@@ -165,6 +165,34 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
             player.close()
 
 
+def test_refused_turns_give_their_admission_tickets_back(
+    gateway_url_factory: Callable[..., str],
+) -> None:
+    """A new turn's ticket is taken with the session's state, before the turn is checked:
+    every refusal gives it back, or a client would be held to its limit by refused turns."""
+    url = gateway_url_factory(max_turns_in_flight_per_client=2, narrator_delay=4.0)
+    player = Player(url)
+    try:
+        turns = f"/sessions/{player.session_id}/turns"
+        stranger = {"Authorization": "Bearer " + "x" * 43}
+        refused = [
+            player.http.post(turns, json={"action": "a"}, headers=stranger),
+            player.http.post(
+                f"/sessions/{'A' * 24}/turns", json={"action": "a"}, headers=player.auth
+            ),
+            player.submit({"choice_index": 4}, **{"Idempotency-Key": "bad key"}),
+            player.submit({"choice_index": 5}),
+        ]
+        assert [r.status_code for r in refused] == [404, 404, 422, 422], [r.text for r in refused]
+        # Refused before any ticket: without a token (even with a bad body), 401.
+        assert player.http.post(turns, json={"action": 5}).status_code == 401
+        assert player.submit({"action": "Look up"}).status_code == 202
+        assert player.submit({"action": "Look down"}).status_code == 202
+        assert player.submit({"action": "Look again"}).status_code == 429
+    finally:
+        player.close()
+
+
 def test_deleting_a_session_gives_its_unfinished_turns_back(
     gateway_url_factory: Callable[..., str],
 ) -> None:
