@@ -22,6 +22,7 @@ from api.deps import (
 from api.openapi import AUTHORIZED, errors
 from api.ratelimit import client_key, rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
+from api.shutdown import server_stopping
 from shared.backends import Admission, IdempotencyClaim, SessionBackend
 from shared.backends.keys import client_digest
 from shared.errors import (
@@ -261,22 +262,29 @@ async def _poll(
     wait: float,
 ) -> TurnOut:
     deadline = time.monotonic() + wait
-    while not record.status.finished:
+    status = record.status
+    while not status.finished:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        # A stopping gateway answers now: waited out, the poll would hold the process past
+        # its grace (api.shutdown). One read lasts at most the store's max_block.
+        if remaining <= 0 or server_stopping():
             break
         events = await backend.read_events(session_id, cursor, timeout=remaining)
         if events:
             cursor = events[-1].id
-            final = next(
-                (e for e in events if e.turn_id == turn_id and e.event in _FINISHED_EVENTS), None
-            )
-            if final is not None:
-                # The final event says all the answer needs: no second read of the record.
-                return _finished(turn_id, final)
+            for event in events:
+                if event.turn_id != turn_id:
+                    continue
+                if event.event in _FINISHED_EVENTS:
+                    # The final event says all the answer needs: no second read of the record.
+                    return _finished(turn_id, event)
+                if event.event == EventName.TURN_STARTED.value:
+                    status = TurnStatus.RUNNING
         elif not await backend.exists(session_id):
             break
         await asyncio.sleep(0)
+    if status is not record.status:
+        return TurnOut(turn_id=turn_id, status=status, result=None, error=None)
     return TurnOut(
         turn_id=record.turn_id, status=record.status, result=record.result, error=record.error
     )
