@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 from shared.game.crewai_env import (
     configure_crewai,
     detach_idle_trace_collection,
+    keep_method_signatures,
     quiet_crewai_console,
     skip_environment_event,
 )
@@ -234,6 +235,9 @@ class GameSessionFlow(Flow[GameState]):
             self._resolution = resolution
             self._narration = narration
             return narration.narrative
+
+
+keep_method_signatures(GameSessionFlow)
 
 
 class _InlineExecutor(ThreadPoolExecutor):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
 import time
 from typing import Any
@@ -117,6 +118,31 @@ def test_flow_methods_are_coroutines() -> None:
     flow = GameSessionFlow(initial_state=make_state())
     sync = {name for name, m in flow._methods.items() if not asyncio.iscoroutinefunction(m)}
     assert sync == {"begin"}
+
+
+def test_each_flow_method_keeps_the_signature_crewai_asks_for() -> None:
+    """CrewAI binds each flow method anew for every flow and asks `inspect.signature` of the
+    function it wraps: each carries its own, the one inspect would compute."""
+    from crewai.flow.flow_wrappers import FlowMethod
+
+    functions = []
+    for member in vars(GameSessionFlow).values():
+        while isinstance(member, FlowMethod):
+            member = member._meth
+        if inspect.isfunction(member) and "__signature__" in vars(member):
+            functions.append(member)
+    assert {f.__name__ for f in functions} >= {"begin", "resolve_combat", "narrate"}
+    assert len(functions) == len(GameSessionFlow.flow_definition().methods)
+    for function in functions:
+        kept = vars(function)["__signature__"]
+        del function.__signature__
+        try:
+            assert inspect.signature(function) == kept
+        finally:
+            function.__signature__ = kept  # type: ignore[attr-defined]
+    begin = next(f for f in functions if f.__name__ == "begin")
+    flow = GameSessionFlow(initial_state=make_state())
+    assert flow._methods["begin"].__signature__ == inspect.signature(begin)
 
 
 def test_idle_trace_collection_is_off_the_event_bus() -> None:
