@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
+import redis
 from kombu import Connection
 
 from shared.settings import Settings
+from tests.support.redis_server import RedisServer
 from worker.application import close_celery_app, create_celery_app
 from worker.broker import Channel, Transport
 
@@ -67,5 +70,52 @@ def test_messages_go_and_come_back_acknowledged(redis_url: str) -> None:
         channel = connection.default_channel
         with channel.conn_or_acquire() as client:
             # Nothing left unacknowledged in kombu's bookkeeping.
+            assert client.hlen(channel.unacked_key) == 0
+            client.delete(queue)
+
+
+def test_a_delivered_tasks_bookkeeping_takes_no_transaction(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Taken: an index entry and the message kept; acknowledged: both deleted. Each pair in a
+    plain pipeline: 4 commands, where MULTI/EXEC made them 8."""
+    server = redis_server_factory()
+    queue = f"test.broker.{uuid.uuid4().hex[:8]}"
+    with redis.Redis.from_url(server.url) as store:
+        with Connection(server.url, transport=Transport) as connection:
+            with connection.SimpleQueue(queue) as simple:
+                simple.put({"n": 1})
+                store.config_resetstat()
+                message = simple.get(timeout=10)
+                channel = connection.default_channel
+                assert store.hlen(channel.unacked_key) == 1
+                assert store.zcard(channel.unacked_index_key) == 1
+                message.ack()
+                assert store.hlen(channel.unacked_key) == 0
+                assert store.zcard(channel.unacked_index_key) == 0
+        stats = store.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    assert "multi" not in calls and "exec" not in calls, calls
+    assert [calls.get(c) for c in ("zadd", "hset", "zrem", "hdel")] == [1, 1, 1, 1], calls
+
+
+def test_a_task_taken_and_never_acknowledged_is_restored(redis_url: str) -> None:
+    """The restore keeps kombu's own WATCH/MULTI transaction: a channel closed with a task
+    unacknowledged puts it back on the queue, once."""
+    queue = f"test.broker.{uuid.uuid4().hex[:8]}"
+    with Connection(redis_url, transport=Transport) as connection:
+        with connection.SimpleQueue(queue) as simple:
+            simple.put({"n": 7})
+            taken = simple.get(timeout=10)
+            assert taken.payload == {"n": 7}  # and never acknowledged
+    with Connection(redis_url, transport=Transport) as connection:
+        with connection.SimpleQueue(queue) as simple:
+            again = simple.get(timeout=10)
+            assert again.payload == {"n": 7}
+            again.ack()
+            with pytest.raises(simple.Empty):
+                simple.get_nowait()
+        channel = connection.default_channel
+        with channel.conn_or_acquire() as client:
             assert client.hlen(channel.unacked_key) == 0
             client.delete(queue)
