@@ -16,7 +16,11 @@ worker that dies mid-write loses the task either way (it was popped off the queu
 and the restore of a task past its visibility timeout keeps its own WATCH/MULTI transaction,
 which every write to the messages' hash (an acknowledgement's included) still aborts. A
 restore racing an acknowledgement may deliver the task again either way; turns are
-idempotent against that.
+idempotent against that. What a plain pipeline adds: a connection cut between the two
+commands of a pair leaves half of it. Half an append (an index entry without its message)
+is cleared by the next restore; half an acknowledgement (a message without its index entry)
+stays in the hash, a message body of garbage, where the transaction would have delivered
+the finished task again after the visibility timeout.
 
 Used for `redis://` brokers (see `worker.application`); TLS (`rediss://`) and Sentinel
 brokers keep kombu's own transport.

@@ -99,23 +99,31 @@ def test_a_delivered_tasks_bookkeeping_takes_no_transaction(
     assert [calls.get(c) for c in ("zadd", "hset", "zrem", "hdel")] == [1, 1, 1, 1], calls
 
 
-def test_a_task_taken_and_never_acknowledged_is_restored(redis_url: str) -> None:
+def test_a_task_taken_and_never_acknowledged_is_restored(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
     """The restore keeps kombu's own WATCH/MULTI transaction: a channel closed with a task
-    unacknowledged puts it back on the queue, once."""
+    unacknowledged puts it back on the queue, once, and leaves no bookkeeping behind."""
+    server = redis_server_factory()
     queue = f"test.broker.{uuid.uuid4().hex[:8]}"
-    with Connection(redis_url, transport=Transport) as connection:
-        with connection.SimpleQueue(queue) as simple:
-            simple.put({"n": 7})
-            taken = simple.get(timeout=10)
-            assert taken.payload == {"n": 7}  # and never acknowledged
-    with Connection(redis_url, transport=Transport) as connection:
-        with connection.SimpleQueue(queue) as simple:
-            again = simple.get(timeout=10)
-            assert again.payload == {"n": 7}
-            again.ack()
-            with pytest.raises(simple.Empty):
-                simple.get_nowait()
-        channel = connection.default_channel
-        with channel.conn_or_acquire() as client:
-            assert client.hlen(channel.unacked_key) == 0
-            client.delete(queue)
+    with redis.Redis.from_url(server.url) as store:
+        with Connection(server.url, transport=Transport) as connection:
+            channel = connection.default_channel
+            with connection.SimpleQueue(queue) as simple:
+                simple.put({"n": 7})
+                taken = simple.get(timeout=10)
+                assert taken.payload == {"n": 7}  # and never acknowledged
+                store.config_resetstat()
+        assert store.hlen(channel.unacked_key) == 0
+        assert store.zcard(channel.unacked_index_key) == 0
+        assert store.llen(queue) == 1
+        stats = store.info("commandstats")
+        calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        assert [calls.get(c) for c in ("watch", "multi", "exec")] == [1, 1, 1], calls
+        with Connection(server.url, transport=Transport) as connection:
+            with connection.SimpleQueue(queue) as simple:
+                again = simple.get(timeout=10)
+                assert again.payload == {"n": 7}
+                again.ack()
+                with pytest.raises(simple.Empty):
+                    simple.get_nowait()
