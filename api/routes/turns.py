@@ -35,7 +35,7 @@ from shared.errors import (
     TooManyTurnsInFlight,
     TurnNotFound,
 )
-from shared.ids import new_turn_id, token_matches
+from shared.ids import new_turn_id, token_hash, token_matches
 from shared.logs import CORRELATION_ID
 from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
@@ -103,11 +103,11 @@ async def submit_turn(
     backend, queue, settings = services.backend, services.enqueuer, services.settings
     turn_id = new_turn_id()
     client = client_digest(client_key(request))
-    # The owner's state and the new turn's admission ticket, in one round trip: the ticket
-    # is given back wherever the turn goes no further.
-    state, admission = await backend.admit_owned_turn(
+    # The owner's state and the new turn's admission ticket, in one round trip; no ticket for
+    # anyone else's token, and one given back wherever the turn goes no further.
+    admitted = await backend.admit_owned_turn(
         session_id,
-        lambda owner: token_matches(token, owner),
+        token_hash(token),
         turn_id,
         client,
         now=time.time(),
@@ -115,25 +115,22 @@ async def submit_turn(
         max_total=settings.max_queue_depth,
         max_per_client=settings.max_turns_in_flight_per_client,
     )
-    ticket = admission is Admission.ADMITTED
+    if admitted is None:
+        raise SessionNotFound(session_id)  # a wrong token looks exactly like a missing session
+    state, admission = admitted
+    claim: IdempotencyClaim | None = None
     try:
-        if state is None:
-            # A wrong token looks exactly like a missing session (nor is the state decoded).
-            raise SessionNotFound(session_id)
         claim = _claim(idempotency_key, body)
-    except PortalsError:
-        if ticket:
-            await _give_back(backend, turn_id, client)
-        raise
-    try:
         action = _action(state, body)
         _admitted(admission, settings)
-    except (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest):
-        if ticket:
+    except Exception as refused:
+        if admission is Admission.ADMITTED:
             await _give_back(backend, turn_id, client)
         # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
         # be refused: the epilogue it led to, or its choices, may have changed since.
-        earlier = await backend.idempotent_turn(session_id, claim) if claim else None
+        if claim is None or not isinstance(refused, _SUPERSEDED_BY_A_RETRY):
+            raise
+        earlier = await backend.idempotent_turn(session_id, claim)
         if earlier is None:
             raise
         TURNS_DEDUPLICATED.inc()
@@ -170,10 +167,16 @@ async def submit_turn(
     return _accepted(session_id, stored)
 
 
+# Refusals a retry of a turn accepted earlier is answered past (with that turn).
+_SUPERSEDED_BY_A_RETRY = (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest)
+
+
 def _admitted(admission: Admission, settings: Settings) -> None:
     """The service's bound on turns in flight, and the client's own (across all its
     sessions), counted atomically in the store: a flood from one client meets its limit
     long before honest players meet the service's."""
+    if admission is Admission.UNAVAILABLE:
+        raise BackendUnavailable("session store")
     if admission is Admission.OVERLOADED:
         raise Overloaded(retry_after=5)
     if admission is Admission.CLIENT_BUSY:

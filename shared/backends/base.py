@@ -63,6 +63,9 @@ class Admission(StrEnum):
     ADMITTED = "admitted"
     OVERLOADED = "overloaded"
     CLIENT_BUSY = "client_busy"
+    # The store could not take the ticket (out of memory): answered as such by
+    # `admit_owned_turn` so that the gateway can first refuse what is wrong with the turn.
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ class SessionBackend(Protocol):
     async def admit_owned_turn(
         self,
         session_id: str,
-        is_owner: Callable[[str], bool],
+        owner_hash: str,
         turn_id: str,
         client: str,
         *,
@@ -275,11 +278,13 @@ class SessionBackend(Protocol):
         ttl: float,
         max_total: int,
         max_per_client: int,
-    ) -> tuple[GameState | None, Admission]:
-        """`owned_state` and `admit_turn` in one step (one round trip on a standalone or
-        Sentinel-managed Redis): a new turn's first two reads. The ticket is taken whatever
-        the state's answer; the caller gives it back (`release_admission`) if the turn goes
-        no further, as for a missing session or another's token."""
+    ) -> tuple[GameState, Admission] | None:
+        """A new turn's first step: the session's state, if `owner_hash` (the player's token
+        hash) is its owner's, and with it the turn's admission ticket, as `admit_turn` would
+        answer (`UNAVAILABLE` if the store could not take it). One round trip on a standalone
+        or Sentinel-managed Redis. None for a missing session and for anyone else's token:
+        no ticket taken, and the answer does not differ (the state is not even decoded). The
+        caller gives back (`release_admission`) a ticket whose turn goes no further."""
 
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         """The turn finished (or was never queued): give its ticket back. `client` is the

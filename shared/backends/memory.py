@@ -13,6 +13,7 @@ limits (`memory_limits`); a session's record and what the parts share are in `me
 from __future__ import annotations
 
 import asyncio
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
     async def admit_owned_turn(
         self,
         session_id: str,
-        is_owner: Callable[[str], bool],
+        owner_hash: str,
         turn_id: str,
         client: str,
         *,
@@ -116,8 +117,12 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
         ttl: float,
         max_total: int,
         max_per_client: int,
-    ) -> tuple[GameState | None, Admission]:
-        state = await self.owned_state(session_id, is_owner)
+    ) -> tuple[GameState, Admission] | None:
+        with self._lock:
+            session = self._live(session_id)
+            if session is None or not hmac.compare_digest(session.owner_hash, owner_hash):
+                return None
+            state = session.state.model_copy(deep=True)
         admission = await self.admit_turn(
             turn_id, client, now=now, ttl=ttl, max_total=max_total, max_per_client=max_per_client
         )

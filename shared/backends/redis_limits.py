@@ -4,8 +4,9 @@ store's own memory use."""
 
 from __future__ import annotations
 
+import hmac
 import time
-from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -14,6 +15,7 @@ from shared.backends.base import Admission, TokenTally
 from shared.backends.keys import SessionKeys, client_usage_key, rate_limit_key
 from shared.backends.redis_base import RedisBase
 from shared.backends.redis_documents import state_from
+from shared.errors import BackendUnavailable
 from shared.models import GameState
 
 __all__ = ["RedisLimits"]
@@ -47,7 +49,7 @@ class RedisLimits(RedisBase):
     async def admit_owned_turn(
         self,
         session_id: str,
-        is_owner: Callable[[str], bool],
+        owner_hash: str,
         turn_id: str,
         client: str,
         *,
@@ -55,22 +57,36 @@ class RedisLimits(RedisBase):
         ttl: float,
         max_total: int,
         max_per_client: int,
-    ) -> tuple[GameState | None, Admission]:
+    ) -> tuple[GameState, Admission] | None:
         keys = self.admission
         script_keys = [keys.turns, keys.clients, keys.client(client)]
-        args = [turn_id, now, now + ttl, max_total, max_per_client, client]
+        args: list[Any] = [turn_id, now, now + ttl, max_total, max_per_client, client]
         state_key = SessionKeys(session_id).state
         if isinstance(self.client, aioredis.RedisCluster):
             # The session's slot is not the tickets': two round trips.
             async with self._guard():
                 owner, raw = await self.client.hmget(state_key, ["owner", "state"])
-            answer = await self._run("ADMIT", script_keys, args)
+            owned = isinstance(owner, str) and hmac.compare_digest(owner, owner_hash)
+            if raw is None or not owned:
+                return None
+            try:
+                answer = await self._run("ADMIT", script_keys, args)
+            except BackendUnavailable:
+                answer = Admission.UNAVAILABLE  # told after the turn's own refusals, as above
         else:
-            answer, owner, raw = await self._run("ADMIT", [*script_keys, state_key], args)
+            reply = await self._run("ADMIT", [*script_keys, state_key], [*args, owner_hash])
+            if reply[0] == "missing":
+                return None
+            answer, raw = reply
         admission = Admission(answer)
-        if raw is None or not isinstance(owner, str) or not is_owner(owner):
-            return None, admission
-        return state_from(raw), admission
+        try:
+            return state_from(raw), admission
+        except Exception:
+            # A state this gateway cannot read (a newer schema, during a rolling upgrade):
+            # the ticket goes back now rather than after ADMISSION_TICKET_TTL.
+            if admission is Admission.ADMITTED:
+                await self.release_admission(turn_id, client)
+            raise
 
     async def release_admission(self, turn_id: str, client: str | None) -> None:
         keys = self.admission

@@ -363,43 +363,62 @@ return count
 # takes the client from the turn's record and never reads KEYS[2]; it is still written for
 # workers of the version before, which find a ticket's client only there (during a rolling
 # upgrade their releases would otherwise leave the ticket counted until it lapses). The HSET
-# can go once no such worker runs. With KEYS[4], a session's state hash, the script also reads
-# its owner and state (one round trip for a new turn's two first reads; standalone servers
-# only, the keys' slots differ) and returns {answer, owner, state}.
+# can go once no such worker runs. With KEYS[4], a session's state hash, and ARGV[7], the
+# player's token hash (a new turn's first reads in the same round trip; standalone servers
+# only, the keys' slots differ), no ticket is taken unless the token is the owner's: returns
+# {'missing'}, or {answer, state} where answer may also be 'unavailable' (out of memory).
 ADMIT = """
-local function admit()
-  local now = tonumber(ARGV[2])
-  -- Lapsed tickets are cleared now and then, in one admission of eight (picked by the new
-  -- ticket's id, which is random): the counts below leave them out anyway, so clearing them
-  -- only gives their memory back, and every admission need not pay for looking.
-  if string.byte(ARGV[1], -1) % 8 == 0 then
-    local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
-    if #lapsed > 0 then
-      redis.call('ZREM', KEYS[1], unpack(lapsed))
-      redis.call('HDEL', KEYS[2], unpack(lapsed))
-    end
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local now = tonumber(ARGV[2])
+-- Lapsed tickets are cleared now and then, in one admission of eight (picked by the new
+-- ticket's id, which is random): the counts below leave them out anyway, so clearing them
+-- only gives their memory back, and every admission need not pay for looking. Cleared after
+-- the ticket's own writes: a script's first write is the one a full store refuses, and one
+-- that only deletes would let the ticket in past maxmemory.
+local function sweep()
+  if string.byte(ARGV[1], -1) % 8 ~= 0 then return end
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
+  if #lapsed > 0 then
+    redis.call('ZREM', KEYS[1], unpack(lapsed))
+    redis.call('HDEL', KEYS[2], unpack(lapsed))
   end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+end
+local function admit()
   local live = '(' .. ARGV[2]
   if redis.call('ZCOUNT', KEYS[1], live, '+inf') >= tonumber(ARGV[4]) then
+    sweep()
     return 'overloaded'
   end
   local per_client = tonumber(ARGV[5])
   if per_client > 0 and redis.call('ZCOUNT', KEYS[3], live, '+inf') >= per_client then
+    sweep()
     return 'client_busy'
   end
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])
   redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(ARGV[3])) + 1)
+  sweep()
   return 'admitted'
 end
-local answer = admit()
-if KEYS[4] then
-  local read = redis.call('HMGET', KEYS[4], 'owner', 'state')
-  return {answer, read[1], read[2]}
+if not KEYS[4] then
+  return admit()
 end
-return answer
+local read = redis.call('HMGET', KEYS[4], 'owner', 'state')
+if not read[2] or read[1] ~= ARGV[7] then
+  return {'missing'}
+end
+-- A store over maxmemory refuses the ticket's first write: told as an answer, so that the
+-- gateway can still refuse the turn for what is wrong with it first (404, 409, 422).
+local ok, answer = pcall(admit)
+if not ok then
+  local message = type(answer) == 'table' and answer.err or tostring(answer)
+  if string.find(message, 'OOM command not allowed', 1, true) then
+    return {'unavailable', read[2]}
+  end
+  error(answer)
+end
+return {answer, read[2]}
 """
 
 # KEYS: as ADMIT's, [3] (when known) the ticket's client's tickets. ARGV: turn_id.

@@ -168,8 +168,9 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
 def test_refused_turns_give_their_admission_tickets_back(
     gateway_url_factory: Callable[..., str],
 ) -> None:
-    """A new turn's ticket is taken with the session's state, before the turn is checked:
-    every refusal gives it back, or a client would be held to its limit by refused turns."""
+    """A new turn's ticket is taken with the session's state (for its owner only), before
+    the turn is checked: every refusal gives it back, or a client would be held to its limit
+    by refused turns."""
     url = gateway_url_factory(max_turns_in_flight_per_client=2, narrator_delay=4.0)
     player = Player(url)
     try:
@@ -184,8 +185,10 @@ def test_refused_turns_give_their_admission_tickets_back(
             player.submit({"choice_index": 5}),
         ]
         assert [r.status_code for r in refused] == [404, 404, 422, 422], [r.text for r in refused]
-        # Refused before any ticket: without a token (even with a bad body), 401.
+        # Refused before any ticket: without a token (even with a bad body), 401; with a body
+        # that is not a turn (whoever's the token), 422.
         assert player.http.post(turns, json={"action": 5}).status_code == 401
+        assert player.http.post(turns, json={"action": 5}, headers=stranger).status_code == 422
         assert player.submit({"action": "Look up"}).status_code == 202
         assert player.submit({"action": "Look down"}).status_code == 202
         assert player.submit({"action": "Look again"}).status_code == 429

@@ -484,8 +484,8 @@ async def test_admission_is_counted_per_client_and_in_all(harness: Harness) -> N
 
 
 async def test_a_new_turns_ticket_comes_with_its_owners_state(harness: Harness) -> None:
-    """`admit_owned_turn`: the state for its owner only, and a ticket whatever the state's
-    answer (the gateway gives back the ticket of a turn that goes no further)."""
+    """`admit_owned_turn`: the state and a ticket for the owner's token only; anyone else's
+    token, or a missing session, takes no ticket."""
     backend = harness.backend
     if isinstance(backend, RedisBackend):
         await backend.client.delete(backend.admission.turns, backend.admission.clients)
@@ -493,28 +493,37 @@ async def test_a_new_turns_ticket_comes_with_its_owners_state(harness: Harness) 
     await backend.create(state, owner_hash="owner-hash")
     now = time.time()
 
-    async def admit(session_id: str, hash_: str, turn_id: str) -> tuple[object, Admission]:
+    async def admit(
+        session_id: str, hash_: str, turn_id: str
+    ) -> tuple[GameState, Admission] | None:
         return await backend.admit_owned_turn(
             session_id,
-            lambda owner: owner == hash_,
+            hash_,
             turn_id,
             "198.51.100.7",
             now=now,
             ttl=60,
-            max_total=3,
+            max_total=2,
             max_per_client=0,
         )
 
-    read, admission = await admit(state.session_id, "owner-hash", "t-owner")
-    assert isinstance(read, GameState) and read.session_id == state.session_id
-    assert read.version == state.version and admission is Admission.ADMITTED
-    assert await admit(state.session_id, "another", "t-other") == (None, Admission.ADMITTED)
-    assert await admit("x" * 24, "owner-hash", "t-missing") == (None, Admission.ADMITTED)
-    # Three tickets held: the fourth is refused, and the owner still gets the state.
-    read, admission = await admit(state.session_id, "owner-hash", "t-late")
-    assert isinstance(read, GameState) and admission is Admission.OVERLOADED
-    await backend.release_admission("t-other", "198.51.100.7")
-    assert (await admit(state.session_id, "owner-hash", "t-again"))[1] is Admission.ADMITTED
+    admitted = await admit(state.session_id, "owner-hash", "t-owner")
+    assert admitted is not None
+    read, admission = admitted
+    assert read.session_id == state.session_id and read.version == state.version
+    assert admission is Admission.ADMITTED
+    for _ in range(3):  # no tickets: the owner's next turn is still admitted
+        assert await admit(state.session_id, "another-hash", "t-other") is None
+        assert await admit("x" * 24, "owner-hash", "t-missing") is None
+    admitted = await admit(state.session_id, "owner-hash", "t-second")
+    assert admitted is not None and admitted[1] is Admission.ADMITTED
+    # Two tickets held: the third is refused, and the owner still gets the state.
+    admitted = await admit(state.session_id, "owner-hash", "t-third")
+    assert admitted is not None and admitted[1] is Admission.OVERLOADED
+    assert admitted[0].session_id == state.session_id
+    await backend.release_admission("t-owner", "198.51.100.7")
+    admitted = await admit(state.session_id, "owner-hash", "t-again")
+    assert admitted is not None and admitted[1] is Admission.ADMITTED
 
 
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:

@@ -6,20 +6,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from shared.backends import IdempotencyClaim, RedisBackend
+from shared.backends import Admission, IdempotencyClaim, RedisBackend
 from shared.backends.codec import CLIENT_OPTIONS, unpack
 from shared.backends.keys import SessionKeys
 from shared.errors import SchemaTooNew
-from shared.models import SCHEMA_VERSION, TurnError, TurnStatus
+from shared.models import SCHEMA_VERSION, GameState, TurnError, TurnStatus
 from shared.settings import Settings
 from tests.shared.backends.conftest import new_state, new_turn
 from tests.shared.backends.test_contract import _play
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -319,6 +320,47 @@ async def test_lapsed_admission_tickets_give_their_memory_back(redis_url: str) -
     finally:
         for turn_id in ("late-a", "late-h", *(f"early-{n}a" for n in range(5))):
             await backend.release_admission(turn_id, "198.51.100.7")
+        await backend.close()
+
+
+async def test_a_full_store_refuses_a_new_turns_ticket_after_reading_its_state(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Over maxmemory the owner still gets the state, with the ticket refused as an answer
+    (so the gateway refuses what is wrong with the turn first); anyone else, nothing; and an
+    admission that clears lapsed tickets does not slip in past the limit."""
+    server = redis_server_factory()
+    backend = RedisBackend(aioredis.Redis.from_url(server.url, **CLIENT_OPTIONS), session_ttl=600)
+    state = new_state()
+    try:
+        await backend.create(state, owner_hash="owner-hash")
+
+        async def admit(hash_: str, turn_id: str) -> tuple[object, Admission] | None:
+            return await backend.admit_owned_turn(
+                state.session_id,
+                hash_,
+                turn_id,
+                "198.51.100.7",
+                now=time.time(),
+                ttl=60,
+                max_total=100,
+                max_per_client=0,
+            )
+
+        await admit("owner-hash", "lapsed-h")  # a ticket for the sweeps below to clear
+        used = int((await backend.client.info("memory"))["used_memory"])
+        await backend.client.config_set("maxmemory-policy", "noeviction")
+        await backend.client.config_set("maxmemory", used // 2)
+        for turn_id in ("full-a", "full-h"):  # 'h': this admission also sweeps
+            admitted = await admit("owner-hash", turn_id)
+            assert admitted is not None and admitted[1] is Admission.UNAVAILABLE, turn_id
+            assert isinstance(admitted[0], GameState)
+            assert await admit("another-hash", turn_id) is None
+        assert await backend.client.zscore(backend.admission.turns, "full-h") is None
+        await backend.client.config_set("maxmemory", 0)
+        admitted = await admit("owner-hash", "room-a")
+        assert admitted is not None and admitted[1] is Admission.ADMITTED
+    finally:
         await backend.close()
 
 
