@@ -416,7 +416,7 @@ if not ok then
   if string.find(message, 'OOM command not allowed', 1, true) then
     return {'unavailable', read[2]}
   end
-  error(answer)
+  return redis.error_reply(message)  -- as redis.call gave it (a replica's READONLY, ...)
 end
 return {answer, read[2]}
 """
