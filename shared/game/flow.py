@@ -15,7 +15,7 @@ Importing this module imports CrewAI: keep it out of the gateway.
 A step runs on an event loop of its own thread, one flow at a time, so nothing else ever
 waits on that loop. CrewAI's hand-offs to other threads (a sync method, the persistence
 hook after each method, the event-bus flush) are pure cost there: the methods are async,
-and the loop's default executor runs what is still handed to it in place (`_InlineExecutor`).
+and what is still handed to a thread runs in place, on the step's own loop (`_StepLoop`).
 Together with the trace collector taken off the bus (`crewai_env`), a flow step costs about
 a third of the CPU it did.
 """
@@ -26,9 +26,9 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar, TypeVarTuple, Unpack
 
 from shared.game.crewai_env import (
     configure_crewai,
@@ -74,6 +74,7 @@ __all__ = ["GameSessionFlow", "StepResult", "run_turn_step"]
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True)
@@ -240,18 +241,24 @@ class GameSessionFlow(Flow[GameState]):
 keep_method_signatures(GameSessionFlow)
 
 
-class _InlineExecutor(ThreadPoolExecutor):
-    """Runs each call at once, in the calling thread. The default executor of a step's own
-    loop (asyncio insists on a ThreadPoolExecutor there): whatever CrewAI hands to a thread
-    would only make this thread wait for it, having nothing else to run meanwhile."""
+class _StepLoop(asyncio.SelectorEventLoop):
+    """A step's own event loop: what CrewAI hands to a thread (`asyncio.to_thread`: a sync
+    flow method, the persistence hook after each method, the event-bus flush; about a dozen
+    per step) runs at once, in place, and its future is already done when it is returned.
 
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
+    A thread would only make this thread wait for it, having nothing else to run meanwhile
+    (one flow at a time). An executor that runs the call in place still answered through a
+    thread-safe future: a wake-up of the loop (a byte through its self-pipe, written and read
+    back) and a turn of the loop for each hand-off. A done future is awaited without one."""
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
+    def run_in_executor(
+        self, executor: Executor | None, func: Callable[[Unpack[Ts]], T], *args: *Ts
+    ) -> asyncio.Future[T]:
+        if executor is not None:
+            return super().run_in_executor(executor, func, *args)
+        future: asyncio.Future[T] = self.create_future()
         try:
-            future.set_result(fn(*args, **kwargs))
+            future.set_result(func(*args))
         except BaseException as exc:
             future.set_exception(exc)
         return future
@@ -262,9 +269,7 @@ class _ThreadLoop:
     threads are pooled) and closed when the thread's locals go with it."""
 
     def __init__(self) -> None:
-        loop = asyncio.new_event_loop()  # may fail (no descriptors left): then there is none
-        loop.set_default_executor(_InlineExecutor())
-        self.loop = loop
+        self.loop = _StepLoop()  # may fail (no descriptors left): then there is none
 
     def __del__(self) -> None:
         loop = getattr(self, "loop", None)

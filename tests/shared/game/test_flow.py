@@ -112,9 +112,33 @@ def test_a_step_runs_entirely_on_the_calling_thread() -> None:
     assert seen and set(seen) == {threading.get_ident()}
 
 
+def test_what_a_step_hands_to_a_thread_is_done_in_place_at_once() -> None:
+    """On a step's loop a hand-off to a thread (asyncio.to_thread, as CrewAI makes a dozen
+    per step) runs on the step's own thread and returns a future already done: no wake-up
+    of the loop through its self-pipe, no turn of the loop for it."""
+    from shared.game.flow import _thread_loop
+
+    seen: list[object] = []
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    async def step() -> None:
+        loop = asyncio.get_running_loop()
+        handed = loop.run_in_executor(None, threading.get_ident)
+        seen.append(handed.done())
+        seen.append(await handed)
+        seen.append(await asyncio.to_thread(threading.get_ident))
+        with pytest.raises(ValueError, match="boom"):
+            await asyncio.to_thread(boom)
+
+    _thread_loop().run_until_complete(step())
+    assert seen == [True, threading.get_ident(), threading.get_ident()]
+
+
 def test_flow_methods_are_coroutines() -> None:
-    # A sync method is handed to a thread by CrewAI on every call (run in place by the step
-    # loop's executor; begin, a start and a router at once, has to be one: see its comment).
+    # A sync method is handed to a thread by CrewAI on every call (run in place by the step's
+    # loop; begin, a start and a router at once, has to be one: see its comment).
     flow = GameSessionFlow(initial_state=make_state())
     sync = {name for name, m in flow._methods.items() if not asyncio.iscoroutinefunction(m)}
     assert sync == {"begin"}
