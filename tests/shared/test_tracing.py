@@ -213,3 +213,28 @@ def test_under_opentelemetry_instrument_the_services_store_tracer_replaces_the_p
     assert done.returncode == 0, done.stderr
     # Its provider kept (no second exporter), the plain GET untraced, the script named.
     assert json.loads(done.stdout.splitlines()[-1]) == ["EVALSHA HEAD", "turn"]
+
+
+def test_without_a_tracer_provider_a_span_touches_no_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With tracing off (no provider in the process) `span` makes nothing: the non-recording
+    span it would make current carries the current context only, at ~10 us a span."""
+    from opentelemetry import context
+
+    from shared.tracing import current_traceparent, span, turn_context
+
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    parent = f"00-{'ab' * 16}-{'cd' * 8}-01"
+    with turn_context(parent):
+        outer = trace.get_current_span()
+        attached: list[object] = []
+        attach = context.attach
+        monkeypatch.setattr(context, "attach", lambda ctx: attached.append(ctx) or attach(ctx))
+        with span("flow.begin") as opened:
+            assert opened is outer
+            assert current_traceparent() == parent
+        with pytest.raises(ValueError), span("flow.narrate"):
+            raise ValueError("the error goes through")
+        assert attached == []
+        assert trace.get_current_span() is outer
