@@ -11,7 +11,7 @@ either transport share one queue.
 
 Its bookkeeping of a delivered task (an index entry and the message, written as the task is
 taken and deleted as it is acknowledged) goes in plain pipelines, not MULTI/EXEC
-transactions: 6 broker commands per task instead of 10. The transactions bought nothing. A
+transactions: 6 broker commands per task instead of 10. The transactions bought little. A
 worker that dies mid-write loses the task either way (it was popped off the queue first),
 and the restore of a task past its visibility timeout keeps its own WATCH/MULTI transaction,
 which every write to the messages' hash (an acknowledgement's included) still aborts. A
@@ -34,7 +34,7 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 
-__all__ = ["TRANSPORT", "QoS", "Channel", "Transport"]
+__all__ = ["TRANSPORT", "Channel", "QoS", "Transport"]
 
 # How Celery's `broker_transport` setting names this transport.
 TRANSPORT = "worker.broker:Transport"
