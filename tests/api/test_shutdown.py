@@ -11,18 +11,21 @@ import redis
 
 from tests.support.player import Player
 from tests.support.processes import Gateway
+from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 
 def test_a_stopping_gateway_answers_its_long_polls_at_once(
-    gateway_factory: Callable[..., Gateway], redis_url: str
+    gateway_factory: Callable[..., Gateway], redis_server_factory: Callable[..., RedisServer]
 ) -> None:
-    gateway = gateway_factory()  # and no worker: the turn stays queued
+    # A store of its own: its blocked clients (counted below) are this gateway's alone.
+    server = redis_server_factory()
+    gateway = gateway_factory({"REDIS_URL": server.url})  # and no worker: the turn stays queued
     player = Player(gateway.url)
-    store = redis.Redis.from_url(redis_url)
+    store = redis.Redis.from_url(server.url)
     try:
         turn_id = player.submit({"action": "Look around"}).json()["turn_id"]
-        blocked = int(store.info("clients")["blocked_clients"])
+        assert int(store.info("clients")["blocked_clients"]) == 0
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Bounded well below the poll's wait: a gateway that waited the poll out fails.
             poll = pool.submit(
@@ -33,7 +36,7 @@ def test_a_stopping_gateway_answers_its_long_polls_at_once(
                 timeout=20,
             )
             wait_until(
-                lambda: int(store.info("clients")["blocked_clients"]) > blocked,
+                lambda: int(store.info("clients")["blocked_clients"]) == 1,
                 timeout=30,
                 what="the long poll to block on the event stream",
             )
