@@ -118,11 +118,11 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
         max_total: int,
         max_per_client: int,
     ) -> tuple[GameState, Admission] | None:
-        with self._lock:
-            session = self._live(session_id)
-            if session is None or not hmac.compare_digest(session.owner_hash, owner_hash):
-                return None
-            state = session.state.model_copy(deep=True)
+        state = await self.owned_state(
+            session_id, lambda owner: hmac.compare_digest(owner, owner_hash)
+        )
+        if state is None:
+            return None
         admission = await self.admit_turn(
             turn_id, client, now=now, ttl=ttl, max_total=max_total, max_per_client=max_per_client
         )

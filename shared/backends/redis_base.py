@@ -7,6 +7,7 @@ them, and mypy refuses a `RedisBackend` that lacks one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 
 from shared.backends.codec import Codec
 from shared.backends.keys import AdmissionKeys
-from shared.models import TurnRecord
+from shared.models import GameState, TurnRecord
 
 __all__ = ["Client", "RedisBase"]
 
@@ -45,6 +46,12 @@ class RedisBase(Protocol):
         pending_mark: tuple[str, float] | None = None,
     ) -> Any:
         """Run the Lua script `name` of `redis_scripts`, guarded and traced."""
+        ...
+
+    async def owned_state(
+        self, session_id: str, is_owner: Callable[[str], bool]
+    ) -> GameState | None:
+        """The state for its owner only (`RedisSessions`)."""
         ...
 
     async def _load_record(self, session_id: str, raw: str | bytes) -> TurnRecord:

@@ -28,6 +28,22 @@ _CLIENT_USAGE_TTL = 2 * 86400
 
 class RedisLimits(RedisBase):
     # -- rate limits --------------------------------------------------------------------------
+    def _ticket(
+        self,
+        turn_id: str,
+        client: str,
+        now: float,
+        ttl: float,
+        max_total: int,
+        max_per_client: int,
+    ) -> tuple[list[str], list[Any]]:
+        """ADMIT's keys and arguments for a new turn's ticket."""
+        keys = self.admission
+        return (
+            [keys.turns, keys.clients, keys.client(client)],
+            [turn_id, now, now + ttl, max_total, max_per_client, client],
+        )
+
     async def admit_turn(
         self,
         turn_id: str,
@@ -38,13 +54,8 @@ class RedisLimits(RedisBase):
         max_total: int,
         max_per_client: int,
     ) -> Admission:
-        keys = self.admission
-        answer = await self._run(
-            "ADMIT",
-            [keys.turns, keys.clients, keys.client(client)],
-            [turn_id, now, now + ttl, max_total, max_per_client, client],
-        )
-        return Admission(answer)
+        keys, args = self._ticket(turn_id, client, now, ttl, max_total, max_per_client)
+        return Admission(await self._run("ADMIT", keys, args))
 
     async def admit_owned_turn(
         self,
@@ -58,29 +69,27 @@ class RedisLimits(RedisBase):
         max_total: int,
         max_per_client: int,
     ) -> tuple[GameState, Admission] | None:
-        keys = self.admission
-        script_keys = [keys.turns, keys.clients, keys.client(client)]
-        args: list[Any] = [turn_id, now, now + ttl, max_total, max_per_client, client]
-        state_key = SessionKeys(session_id).state
+        keys, args = self._ticket(turn_id, client, now, ttl, max_total, max_per_client)
         if isinstance(self.client, aioredis.RedisCluster):
             # The session's slot is not the tickets': two round trips.
-            async with self._guard():
-                owner, raw = await self.client.hmget(state_key, ["owner", "state"])
-            owned = isinstance(owner, str) and hmac.compare_digest(owner, owner_hash)
-            if raw is None or not owned:
+            state = await self.owned_state(
+                session_id, lambda owner: hmac.compare_digest(owner, owner_hash)
+            )
+            if state is None:
                 return None
             try:
-                answer = await self._run("ADMIT", script_keys, args)
+                return state, Admission(await self._run("ADMIT", keys, args))
             except BackendUnavailable:
-                answer = Admission.UNAVAILABLE  # told after the turn's own refusals, as above
-        else:
-            reply = await self._run("ADMIT", [*script_keys, state_key], [*args, owner_hash])
-            if reply[0] == "missing":
-                return None
-            answer, raw = reply
-        admission = Admission(answer)
+                # Told after the turn's own refusals, as the script tells a full store.
+                return state, Admission.UNAVAILABLE
+        reply = await self._run(
+            "ADMIT", [*keys, SessionKeys(session_id).state], [*args, owner_hash]
+        )
+        if reply[0] == "missing":
+            return None
+        admission = Admission(reply[0])
         try:
-            return state_from(raw), admission
+            return state_from(reply[1]), admission
         except Exception:
             # A state this gateway cannot read (a newer schema, during a rolling upgrade):
             # the ticket goes back now rather than after ADMISSION_TICKET_TTL.
