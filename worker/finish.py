@@ -58,11 +58,12 @@ async def commit_attempt(
         update={"status": TurnStatus.COMPLETED, "result": result, "finished_at": time.time()}
     )
     committed = await backend.commit_turn(
-        state, done, runner=runner, lease=(holder, settings.lease_ttl)
+        state, done, runner=runner, lease=(holder, settings.lease_ttl), release_ticket=True
     )
     if step.usage is not None and step.usage.total_tokens:
         await count_llm_tokens(backend, turn, step.usage.total_tokens)
-    await release_admission(backend, turn)
+    if not committed.ticket_released:
+        await release_admission(backend, turn)
     TURNS_COMPLETED.inc()
     for kind in step.repairs:
         LLM_REPLY_REPAIRS.labels(kind).inc()

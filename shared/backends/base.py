@@ -43,11 +43,14 @@ class Committed:
     """What a commit did, beyond storing the state at `version`. With a lease holder given:
     `lease_released` if the inbox was then empty (the lease went in the same step, so a turn
     accepted right after finds it free), else `next_turn`, the new head's record, read with
-    the lease renewed (None if that could not be done in the step: read the head again)."""
+    the lease renewed (None if that could not be done in the step: read the head again).
+    `ticket_released`: the turn's admission ticket went back in the same step (asked for with
+    `release_ticket`); if not, the caller gives it back (`release_admission`)."""
 
     version: int
     lease_released: bool = False
     next_turn: TurnRecord | None = None
+    ticket_released: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,13 +172,17 @@ class SessionBackend(Protocol):
         *,
         runner: str | None = None,
         lease: tuple[str, float] | None = None,
+        release_ticket: bool = False,
     ) -> Committed:
         """Atomically, if the stored version is still `state.version` and `record` is the
         head turn: store `state` as the next version, pop the inbox, store the finished
         record, emit `turn.completed`. Raises `VersionConflict` or `SessionNotFound`; with
         `runner`, `LeaseLost` once an attempt other than that runner's has started. With
         `lease=(holder, ttl)` held by the caller, in the same step: release it if no turn
-        waits, else renew it and read the next head (see `Committed`)."""
+        waits, else renew it and read the next head (see `Committed`). With `release_ticket`,
+        the turn's admission ticket (`record.turn_id`, `record.client`) goes back once the
+        commit is made, in the same step where the backend can (`Committed.ticket_released`
+        says whether it did)."""
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         """Pop the head turn without changing the state, store it failed, emit `turn.failed`.

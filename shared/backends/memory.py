@@ -17,6 +17,7 @@ import hmac
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.backends.base import Admission, Committed, IdempotencyClaim
 from shared.backends.memory_base import _Session
@@ -301,6 +302,20 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
         *,
         runner: str | None = None,
         lease: tuple[str, float] | None = None,
+        release_ticket: bool = False,
+    ) -> Committed:
+        committed = self._commit(state, record, runner, lease)
+        if not release_ticket:
+            return committed
+        await self.release_admission(record.turn_id, record.client)
+        return replace(committed, ticket_released=True)
+
+    def _commit(
+        self,
+        state: GameState,
+        record: TurnRecord,
+        runner: str | None,
+        lease: tuple[str, float] | None,
     ) -> Committed:
         sid = state.session_id
         with self._lock:

@@ -42,20 +42,24 @@ end
 """
 
 # ARGV: tokens, rpm (0: none), tpm (0: none), max_wait_ms, burst_ms, keep_ms
-# -> {wait_ms, refused ('' or reason), reason}
-ADMIT = (
-    _NOW
-    + """
+# -> {wait_ms, refused ('' or reason), reason}. The hash's fields in one read; its TTL moves
+# only with what is written (an endpoint with no budget has only its failures to keep, and
+# FAILED gives those their own).
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stored = redis.call('HMGET', KEYS[1], 'ou', 'cd', 'rt', 'tt')
+local function field(i) return tonumber(stored[i] or '0') or 0 end
 local tokens, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_wait, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
-local open_until = num('ou')
+local open_until = field(1)
 if open_until > now then
   return {tostring(open_until - now), 'circuit_open', ''}
 end
-local cooldown = num('cd')
+local cooldown = field(2)
 local start = math.max(now, cooldown)
 local at, req_cost, tok_cost = start, 0, 0
-local req_tat, tok_tat = num('rt'), num('tt')
+local req_tat, tok_tat = field(3), field(4)
 if rpm > 0 then
   req_cost = 60000 / rpm
   at = math.max(at, req_tat - math.max(burst, req_cost) + req_cost)
@@ -71,13 +75,22 @@ if cooldown > now and at == start then reason = 'cooldown' end
 if wait > max_wait then
   return {tostring(wait), 'over_budget', reason}
 end
-if rpm > 0 then redis.call('HSET', KEYS[1], 'rt', tostring(math.max(req_tat, at) + req_cost)) end
-if tpm > 0 then redis.call('HSET', KEYS[1], 'tt', tostring(math.max(tok_tat, at) + tok_cost)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+local booked = {}
+if rpm > 0 then
+  booked[#booked + 1] = 'rt'
+  booked[#booked + 1] = tostring(math.max(req_tat, at) + req_cost)
+end
+if tpm > 0 then
+  booked[#booked + 1] = 'tt'
+  booked[#booked + 1] = tostring(math.max(tok_tat, at) + tok_cost)
+end
+if #booked > 0 then
+  redis.call('HSET', KEYS[1], unpack(booked))
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
 if wait <= 0 then return {'0', '', ''} end
 return {tostring(wait), '', reason}
 """
-)
 
 # ARGV: booked, used, tpm
 SETTLE = (

@@ -338,13 +338,15 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
         *,
         runner: str | None = None,
         lease: tuple[str, float] | None = None,
+        release_ticket: bool = False,
     ) -> Committed:
         keys = SessionKeys(state.session_id)
         new_state = state.model_copy(update={"version": state.version + 1})
         holder, ttl_ms = (lease[0], int(lease[1] * 1000)) if lease else ("", 0)
+        ticket = self._ticket_keys_beside_session(record.client) if release_ticket else []
         reply = await self._run(
             "COMMIT",
-            [*keys.expiring(), keys.lease],
+            [*keys.expiring(), keys.lease, *ticket],
             [
                 state.version,
                 record.turn_id,
@@ -362,16 +364,17 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
         if reply[0] == "superseded":
             raise LeaseLost(state.session_id, runner or "")
         self._check_cas(reply, state)
+        released = bool(ticket)
         if len(reply) > 2 and reply[2] == "released":
-            return Committed(new_state.version, lease_released=True)
+            return Committed(new_state.version, lease_released=True, ticket_released=released)
         if len(reply) > 3 and reply[2] == "next":
             try:
                 next_turn = await self._load_record(state.session_id, reply[3])
             except (ValueError, TypeError):
                 # Not this turn's problem: the drain reads the head again and deals with it.
-                return Committed(new_state.version)
-            return Committed(new_state.version, next_turn=next_turn)
-        return Committed(new_state.version)
+                return Committed(new_state.version, ticket_released=released)
+            return Committed(new_state.version, next_turn=next_turn, ticket_released=released)
+        return Committed(new_state.version, ticket_released=released)
 
     async def fail_turn(self, record: TurnRecord, *, runner: str | None = None) -> bool:
         error = record.error.model_dump(mode="json") if record.error else None

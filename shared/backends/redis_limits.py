@@ -108,6 +108,16 @@ class RedisLimits(RedisBase):
         client_tickets = [keys.client(client)] if client is not None else []
         await self._run("RELEASE_ADMISSION", [keys.turns, keys.clients, *client_tickets], [turn_id])
 
+    def _ticket_keys_beside_session(self, client: str | None) -> list[str]:
+        """The keys a session's script (COMMIT) takes to give a turn's ticket back in its own
+        step, as RELEASE_ADMISSION would: none on a cluster, where the tickets' slot is not
+        the session's, nor for a record that names no client (its ticket's client is looked
+        up first)."""
+        if client is None or isinstance(self.client, aioredis.RedisCluster):
+            return []
+        keys = self.admission
+        return [keys.turns, keys.clients, keys.client(client)]
+
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()
         number = int(now // window)
@@ -159,15 +169,14 @@ class RedisLimits(RedisBase):
     ) -> None:
         usage = SessionKeys(session_id).usage
         async with self._guard():
-            # The session's slot and the client's may differ: no MULTI across them.
+            # One round trip; the session's slot and the client's may differ: no MULTI across
+            # them (a cluster pipeline sends each node its own part).
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hincrby(usage, f"day:{day}", tokens)
                 pipe.hincrby(usage, "total", tokens)
                 pipe.expire(usage, self.session_ttl)
-                await pipe.execute()
-            if client:
-                key = client_usage_key(client, day)
-                async with self.client.pipeline(transaction=False) as pipe:
+                if client:
+                    key = client_usage_key(client, day)
                     pipe.incrby(key, tokens)
                     pipe.expire(key, _CLIENT_USAGE_TTL)
-                    await pipe.execute()
+                await pipe.execute()

@@ -254,7 +254,9 @@ COMMIT = (
     + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
 --       events_kept, event_data, runner ('' for an unfenced commit), rebuild_after,
---       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease.
+--       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease. KEYS[8..10] (optional;
+--       standalone stores only, their slot is not the session's): the turn's admission
+--       ticket, given back with the commit as RELEASE_ADMISSION would (its KEYS, in order).
 -- Returns {'ok', version} and, for a lease holder, 'released' (no turn waits: the lease is
 -- gone) or 'next', the next head's record (the lease renewed).
 local stored = redis.call('HMGET', KEYS[1], 'version', 'runner', 'deleted')
@@ -280,6 +282,12 @@ inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3
 -- no field would) and compact's count.
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3], 'runner', '',
            'deleted', deleted)
+-- Deletes only: a store over maxmemory lets them through (it let the commit's writes).
+if KEYS[8] then
+  redis.call('ZREM', KEYS[8], ARGV[2])
+  redis.call('ZREM', KEYS[10], ARGV[2])
+  redis.call('HDEL', KEYS[9], ARGV[2])
+end
 -- No refresh of the six keys: this turn's ACCEPT gave them the session's TTL moments ago,
 -- and COMMIT creates no key (compact gives a rebuilt stream the session's TTL).
 local committed = tostring(tonumber(v) + 1)

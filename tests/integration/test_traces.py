@@ -105,7 +105,7 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             "turn.event narration.delta",
         )
         delivered = {s.attributes.get("delivery") for s in by_name(mine, "turn.delivery")}
-        scripts = ("ADMIT", "ACCEPT", "CLAIM", "START", "COMMIT", "RELEASE_ADMISSION")
+        scripts = ("ADMIT", "ACCEPT", "CLAIM", "START", "COMMIT")
         every = all(by_name(mine, name) for name in done) and all(
             script(mine, name) for name in scripts
         )
@@ -150,8 +150,9 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
         assert parent(by_name(spans, name)[0]) is turn, name
     # The claim and the start are in this trace already: not drawn again under the turn.
     assert not by_name(spans, "turn.start")
-    for name in ("COMMIT", "RELEASE_ADMISSION"):
-        assert parent(script(spans, name)[0]) is turn, name
+    assert parent(script(spans, "COMMIT")[0]) is turn
+    # The turn's admission ticket went back inside the commit: no script of its own.
+    assert not script(spans, "RELEASE_ADMISSION")
     wait = by_name(spans, "turn.queue_wait")[0]
     assert wait.start < wait.end <= script(spans, "START")[0].end
     assert any(s.name.startswith("flow.resolve ") and parent(s) is turn for s in spans)

@@ -526,6 +526,52 @@ async def test_a_new_turns_ticket_comes_with_its_owners_state(harness: Harness) 
     assert admitted is not None and admitted[1] is Admission.ADMITTED
 
 
+async def test_a_commit_gives_the_turns_ticket_back_in_the_same_step(harness: Harness) -> None:
+    """`release_ticket`: once, and only once the commit is made; on a cluster (the tickets'
+    slot is not the session's) and for a record that names no client, the caller does it."""
+    backend = harness.backend
+    if isinstance(backend, RedisBackend):
+        await backend.client.delete(backend.admission.turns, backend.admission.clients)
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    now = time.time()
+
+    async def admit(turn_id: str, client: str) -> Admission:
+        return await backend.admit_turn(
+            turn_id, client, now=now, ttl=60, max_total=1, max_per_client=1
+        )
+
+    turn = new_turn(sid).model_copy(update={"client": "c-commit"})
+    assert await admit(turn.turn_id, "c-commit") is Admission.ADMITTED
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    running = await backend.start_turn(sid, turn.turn_id, 1.0)
+    assert running is not None
+    done = _completed(running)
+    stale = state.model_copy(update={"version": 5})
+    with pytest.raises(VersionConflict):
+        await backend.commit_turn(stale, done, release_ticket=True)
+    assert await admit("t-while-held", "c-other") is Admission.OVERLOADED
+    committed = await backend.commit_turn(state, done, release_ticket=True)
+    assert committed.version == 1
+    assert committed.ticket_released is (harness.kind != "cluster")
+    if not committed.ticket_released:
+        assert await admit("t-still-held", "c-other") is Admission.OVERLOADED
+        await backend.release_admission(turn.turn_id, "c-commit")
+    # Released in all and for its client: another client's turn and the same client's next.
+    assert await admit("t-next", "c-commit") is Admission.ADMITTED
+
+    # A record without a client: its ticket is left to the caller, wherever it is stored.
+    anonymous = new_turn(sid)
+    await backend.accept_turn(anonymous, max_pending=8, idempotency=None)
+    running = await backend.start_turn(sid, anonymous.turn_id, 2.0)
+    assert running is not None
+    stored = await backend.get(sid)
+    assert stored is not None
+    committed = await backend.commit_turn(stored, _completed(running), release_ticket=True)
+    assert committed.ticket_released is (harness.kind == "memory")
+
+
 async def test_session_expires_after_ttl_without_writes(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()

@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 from shared.backends.codec import CLIENT_OPTIONS
-from shared.backends.provider_gate import RedisGate
+from shared.backends.provider_gate import RedisGate, gate_key
 from shared.backends.sync_client import connect
 from shared.game.llm.limits import Admission, Budget, GateLimits, LocalGate, ProviderGate
 from tests.support.ports import free_port
@@ -129,3 +129,22 @@ def test_an_unreachable_store_lets_calls_through() -> None:
         gate.succeeded(endpoint())
     finally:
         client.close()
+
+
+def test_an_endpoints_hash_lives_an_hour_past_its_last_write(make_gate: GateFactory) -> None:
+    gate = make_gate(GateLimits())
+    if isinstance(gate, LocalGate):
+        pytest.skip("a process's own gate keeps nothing in a store")
+    assert isinstance(gate, RedisGate)
+    unbudgeted, budgeted, failing = endpoint(), endpoint(), endpoint()
+    # No budget and no failure: nothing to keep, nothing written.
+    assert gate.admit(unbudgeted, 10, Budget()) == Admission(0.0)
+    assert gate.client.exists(gate_key(unbudgeted)) == 0
+    gate.admit(budgeted, 10, Budget(rpm=60, tpm=1000))
+    assert gate.client.hget(gate_key(budgeted), "rt") is not None
+    assert 3_590_000 < int(gate.client.pttl(gate_key(budgeted))) <= 3_600_000
+    gate.failed(failing, 30)
+    gate.client.pexpire(gate_key(failing), 60_000)
+    # An unbudgeted call writes nothing, so leaves the TTL the failure's write gave.
+    assert gate.admit(failing, 10, Budget()).reason == "cooldown"
+    assert int(gate.client.pttl(gate_key(failing))) <= 60_000
