@@ -157,11 +157,14 @@ class RedisLimits(RedisBase):
 
     # -- LLM token accounting ---------------------------------------------------------------
     async def llm_tokens(self, session_id: str, client: str | None, day: str) -> TokenTally:
-        async with self._guard():
-            today, total = await self.client.hmget(
-                SessionKeys(session_id).usage, [f"day:{day}", "total"]
-            )
-            by_client = await self.client.get(client_usage_key(client, day)) if client else None
+        async with self._guard(), self.client.pipeline(transaction=False) as pipe:
+            # One round trip (a cluster pipeline asks each node for its own part).
+            pipe.hmget(SessionKeys(session_id).usage, [f"day:{day}", "total"])
+            if client:
+                pipe.get(client_usage_key(client, day))
+            replies = await pipe.execute()
+        today, total = replies[0]
+        by_client = replies[1] if client else None
         return TokenTally(int(today or 0), int(total or 0), int(by_client or 0))
 
     async def add_llm_tokens(
