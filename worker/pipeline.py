@@ -4,6 +4,10 @@
       ▲                                                                 │
       └──── release, and look at the inbox again (a turn may have come) ◀┘
 
+A turn no attempt has started yet is started by the step that takes the lease (the claim);
+one an earlier attempt started (its worker died, or its step failed) is counted, backed off
+and started by a step of its own.
+
 The lease only saves work (two workers rarely run the same step); the commit is what makes a
 turn apply exactly once: it succeeds only if the state is still at the version the step read
 and the turn is still the inbox head. A loser reloads and carries on with whatever is now
@@ -78,6 +82,11 @@ _GONE = _Gone.GONE
 _Applied = Committed | _Gone | None
 
 
+def _runner_token(holder: str) -> str:
+    # One per attempt: a late write of an earlier attempt of the same drain is refused too.
+    return f"{holder}#{uuid.uuid4().hex[:12]}"
+
+
 class DrainOutcome(StrEnum):
     DRAINED = "drained"
     # Another holder has the lease and turns are waiting: try again shortly, because that
@@ -119,16 +128,22 @@ class TurnPipeline:
         deadline = time.monotonic() + self.settings.drain_time_budget
         while True:
             left_behind = self._unreleased.pop((owner, session_id), "") if owner else ""
-            # The lease, the head turn and the state it starts from, in one step.
+            # The lease, the head turn and the state it starts from, in one step; a head no
+            # attempt has started yet is started there too, under this runner token.
+            runner = _runner_token(holder)
             claim = await self.backend.claim_session(
-                session_id, holder, self.settings.lease_ttl, reclaim=left_behind
+                session_id,
+                holder,
+                self.settings.lease_ttl,
+                reclaim=left_behind,
+                start=(runner, time.time()),
             )
             if claim is None:
                 pending = await self.backend.pending_count(session_id)
                 return DrainOutcome.LEASE_BUSY if pending else DrainOutcome.DRAINED
             held = _Held.OUT_OF_TIME
             try:
-                held = await self._drain_held(session_id, holder, deadline, claim)
+                held = await self._drain_held(session_id, holder, deadline, claim, runner)
             finally:
                 # A turn accepted after our last look but before the release found the lease
                 # taken; its own task may have given up, so the release looks once more. (A
@@ -158,18 +173,36 @@ class TurnPipeline:
         return max(self.settings.lease_retry_delay, left + 0.05)
 
     async def _drain_held(
-        self, session_id: str, holder: str, deadline: float, claim: Claim
+        self, session_id: str, holder: str, deadline: float, claim: Claim, claimed_as: str
     ) -> _Held:
         """Apply head turns while we hold the lease, until the inbox is empty (or the session
         gone), the time budget is spent or the lease lost. The head turn is always tried
         once: a drain that could run out of time before its first turn (a busy machine, a
-        short budget) would hand off forever."""
+        short budget) would hand off forever. `claimed_as`: the runner token of the attempt
+        the claim started, if it did (`claim.started`)."""
         if claim.head is None:
             return _Held.EMPTY
-        tried_one = False
-        # The next head as the claim or a commit read it (the claim's with its state).
-        known_head: TurnRecord | None = claim.head
-        known_state: GameState | None = claim.state
+        if claim.started:
+            applied = await self._attempt(session_id, holder, claimed_as, claim.head, claim.state)
+            if applied is _GONE:
+                return _Held.EMPTY
+            if isinstance(applied, Committed) and applied.lease_released:
+                return _Held.RELEASED
+            next_head = applied.next_turn if isinstance(applied, Committed) else None
+            return await self._apply_heads(session_id, holder, deadline, next_head, None, True)
+        return await self._apply_heads(session_id, holder, deadline, claim.head, claim.state, False)
+
+    async def _apply_heads(
+        self,
+        session_id: str,
+        holder: str,
+        deadline: float,
+        known_head: TurnRecord | None,
+        known_state: GameState | None,
+        tried_one: bool,
+    ) -> _Held:
+        """`_drain_held`'s loop: `known_head` is the next head as the claim or a commit read
+        it (the claim's with its state)."""
         while True:
             # A holder that stalled past its lease must not start another turn: another
             # worker may have taken over (its commits would still be refused, but the LLM
@@ -211,19 +244,30 @@ class TurnPipeline:
             runner, running, state = await self._start(session_id, holder, head, state_read)
             if running is None:
                 continue
-            # This turn's lines (the step thread's too: it copies the context) carry the
-            # request id that accepted it.
-            correlation = CORRELATION_ID.set(running.correlation_id)
-            try:
-                applied = await self._start_and_apply(session_id, holder, runner, running, state)
-            finally:
-                CORRELATION_ID.reset(correlation)
+            applied = await self._attempt(session_id, holder, runner, running, state)
             if applied is _GONE:
                 return _Held.EMPTY
             if isinstance(applied, Committed):
                 if applied.lease_released:
                     return _Held.RELEASED
                 known_head = applied.next_turn
+
+    async def _attempt(
+        self,
+        session_id: str,
+        holder: str,
+        runner: str,
+        running: TurnRecord,
+        state: GameState | None,
+    ) -> _Applied:
+        """Run and commit a started attempt."""
+        # This turn's lines (the step thread's too: it copies the context) carry the request
+        # id that accepted it.
+        correlation = CORRELATION_ID.set(running.correlation_id)
+        try:
+            return await self._start_and_apply(session_id, holder, runner, running, state)
+        finally:
+            CORRELATION_ID.reset(correlation)
 
     async def _start(
         self, session_id: str, holder: str, head: TurnRecord, state: GameState | None
@@ -234,7 +278,7 @@ class TurnPipeline:
         time); the commit's version check makes the order of the two, and a backoff in
         between, irrelevant. Each attempt has a token of its own: a late write of an earlier
         attempt of this same drain (a timed-out append still in flight) is refused too."""
-        runner = f"{holder}#{uuid.uuid4().hex[:12]}"
+        runner = _runner_token(holder)
         start = self.backend.start_turn(
             session_id, head.turn_id, time.time(), head=head, runner=runner, holder=holder
         )

@@ -56,10 +56,13 @@ class Committed:
 @dataclass(frozen=True)
 class Claim:
     """A drain's lease, with what it starts from, read in the same step: the head turn (None:
-    the inbox is empty) and the session's state (None: it is gone)."""
+    the inbox is empty) and the session's state (None: it is gone). `started`: the head's
+    first attempt was started in the same step too (asked for with `start`), as `start_turn`
+    would, and `head` is its running record."""
 
     head: TurnRecord | None
     state: GameState | None
+    started: bool = False
 
 
 class Admission(StrEnum):
@@ -218,12 +221,21 @@ class SessionBackend(Protocol):
         """Take the session's lease for `ttl` seconds if nobody holds it."""
 
     async def claim_session(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+        self,
+        session_id: str,
+        holder: str,
+        ttl: float,
+        *,
+        reclaim: str = "",
+        start: tuple[str, float] | None = None,
     ) -> Claim | None:
         """Take the lease as `acquire_lease` does, or over from `reclaim` (a drain of the
         caller's own thread that stopped without releasing it: the store went away mid-drain,
         and it would else hold the session until the lease expires); in the same step, the
-        head turn and the state. None if the lease is taken."""
+        head turn and the state. With `start=(runner, now)`, a head turn no attempt has
+        started yet is started too, under that runner token (`Claim.started`); a head an
+        earlier attempt started is left for the caller (to count, back off and start). None
+        if the lease is taken."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

@@ -272,19 +272,19 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
         with self._lock:
             if holder and not self._holds(session_id, holder):
                 return None
+            return self._start(session_id, turn_id, now, runner)
+
+    def _start(
+        self, session_id: str, turn_id: str, now: float, runner: str | None
+    ) -> TurnRecord | None:
+        with self._lock:
             session = self._live(session_id)
             if session is None or not session.inbox or session.inbox[0] != turn_id:
                 return None
             record = session.turns.get(turn_id)
             if record is None or record.status.finished:
                 return None
-            running = record.model_copy(
-                update={
-                    "status": TurnStatus.RUNNING,
-                    "started_at": now,
-                    "attempts": record.attempts + 1,
-                }
-            )
+            running = record.next_attempt(now)
             session.turns[turn_id] = running
             session.runner = runner or None
             self._emit(

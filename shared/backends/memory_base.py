@@ -67,6 +67,12 @@ class MemoryBase(Protocol):
         """The oldest pending turn's record; an inbox id whose record is gone is dropped."""
         ...
 
+    def _start(
+        self, session_id: str, turn_id: str, now: float, runner: str | None
+    ) -> TurnRecord | None:
+        """Start an attempt of the head turn `turn_id` (see `SessionBackend.start_turn`)."""
+        ...
+
     async def get_turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
         """A copy of a turn's record, if the session and the record are still there."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.backends.base import Claim
 from shared.backends.memory_base import MemoryBase
+from shared.models import TurnStatus
 
 __all__ = ["MemoryLeases"]
 
@@ -25,7 +26,13 @@ class MemoryLeases(MemoryBase):
         return True
 
     async def claim_session(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+        self,
+        session_id: str,
+        holder: str,
+        ttl: float,
+        *,
+        reclaim: str = "",
+        start: tuple[str, float] | None = None,
     ) -> Claim | None:
         with self._lock:
             if not self._take_lease(session_id, holder, ttl, reclaim):
@@ -34,6 +41,11 @@ class MemoryLeases(MemoryBase):
             if head is None:
                 return Claim(head=None, state=None)
             state = self._sessions[session_id].state.model_copy(deep=True)
+            if start is not None and head.attempts == 0 and head.status is TurnStatus.QUEUED:
+                runner, now = start
+                running = self._start(session_id, head.turn_id, now, runner)
+                if running is not None:
+                    return Claim(head=running, state=state, started=True)
             return Claim(head=head, state=state)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:

@@ -184,6 +184,7 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
                 idempotency.fingerprint if idempotency else "",
                 event_data(record),
                 self.turn_records_kept,
+                dump_record(record.next_attempt(None), self.codec),
             ],
         )
         outcome = reply[0]
@@ -309,13 +310,7 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
         record = head if fresh else await self.get_turn(session_id, turn_id)
         if record is None or record.status.finished:
             return None
-        running = record.model_copy(
-            update={
-                "status": TurnStatus.RUNNING,
-                "started_at": now,
-                "attempts": record.attempts + 1,
-            }
-        )
+        running = record.next_attempt(now)
         keys = SessionKeys(session_id)
         started = await self._run(
             "START",

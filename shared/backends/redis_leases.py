@@ -18,21 +18,30 @@ class RedisLeases(RedisBase):
             return bool(await self.client.set(lease, holder, nx=True, px=int(ttl * 1000)))
 
     async def claim_session(
-        self, session_id: str, holder: str, ttl: float, *, reclaim: str = ""
+        self,
+        session_id: str,
+        holder: str,
+        ttl: float,
+        *,
+        reclaim: str = "",
+        start: tuple[str, float] | None = None,
     ) -> Claim | None:
         keys = SessionKeys(session_id)
+        runner, now = start or ("", 0.0)
         reply = await self._run(
-            "CLAIM", [*keys.expiring(), keys.lease], [holder, int(ttl * 1000), reclaim]
+            "CLAIM", [*keys.expiring(), keys.lease], [holder, int(ttl * 1000), reclaim, runner]
         )
         if reply is None:
             return None
         if not reply:
             return Claim(head=None, state=None)
-        record, state = reply
-        return Claim(
-            head=await self._load_record(session_id, record),
-            state=state_from(state) if state else None,
-        )
+        record, state = reply[0], reply[1]
+        head = await self._load_record(session_id, record)
+        started = len(reply) > 2
+        if started:
+            # Packed at acceptance, before anyone knew when it would start.
+            head = head.model_copy(update={"started_at": now})
+        return Claim(head=head, state=state_from(state) if state else None, started=started)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool:
         renewed = await self._run(

@@ -3,6 +3,12 @@
 All of them take the session's expiring keys in `SessionKeys.expiring()` order:
 KEYS[1] state hash, [2] inbox, [3] turn records, [4] turn log, [5] idempotency, [6] events.
 
+A turn's record is stored at acceptance together with its first attempt's running record,
+under `<turn_id>#s` in the same hash (the record as START would write it, packed by the
+gateway, which can: no script can repack a record), so that CLAIM can start the head's first
+attempt in the step that takes the lease. Every start, and a withdrawn or failed turn, drops
+that field; trimming drops it with its record.
+
 The state hash's `runner` field fences attempts: START (only by the session's lease holder)
 writes the starting attempt's runner token there, and a worker's COMMIT, FAIL and event
 appends that name a runner are refused once another attempt has started or the turn has
@@ -136,7 +142,7 @@ ACCEPT = (
     _REFRESH
     + """
 -- ARGV: turn_id, record_json, max_pending, ttl, ttl_slack, idem_key, fingerprint, event_data,
---       records_kept
+--       records_kept, first attempt's running record ('' for none)
 local left = redis.call('PTTL', KEYS[1])
 if left == -2 then return {'missing'} end
 if ARGV[6] ~= '' then
@@ -150,7 +156,11 @@ if ARGV[6] ~= '' then
 end
 local pending = redis.call('LLEN', KEYS[2])
 if pending >= tonumber(ARGV[3]) then return {'busy'} end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if ARGV[10] and ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], ARGV[1] .. '#s', ARGV[10])
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 local log_length = redis.call('RPUSH', KEYS[4], ARGV[1])
 local first_turn = log_length == 1
@@ -165,7 +175,7 @@ while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
   if pending > 0 and redis.call('LPOS', KEYS[2], oldest) then
     redis.call('RPUSH', KEYS[4], oldest)
   else
-    redis.call('HDEL', KEYS[3], oldest)
+    redis.call('HDEL', KEYS[3], oldest, oldest .. '#s')
     log_length = log_length - 1
   end
   checked = checked + 1
@@ -211,6 +221,7 @@ while true do
   local record = redis.call('HGET', KEYS[3], turn_id)
   if record then return record end
   redis.call('LPOP', KEYS[2])
+  redis.call('HDEL', KEYS[3], turn_id .. '#s')
 end
 """
 
@@ -221,6 +232,7 @@ WITHDRAW = (
 local was_head = redis.call('LINDEX', KEYS[2], 0) == ARGV[1]
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1] .. '#s')
 -- The request failed as a whole: a retry with the same key must be able to try again.
 if ARGV[6] ~= '' then redis.call('HDEL', KEYS[5], ARGV[6]) end
 emit('turn.failed', ARGV[5])
@@ -239,6 +251,7 @@ START = (
 if ARGV[6] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1] .. '#s')  -- no longer the first attempt's
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'runner', ARGV[4])
 else
@@ -315,6 +328,7 @@ if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then return 0 end
 if superseded(ARGV[6]) then return -1 end
 redis.call('LPOP', KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1] .. '#s')
 emit('turn.failed', ARGV[5])
 compact_and_note(tonumber(ARGV[4]), tonumber(ARGV[7]), true)
 refresh(ARGV[3])
@@ -437,12 +451,18 @@ return redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
 # A drain's first step: the session's lease (free, or left behind by `reclaim`: a drain of the
-# same thread that could not release it), and with it
-# the head turn's record and the state it will start from. KEYS: the session's expiring keys,
-# [7] the lease. ARGV: holder, ttl_ms, reclaim ('' for none). Returns false (lease taken),
-# {} (the inbox is empty) or {record, state}. An inbox id whose record is gone is dropped,
-# as HEAD does.
-CLAIM = """
+# same thread that could not release it), and with it the head turn's record and the state it
+# will start from; with a runner token, the head's first attempt is started too, as START
+# would, if none has been (its running record waits under `<turn_id>#s`). KEYS: the session's
+# expiring keys, [7] the lease. ARGV: holder, ttl_ms, reclaim ('' for none), runner ('' for
+# no start). Returns false (lease taken), {} (the inbox is empty), {record, state} or
+# {running record, state, 1} (started). An inbox id whose record is gone is dropped, as HEAD
+# does.
+CLAIM = (
+    f"""
+local EVENTS_CAP = {EVENTS_CAP}
+"""
+    + """
 -- The lease is nearly always free: taken in one command. Held, it is taken over only from
 -- `reclaim`.
 if not redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2], 'NX') then
@@ -452,11 +472,24 @@ end
 while true do
   local turn_id = redis.call('LINDEX', KEYS[2], 0)
   if not turn_id then return {} end
-  local record = redis.call('HGET', KEYS[3], turn_id)
-  if record then return {record, redis.call('HGET', KEYS[1], 'state') or ''} end
+  local first = turn_id .. '#s'
+  local read = redis.call('HMGET', KEYS[3], turn_id, first)
+  if read[1] then
+    local state = redis.call('HGET', KEYS[1], 'state') or ''
+    if not (ARGV[4] and ARGV[4] ~= '' and read[2]) then return {read[1], state} end
+    -- No TTL refresh, as in START: this turn's ACCEPT refreshed every key moments ago.
+    redis.call('HSET', KEYS[3], turn_id, read[2])
+    redis.call('HDEL', KEYS[3], first)
+    redis.call('HSET', KEYS[1], 'runner', ARGV[4])
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', EVENTS_CAP, '*', 'event', 'turn.started',
+               'data', '{"turn_id":"' .. turn_id .. '","attempt":1}')
+    return {read[2], state, 1}
+  end
   redis.call('LPOP', KEYS[2])
+  if read[2] then redis.call('HDEL', KEYS[3], first) end
 end
 """
+)
 
 # KEYS[1]: the lease key. ARGV: holder, ttl_ms
 RENEW = """

@@ -137,3 +137,14 @@ class TurnRecord(BaseModel):
     # The W3C trace context of the request that accepted it (traces on): the worker's spans
     # for the turn join that trace, whichever task runs it (shared/tracing.py).
     traceparent: str | None = None
+
+    def next_attempt(self, started_at: float | None) -> TurnRecord:
+        """The record while its next attempt runs, started at `started_at` (None: not known
+        yet, for a first attempt's record made ahead, when the turn is accepted)."""
+        return self.model_copy(
+            update={
+                "status": TurnStatus.RUNNING,
+                "started_at": started_at,
+                "attempts": self.attempts + 1,
+            }
+        )

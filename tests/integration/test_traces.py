@@ -105,7 +105,7 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             "turn.event narration.delta",
         )
         delivered = {s.attributes.get("delivery") for s in by_name(mine, "turn.delivery")}
-        scripts = ("ADMIT", "ACCEPT", "CLAIM", "START", "COMMIT")
+        scripts = ("ADMIT", "ACCEPT", "CLAIM", "COMMIT")
         every = all(by_name(mine, name) for name in done) and all(
             script(mine, name) for name in scripts
         )
@@ -143,9 +143,9 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     run = by_name(spans, "run/pocket_portals.process_session")[0]
     assert parent(run) is publish
     assert run.span_id in turn.links  # the task that ran the turn
-    # The lease with the head and the state, then the head's start: in the task's trace.
-    for name in ("CLAIM", "START"):
-        assert parent(script(spans, name)[0]) is run, name
+    # The lease with the head, its start and the state, in one step: in the task's trace.
+    assert parent(script(spans, "CLAIM")[0]) is run
+    assert not script(spans, "START")
     for name in ("turn.queue_wait", "flow.begin", "flow.narrate"):
         assert parent(by_name(spans, name)[0]) is turn, name
     # The claim and the start are in this trace already: not drawn again under the turn.
@@ -154,7 +154,7 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     # The turn's admission ticket went back inside the commit: no script of its own.
     assert not script(spans, "RELEASE_ADMISSION")
     wait = by_name(spans, "turn.queue_wait")[0]
-    assert wait.start < wait.end <= script(spans, "START")[0].end
+    assert wait.start < wait.end <= script(spans, "CLAIM")[0].end
     assert any(s.name.startswith("flow.resolve ") and parent(s) is turn for s in spans)
     # Each LLM call, with the gen_ai conventions, under the flow stage that made it.
     chats = [s for s in spans if s.name.startswith("chat ")]

@@ -223,6 +223,98 @@ async def test_a_claim_takes_the_lease_with_the_head_turn_and_the_state(
     assert not await backend.acquire_lease(sid, "me", 30)
 
 
+async def test_a_claim_starts_a_head_no_attempt_has_started(harness: Harness) -> None:
+    """`claim_session(start=...)`: the first attempt starts with the lease, as `start_turn`
+    would (record, fence, event); a head an earlier attempt started is left to the caller."""
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(sid)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    claim = await backend.claim_session(sid, "me", 30, start=("me#1", 5.0))
+    assert claim is not None and claim.started and claim.head is not None
+    running = claim.head
+    assert running.turn_id == turn.turn_id and running.status is TurnStatus.RUNNING
+    assert running.attempts == 1 and running.started_at == 5.0
+    assert running.action == turn.action and running.accepted_at == turn.accepted_at
+    assert claim.state == state
+    stored = await backend.get_turn(sid, turn.turn_id)
+    assert stored is not None and stored.status is TurnStatus.RUNNING and stored.attempts == 1
+    started = [e for e in await backend.read_events(sid, "0") if e.event == "turn.started"]
+    assert [e.data for e in started] == [{"turn_id": turn.turn_id, "attempt": 1}]
+    # The attempt is fenced as start_turn's would be: only its runner appends and commits.
+    with pytest.raises(LeaseLost):
+        await backend.append_event(sid, "narration.delta", {"turn_id": turn.turn_id}, runner="x")
+    await backend.append_event(sid, "narration.delta", {"turn_id": turn.turn_id}, runner="me#1")
+
+    # The worker died: the next claim finds the attempt counted and starts nothing itself.
+    again = await backend.claim_session(sid, "next", 30, reclaim="me", start=("next#1", 9.0))
+    assert again is not None and not again.started and again.head is not None
+    assert again.head.attempts == 1 and again.head.status is TurnStatus.RUNNING
+    retry = await backend.start_turn(sid, turn.turn_id, 9.5, head=again.head, runner="next#2")
+    assert retry is not None and retry.attempts == 2
+    with pytest.raises(LeaseLost):
+        await backend.commit_turn(state, _completed(running), runner="me#1")
+    assert (await backend.commit_turn(state, _completed(retry), runner="next#2")).version == 1
+
+    # Without `start` the head is only read, however fresh.
+    fresh = new_turn(sid)
+    await backend.accept_turn(fresh, max_pending=8, idempotency=None)
+    await backend.release_lease(sid, "next")
+    read_only = await backend.claim_session(sid, "third", 30)
+    assert read_only is not None and not read_only.started and read_only.head is not None
+    assert read_only.head.status is TurnStatus.QUEUED and read_only.head.attempts == 0
+    started = await backend.start_turn(sid, fresh.turn_id, 10.0, runner="third#1")
+    assert started is not None and started.attempts == 1
+    await backend.release_lease(sid, "third")
+    # Started once: a claim now reads it as an earlier attempt's.
+    late = await backend.claim_session(sid, "fourth", 30, start=("fourth#1", 11.0))
+    assert late is not None and not late.started and late.head is not None
+    assert late.head.attempts == 1
+
+
+async def test_no_first_attempt_record_outlives_its_turns_start_or_end(harness: Harness) -> None:
+    """Redis keeps each accepted turn's first running record beside it until the turn starts;
+    a withdrawn, failed or pruned turn leaves none behind either."""
+    backend = harness.backend
+    if not isinstance(backend, RedisBackend):
+        pytest.skip("the memory backend makes the running record when the turn starts")
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    fields = SessionKeys(sid).turns
+
+    async def ahead() -> list[str]:
+        return sorted(str(f) for f in await backend.client.hkeys(fields) if "#" in str(f))
+
+    withdrawn, failed, claimed, started = (new_turn(sid) for _ in range(4))
+    for turn in (withdrawn, failed, claimed, started):
+        await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    assert len(await ahead()) == 4
+    assert await backend.withdraw_turn(sid, withdrawn.turn_id, TurnError(code="x", message="y"))
+    assert await backend.fail_turn(failed.model_copy(update={"status": TurnStatus.FAILED}))
+    claim = await backend.claim_session(sid, "me", 30, start=("me#1", 1.0))
+    assert claim is not None and claim.started and claim.head is not None
+    assert claim.head.turn_id == claimed.turn_id
+    assert await ahead() == [f"{started.turn_id}#s"]
+    await backend.commit_turn(state, _completed(claim.head), runner="me#1")
+    assert await backend.start_turn(sid, started.turn_id, 2.0, runner="me#2") is not None
+    assert await ahead() == []
+    # A queued id whose record is gone is dropped with what was made ahead for it.
+    await backend.release_lease(sid, "me")
+    orphan = new_turn(sid)
+    await backend.accept_turn(orphan, max_pending=8, idempotency=None)
+    await backend.client.hdel(fields, orphan.turn_id)
+    assert await ahead() == [f"{orphan.turn_id}#s"]
+    await backend.commit_turn(
+        state.model_copy(update={"version": 1}), _completed(started), runner="me#2"
+    )
+    claim = await backend.claim_session(sid, "you", 30, start=("you#1", 3.0))
+    assert claim is not None and claim.head is None
+    assert await ahead() == []
+
+
 async def test_a_commit_never_touches_a_lease_it_does_not_hold(harness: Harness) -> None:
     backend = harness.backend
     state = new_state()
