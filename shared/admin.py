@@ -102,9 +102,10 @@ class SessionStore:
         pipe.hmget(keys.state, ["version", "state"])
         pipe.pttl(keys.state)
         pipe.llen(keys.inbox)
-        pipe.hlen(keys.turns)
+        # Not HLEN: a queued turn's first attempt waits beside its record (`<turn_id>#s`).
+        pipe.hkeys(keys.turns)
         pipe.hgetall(keys.usage)
-        (version, raw), ttl_ms, pending, records, usage = pipe.execute()
+        (version, raw), ttl_ms, pending, fields, usage = pipe.execute()
         if raw is None:
             return None
         by_day = {k.removeprefix("day:"): int(v) for k, v in usage.items() if k.startswith("day:")}
@@ -114,7 +115,7 @@ class SessionStore:
             "version": int(version),
             "ttl_seconds": round(ttl_ms / 1000, 1) if ttl_ms >= 0 else None,
             "pending_turns": int(pending),
-            "turn_records": int(records),
+            "turn_records": sum(1 for name in fields if "#" not in name),
             "stored_state_bytes": len(raw.encode("utf-8", "surrogateescape")),
             # LLM tokens the session used (each turn's result has them per agent).
             "llm_tokens": {"total": int(usage.get("total", 0)), "by_day": by_day},

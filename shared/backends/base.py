@@ -234,8 +234,11 @@ class SessionBackend(Protocol):
         and it would else hold the session until the lease expires); in the same step, the
         head turn and the state. With `start=(runner, now)`, a head turn no attempt has
         started yet is started too, under that runner token (`Claim.started`); a head an
-        earlier attempt started is left for the caller (to count, back off and start). None
-        if the lease is taken."""
+        earlier attempt started is left for the caller (to count, back off and start). The
+        record returned started at `now`; the one Redis stores, made when the turn was
+        accepted, says no start time until the turn finishes. Asked again by the holder that
+        has the lease, it answers the same (a client that retried after losing the reply).
+        None if the lease is taken."""
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float) -> bool: ...
 

@@ -35,14 +35,21 @@ class MemoryLeases(MemoryBase):
         start: tuple[str, float] | None = None,
     ) -> Claim | None:
         with self._lock:
-            if not self._take_lease(session_id, holder, ttl, reclaim):
-                return None
+            # The holder that has it already keeps it: a claim asked again answers the same.
+            if not (self._holds(session_id, holder) and self._renew(session_id, holder, ttl)):
+                if not self._take_lease(session_id, holder, ttl, reclaim):
+                    return None
             head = self._head(session_id)
             if head is None:
                 return Claim(head=None, state=None)
-            state = self._sessions[session_id].state.model_copy(deep=True)
-            if start is not None and head.attempts == 0 and head.status is TurnStatus.QUEUED:
-                runner, now = start
+            session = self._sessions[session_id]
+            state = session.state.model_copy(deep=True)
+            if start is None:
+                return Claim(head=head, state=state)
+            runner, now = start
+            if session.runner == runner:
+                return Claim(head=head, state=state, started=True)
+            if head.attempts == 0 and head.status is TurnStatus.QUEUED:
                 running = self._start(session_id, head.turn_id, now, runner)
                 if running is not None:
                     return Claim(head=running, state=state, started=True)

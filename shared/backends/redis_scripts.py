@@ -453,30 +453,42 @@ return redis.call('HDEL', KEYS[2], ARGV[1])
 # A drain's first step: the session's lease (free, or left behind by `reclaim`: a drain of the
 # same thread that could not release it), and with it the head turn's record and the state it
 # will start from; with a runner token, the head's first attempt is started too, as START
-# would, if none has been (its running record waits under `<turn_id>#s`). KEYS: the session's
-# expiring keys, [7] the lease. ARGV: holder, ttl_ms, reclaim ('' for none), runner ('' for
-# no start). Returns false (lease taken), {} (the inbox is empty), {record, state} or
-# {running record, state, 1} (started). An inbox id whose record is gone is dropped, as HEAD
-# does.
+# would, if none has been (its running record waits under `<turn_id>#s`, and no attempt's
+# runner fences the session). KEYS: the session's expiring keys, [7] the lease. ARGV: holder,
+# ttl_ms, reclaim ('' for none), runner ('' for no start). Returns false (lease taken), {}
+# (the inbox is empty), {record, state} or {running record, state, 1} (started). An inbox id
+# whose record is gone is dropped, as HEAD does. Run again with the same arguments (a client
+# that retries after a lost reply) it answers the same: the holder and the runner are
+# unique to one drain and one attempt.
 CLAIM = (
     f"""
 local EVENTS_CAP = {EVENTS_CAP}
 """
     + """
 -- The lease is nearly always free: taken in one command. Held, it is taken over only from
--- `reclaim`.
+-- `reclaim`, or kept by the holder that already has it.
 if not redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2], 'NX') then
-  if redis.call('GET', KEYS[7]) ~= ARGV[3] then return false end
+  local current = redis.call('GET', KEYS[7])
+  if current ~= ARGV[1] and (ARGV[3] == '' or current ~= ARGV[3]) then return false end
   redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[2])
 end
+local starting = ARGV[4] ~= nil and ARGV[4] ~= ''
 while true do
   local turn_id = redis.call('LINDEX', KEYS[2], 0)
   if not turn_id then return {} end
   local first = turn_id .. '#s'
   local read = redis.call('HMGET', KEYS[3], turn_id, first)
   if read[1] then
-    local state = redis.call('HGET', KEYS[1], 'state') or ''
-    if not (ARGV[4] and ARGV[4] ~= '' and read[2]) then return {read[1], state} end
+    local session = redis.call('HMGET', KEYS[1], 'state', 'runner')
+    local state, runner = session[1] or '', session[2]
+    if starting and runner == ARGV[4] then return {read[1], state, 1} end
+    if not (starting and read[2]) then return {read[1], state} end
+    if runner and runner ~= '' then
+      -- An attempt already runs or ran (started by a worker that leaves this record in
+      -- place: one of the version before): what was made ahead is no longer its first.
+      redis.call('HDEL', KEYS[3], first)
+      return {read[1], state}
+    end
     -- No TTL refresh, as in START: this turn's ACCEPT refreshed every key moments ago.
     redis.call('HSET', KEYS[3], turn_id, read[2])
     redis.call('HDEL', KEYS[3], first)

@@ -112,11 +112,14 @@ def test_show_and_delete_one_session(two_servers: tuple[str, str], run: Run) -> 
         backend = RedisBackend(aioredis.Redis.from_url(url, **CLIENT_OPTIONS), session_ttl=600)
         await backend.add_llm_tokens(session_id, "client-a", "20261129", 120)
         await backend.add_llm_tokens(session_id, "client-a", "20261130", 80)
+        for _ in range(2):
+            await backend.accept_turn(new_turn(session_id), max_pending=8, idempotency=None)
         await backend.close()
 
     asyncio.run(use_tokens())
-    usage = json.loads(run("sessions", "--redis-url", url, "show", session_id).out)["llm_tokens"]
-    assert usage == {"total": 200, "by_day": {"20261129": 120, "20261130": 80}}
+    document = json.loads(run("sessions", "--redis-url", url, "show", session_id).out)
+    assert document["llm_tokens"] == {"total": 200, "by_day": {"20261129": 120, "20261130": 80}}
+    assert document["turn_records"] == 2 and document["pending_turns"] == 2
     assert run("sessions", "--redis-url", url, "delete", session_id).code == 0
     assert run("sessions", "--redis-url", url, "show", session_id).code == 3
     assert run("sessions", "--redis-url", url, "delete", session_id).code == 3

@@ -274,6 +274,27 @@ async def test_a_claim_starts_a_head_no_attempt_has_started(harness: Harness) ->
     assert late.head.attempts == 1
 
 
+async def test_a_claim_asked_again_answers_the_same(harness: Harness) -> None:
+    """A client that sends a claim again after losing its reply (a cluster client retries by
+    itself) gets the lease and the attempt it started, not a busy lease and a lost attempt."""
+    backend = harness.backend
+    state = new_state()
+    sid = state.session_id
+    await backend.create(state, owner_hash="o")
+    turn = new_turn(sid)
+    await backend.accept_turn(turn, max_pending=8, idempotency=None)
+    first = await backend.claim_session(sid, "me", 30, start=("me#1", 5.0))
+    again = await backend.claim_session(sid, "me", 30, start=("me#1", 5.0))
+    assert first is not None and again is not None
+    assert first.started and again.started
+    assert again.head == first.head and again.state == first.state
+    assert again.head is not None and again.head.attempts == 1
+    started = [e for e in await backend.read_events(sid, "0") if e.event == "turn.started"]
+    assert len(started) == 1
+    # Another holder still finds it taken.
+    assert await backend.claim_session(sid, "you", 30, start=("you#1", 6.0)) is None
+
+
 async def test_no_first_attempt_record_outlives_its_turns_start_or_end(harness: Harness) -> None:
     """Redis keeps each accepted turn's first running record beside it until the turn starts;
     a withdrawn, failed or pruned turn leaves none behind either."""
@@ -312,6 +333,16 @@ async def test_no_first_attempt_record_outlives_its_turns_start_or_end(harness: 
     )
     claim = await backend.claim_session(sid, "you", 30, start=("you#1", 3.0))
     assert claim is not None and claim.head is None
+    assert await ahead() == []
+    await backend.release_lease(sid, "you")
+    # A turn started by a worker of the version before, whose START leaves the record made
+    # ahead in place: a claim does not start it again as a first attempt, and drops it.
+    stale = new_turn(sid)
+    await backend.accept_turn(stale, max_pending=8, idempotency=None)
+    await backend.client.hset(SessionKeys(sid).state, "runner", "old-worker#1")
+    claim = await backend.claim_session(sid, "they", 30, start=("they#1", 4.0))
+    assert claim is not None and not claim.started and claim.head is not None
+    assert claim.head.turn_id == stale.turn_id and claim.head.attempts == 0
     assert await ahead() == []
 
 
