@@ -295,12 +295,13 @@ async def test_a_claim_asked_again_answers_the_same(harness: Harness) -> None:
     assert await backend.claim_session(sid, "you", 30, start=("you#1", 6.0)) is None
 
 
+# Redis only: the memory backend makes the running record when the turn starts.
+@pytest.mark.parametrize("harness", ["fakeredis", "redis", "cluster", "sentinel"], indirect=True)
 async def test_no_first_attempt_record_outlives_its_turns_start_or_end(harness: Harness) -> None:
     """Redis keeps each accepted turn's first running record beside it until the turn starts;
-    a withdrawn, failed or pruned turn leaves none behind either."""
+    a withdrawn or failed turn, or a queued id whose record is gone, leaves none behind."""
     backend = harness.backend
-    if not isinstance(backend, RedisBackend):
-        pytest.skip("the memory backend makes the running record when the turn starts")
+    assert isinstance(backend, RedisBackend)
     state = new_state()
     sid = state.session_id
     await backend.create(state, owner_hash="o")
