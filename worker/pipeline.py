@@ -80,6 +80,8 @@ class _Gone(Enum):
 _GONE = _Gone.GONE
 # What applying one attempt came to: the commit, the session gone, or nothing committed.
 _Applied = Committed | _Gone | None
+# A started attempt: its runner token, its running record and the state it starts from.
+_Attempt = tuple[str, TurnRecord, GameState | None]
 
 
 def _runner_token(holder: str) -> str:
@@ -182,69 +184,27 @@ class TurnPipeline:
         the claim started, if it did (`claim.started`)."""
         if claim.head is None:
             return _Held.EMPTY
-        if claim.started:
-            applied = await self._attempt(session_id, holder, claimed_as, claim.head, claim.state)
-            if applied is _GONE:
-                return _Held.EMPTY
-            if isinstance(applied, Committed) and applied.lease_released:
-                return _Held.RELEASED
-            next_head = applied.next_turn if isinstance(applied, Committed) else None
-            return await self._apply_heads(session_id, holder, deadline, next_head, None, True)
-        return await self._apply_heads(session_id, holder, deadline, claim.head, claim.state, False)
-
-    async def _apply_heads(
-        self,
-        session_id: str,
-        holder: str,
-        deadline: float,
-        known_head: TurnRecord | None,
-        known_state: GameState | None,
-        tried_one: bool,
-    ) -> _Held:
-        """`_drain_held`'s loop: `known_head` is the next head as the claim or a commit read
-        it (the claim's with its state)."""
+        # The attempt the claim started, or the next head as the claim or a commit read it
+        # (the claim's with its state).
+        started: _Attempt | None = (claimed_as, claim.head, claim.state) if claim.started else None
+        known_head = None if claim.started else claim.head
+        known_state = None if claim.started else claim.state
+        tried_one = False
         while True:
-            # A holder that stalled past its lease must not start another turn: another
-            # worker may have taken over (its commits would still be refused, but the LLM
-            # call and the attempt count would be wasted). The lease is renewed as the head
-            # is read (or as the claim or the commit before read it), in one step.
             head, known_head = known_head, None
             state_read, known_state = known_state, None
-            if head is None:
-                try:
-                    head = await self.backend.head_turn(
-                        session_id, lease=(holder, self.settings.lease_ttl)
-                    )
-                except LeaseLost:
-                    logger.warning("lease lost between turns", extra={"session_id": session_id})
-                    return _Held.OUT_OF_TIME
-            if head is None:
-                return _Held.EMPTY
-            if tried_one and time.monotonic() > deadline:
-                return _Held.OUT_OF_TIME
+            if started is None:
+                next_up = await self._next_attempt(
+                    session_id, holder, head, state_read, deadline if tried_one else None
+                )
+                if isinstance(next_up, _Held):
+                    return next_up
+                started = next_up
             tried_one = True
-            if head.attempts >= self.settings.turn_max_attempts:
-                # Every attempt died with its worker (a crash leaves no other trace).
-                await fail_turn(
-                    self.backend,
-                    head,
-                    "turn_abandoned",
-                    "This turn could not be completed; please try again.",
-                    runner=None,  # no attempt of ours ran: the lease is what guards this
-                )
-                continue
-            if head.attempts:
-                await with_heartbeat(
-                    self.backend,
-                    self.settings,
-                    session_id,
-                    holder,
-                    asyncio.sleep(self._backoff(head)),
-                )
-            runner, running, state = await self._start(session_id, holder, head, state_read)
-            if running is None:
-                continue
-            applied = await self._attempt(session_id, holder, runner, running, state)
+            if started is None:
+                continue  # failed for good, or no longer the head
+            applied = await self._start_and_apply(session_id, holder, *started)
+            started = None
             if applied is _GONE:
                 return _Held.EMPTY
             if isinstance(applied, Committed):
@@ -252,22 +212,54 @@ class TurnPipeline:
                     return _Held.RELEASED
                 known_head = applied.next_turn
 
-    async def _attempt(
+    async def _next_attempt(
         self,
         session_id: str,
         holder: str,
-        runner: str,
-        running: TurnRecord,
+        head: TurnRecord | None,
         state: GameState | None,
-    ) -> _Applied:
-        """Run and commit a started attempt."""
-        # This turn's lines (the step thread's too: it copies the context) carry the request
-        # id that accepted it.
-        correlation = CORRELATION_ID.set(running.correlation_id)
-        try:
-            return await self._start_and_apply(session_id, holder, runner, running, state)
-        finally:
-            CORRELATION_ID.reset(correlation)
+        deadline: float | None,
+    ) -> _Attempt | _Held | None:
+        """Start an attempt of the head turn (`head` as just read, else read here): the
+        attempt, or how the drain stops (no head, the lease lost, past `deadline`), or None
+        when there is nothing to run this time round (the turn was failed for good, or is no
+        longer the head)."""
+        if head is None:
+            # A holder that stalled past its lease must not start another turn: another
+            # worker may have taken over (its commits would still be refused, but the LLM
+            # call and the attempt count would be wasted). The lease is renewed as the head
+            # is read (or as the claim or the commit before read it), in one step.
+            try:
+                head = await self.backend.head_turn(
+                    session_id, lease=(holder, self.settings.lease_ttl)
+                )
+            except LeaseLost:
+                logger.warning("lease lost between turns", extra={"session_id": session_id})
+                return _Held.OUT_OF_TIME
+        if head is None:
+            return _Held.EMPTY
+        if deadline is not None and time.monotonic() > deadline:
+            return _Held.OUT_OF_TIME
+        if head.attempts >= self.settings.turn_max_attempts:
+            # Every attempt died with its worker (a crash leaves no other trace).
+            await fail_turn(
+                self.backend,
+                head,
+                "turn_abandoned",
+                "This turn could not be completed; please try again.",
+                runner=None,  # no attempt of ours ran: the lease is what guards this
+            )
+            return None
+        if head.attempts:
+            await with_heartbeat(
+                self.backend,
+                self.settings,
+                session_id,
+                holder,
+                asyncio.sleep(self._backoff(head)),
+            )
+        runner, running, read = await self._start(session_id, holder, head, state)
+        return None if running is None else (runner, running, read)
 
     async def _start(
         self, session_id: str, holder: str, head: TurnRecord, state: GameState | None
@@ -295,29 +287,38 @@ class TurnPipeline:
         running: TurnRecord,
         state: GameState | None,
     ) -> _Applied:
-        """The attempt, in the turn's own trace (traces on): see `shared.tracing`."""
+        """A started attempt, run and committed in the turn's own trace (traces on): see
+        `shared.tracing`. Its lines (the step thread's too: it copies the context) carry the
+        request id that accepted the turn."""
+        correlation = CORRELATION_ID.set(running.correlation_id)
         task = trace.get_current_span().get_span_context()
-        with (
-            turn_context(running.traceparent),
-            span(
-                "turn",
-                attributes={
-                    "pocket_portals.session_id": session_id,
-                    "pocket_portals.turn_id": running.turn_id,
-                    "pocket_portals.attempt": running.attempts,
-                },
-                links=[Link(task)] if task.is_valid else (),
-            ) as turn,
-        ):
-            if running.attempts == 1 and running.started_at is not None:
-                past_span("turn.queue_wait", running.accepted_at, running.started_at)
-            if running.started_at is not None and turn.get_span_context().trace_id != task.trace_id:
-                # The store's spans for this attempt's start (and the claim, or the commit
-                # that handed the lease on) are in the task's trace: drawn again in the turn's
-                # when the task is not the turn's own (the sweeper's re-queue, or a turn
-                # drained after another).
-                past_span("turn.start", running.started_at, time.time())
-            return await self._run_attempt(session_id, holder, runner, running, state)
+        try:
+            with (
+                turn_context(running.traceparent),
+                span(
+                    "turn",
+                    attributes={
+                        "pocket_portals.session_id": session_id,
+                        "pocket_portals.turn_id": running.turn_id,
+                        "pocket_portals.attempt": running.attempts,
+                    },
+                    links=[Link(task)] if task.is_valid else (),
+                ) as turn,
+            ):
+                if running.attempts == 1 and running.started_at is not None:
+                    past_span("turn.queue_wait", running.accepted_at, running.started_at)
+                if (
+                    running.started_at is not None
+                    and turn.get_span_context().trace_id != task.trace_id
+                ):
+                    # The store's spans for this attempt's start (and the claim, or the
+                    # commit that handed the lease on) are in the task's trace: drawn again
+                    # in the turn's when the task is not the turn's own (the sweeper's
+                    # re-queue, or a turn drained after another).
+                    past_span("turn.start", running.started_at, time.time())
+                return await self._run_attempt(session_id, holder, runner, running, state)
+        finally:
+            CORRELATION_ID.reset(correlation)
 
     async def _run_attempt(
         self,

@@ -36,7 +36,7 @@ class MemoryLeases(MemoryBase):
     ) -> Claim | None:
         with self._lock:
             # The holder that has it already keeps it: a claim asked again answers the same.
-            if not (self._holds(session_id, holder) and self._renew(session_id, holder, ttl)):
+            if not self._renew(session_id, holder, ttl):
                 if not self._take_lease(session_id, holder, ttl, reclaim):
                     return None
             head = self._head(session_id)

@@ -45,9 +45,9 @@ end
 # -> {wait_ms, refused ('' or reason), reason}. The hash's fields in one read; its TTL moves
 # only with what is written (an endpoint with no budget has only its failures to keep, and
 # FAILED gives those their own).
-ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+ADMIT = (
+    _NOW
+    + """
 local stored = redis.call('HMGET', KEYS[1], 'ou', 'cd', 'rt', 'tt')
 local function field(i) return tonumber(stored[i] or '0') or 0 end
 local tokens, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -91,6 +91,7 @@ end
 if wait <= 0 then return {'0', '', ''} end
 return {tostring(wait), '', reason}
 """
+)
 
 # ARGV: booked, used, tpm
 SETTLE = (

@@ -38,11 +38,15 @@ class RedisLimits(RedisBase):
         max_per_client: int,
     ) -> tuple[list[str], list[Any]]:
         """ADMIT's keys and arguments for a new turn's ticket."""
-        keys = self.admission
         return (
-            [keys.turns, keys.clients, keys.client(client)],
+            self._ticket_keys(client),
             [turn_id, now, now + ttl, max_total, max_per_client, client],
         )
+
+    def _ticket_keys(self, client: str) -> list[str]:
+        """A client's ticket's keys, in the order ADMIT and RELEASE_ADMISSION take them."""
+        keys = self.admission
+        return [keys.turns, keys.clients, keys.client(client)]
 
     async def admit_turn(
         self,
@@ -105,8 +109,8 @@ class RedisLimits(RedisBase):
             async with self._guard():
                 found = await self.client.hget(keys.clients, turn_id)
             client = found if isinstance(found, str) else None
-        client_tickets = [keys.client(client)] if client is not None else []
-        await self._run("RELEASE_ADMISSION", [keys.turns, keys.clients, *client_tickets], [turn_id])
+        ticket = self._ticket_keys(client) if client is not None else [keys.turns, keys.clients]
+        await self._run("RELEASE_ADMISSION", ticket, [turn_id])
 
     def _ticket_keys_beside_session(self, client: str | None) -> list[str]:
         """The keys a session's script (COMMIT) takes to give a turn's ticket back in its own
@@ -115,8 +119,7 @@ class RedisLimits(RedisBase):
         up first)."""
         if client is None or isinstance(self.client, aioredis.RedisCluster):
             return []
-        keys = self.admission
-        return [keys.turns, keys.clients, keys.client(client)]
+        return self._ticket_keys(client)
 
     async def count_request(self, client: str, window: int) -> tuple[int, float]:
         now = time.time()
