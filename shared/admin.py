@@ -19,6 +19,7 @@ import redis.sentinel
 
 from shared.backends.codec import STATE, Codec, unpack
 from shared.backends.keys import DEFAULT_QUEUE, KEY_PREFIX, SessionKeys, pending_sessions_key
+from shared.backends.redis_documents import menu_of
 from shared.backends.redis_scripts import IMPORT
 from shared.backends.sync_client import connect
 from shared.errors import PortalsError
@@ -168,6 +169,7 @@ class SessionStore:
                 str(line["owner_hash"]),
                 ttl_ms,
                 "1" if overwrite else "0",
+                menu_of(stored),
             ],
         )
         return bool(reply[0] == "written")

@@ -8,6 +8,7 @@ one place (`api.errors`); workers turn them into a turn's readable `error`.
     ├── ConfigurationError        start-up refused: settings that cannot work together
     ├── RequestError              the client's fault (4xx)
     │   ├── InvalidRequest            422 invalid_request
+    │   │   └── ChoiceOutOfRange          (a choice_index the player was not offered)
     │   ├── Unauthorized              401 unauthorized
     │   ├── SessionNotFound           404 session_not_found (also: wrong token)
     │   ├── TurnNotFound              404 turn_not_found
@@ -33,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "AdventureCompleted",
     "BackendUnavailable",
+    "ChoiceOutOfRange",
     "ConfigurationError",
     "IdempotencyKeyReused",
     "InvalidRequest",
@@ -80,6 +82,12 @@ class InvalidRequest(RequestError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class ChoiceOutOfRange(InvalidRequest):
+    def __init__(self, choices: int) -> None:
+        super().__init__(f"choice_index must be between 1 and {choices}.", field="choice_index")
+        self.choices = choices
 
 
 class Unauthorized(RequestError):

@@ -23,7 +23,7 @@ from api.openapi import AUTHORIZED, errors
 from api.ratelimit import client_key, rate_limit
 from api.schemas import TurnAccepted, TurnLinks, TurnOut, TurnRequest
 from api.shutdown import server_stopping
-from shared.backends import Admission, IdempotencyClaim, SessionBackend
+from shared.backends import Admission, IdempotencyClaim, NewTurn, SessionBackend
 from shared.backends.keys import client_digest
 from shared.errors import (
     AdventureCompleted,
@@ -31,6 +31,7 @@ from shared.errors import (
     InvalidRequest,
     Overloaded,
     PortalsError,
+    RequestError,
     SessionNotFound,
     TooManyTurnsInFlight,
     TurnNotFound,
@@ -40,14 +41,12 @@ from shared.logs import CORRELATION_ID
 from shared.metrics import TURNS_ACCEPTED, TURNS_DEDUPLICATED, TURNS_FAILED
 from shared.models import (
     EventName,
-    GameState,
     SessionEvent,
     TurnError,
     TurnRecord,
     TurnResult,
     TurnStatus,
 )
-from shared.settings import Settings
 from shared.tracing import (
     DELIVERY_FRESH_FOR,
     current_link,
@@ -101,86 +100,98 @@ async def submit_turn(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> TurnAccepted:
     backend, queue, settings = services.backend, services.enqueuer, services.settings
-    turn_id = new_turn_id()
-    client = client_digest(client_key(request))
-    # The owner's state and the new turn's admission ticket, in one round trip; no ticket for
-    # anyone else's token, and one given back wherever the turn goes no further.
-    admitted = await backend.admit_owned_turn(
-        session_id,
-        token_hash(token),
-        turn_id,
-        client,
-        now=time.time(),
-        ttl=settings.admission_ticket_ttl,
+    turn = NewTurn(
+        record=TurnRecord(
+            turn_id=new_turn_id(),
+            session_id=session_id,
+            action=body.action or "",
+            choice_index=body.choice_index,
+            accepted_at=time.time(),
+            correlation_id=CORRELATION_ID.get(),
+            client=client_digest(client_key(request)),
+            traceparent=current_traceparent(),
+        ),
+        owner_hash=token_hash(token),
+        choice_index=body.choice_index,
+        # Checked as the body is, before anything is read: the same answer whoever asks.
+        idempotency=_claim(idempotency_key, body),
+        max_pending=settings.max_pending_turns,
+        ticket_ttl=settings.admission_ticket_ttl,
         max_total=settings.max_queue_depth,
         max_per_client=settings.max_turns_in_flight_per_client,
     )
-    if admitted is None:
-        raise SessionNotFound(session_id)  # a wrong token looks exactly like a missing session
-    state, admission = admitted
-    claim: IdempotencyClaim | None = None
+    record = turn.record
+    # Marked pending as it is recorded: if this process dies before the task is published,
+    # the workers' sweeper still finds the session and queues it. Traced by the store's span
+    # for its script; the publish, by Celery's.
     try:
-        claim = _claim(idempotency_key, body)
-        action = _action(state, body)
-        _admitted(admission, settings)
-    except Exception as refused:
-        if admission is Admission.ADMITTED:
-            await _give_back(backend, turn_id, client)
-        # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
-        # be refused: the epilogue it led to, or its choices, may have changed since.
-        if claim is None or not isinstance(refused, _SUPERSEDED_BY_A_RETRY):
-            raise
-        earlier = await backend.idempotent_turn(session_id, claim)
-        if earlier is None:
-            raise
-        TURNS_DEDUPLICATED.inc()
-        return _accepted(session_id, earlier)
-    record = TurnRecord(
-        turn_id=turn_id,
-        session_id=session_id,
-        action=action,
-        choice_index=body.choice_index,
-        accepted_at=time.time(),
-        correlation_id=CORRELATION_ID.get(),
-        client=client,
-        traceparent=current_traceparent(),
-    )
-    try:
-        # Marked pending as it is recorded: if this process dies before the task is
-        # published, the workers' sweeper still finds the session and queues it.
-        # Traced by the store's span for its ACCEPT script; the publish, by Celery's.
-        stored = await backend.accept_turn(
-            record, max_pending=settings.max_pending_turns, idempotency=claim, mark_pending=True
-        )
-    except BaseException:
-        await _give_back(backend, turn_id, client)
+        stored = await backend.accept_owned_turn(turn)
+    except _NOTHING_WRITTEN:
         raise
+    except BaseException:
+        # Lost on the way back, perhaps: a ticket taken is given back (or lapses by itself).
+        await _give_back(backend, record.turn_id, record.client)
+        raise
+    if stored is None:
+        stored = await _accept_in_two_steps(backend, turn)
     duplicate = stored.turn_id != record.turn_id
-    if duplicate:
-        await _give_back(backend, turn_id, client)  # the earlier turn holds a ticket of its own
     if stored.status is TurnStatus.QUEUED:
         try:
             await queue.enqueue(session_id)
         except BackendUnavailable:
-            stored = await _withdraw(backend, stored, claim)
+            stored = await _withdraw(backend, stored, turn.idempotency)
     (TURNS_DEDUPLICATED if duplicate else TURNS_ACCEPTED).inc()
     return _accepted(session_id, stored)
 
 
+# A turn refused for what is wrong with it, or for the service's load, took no ticket.
+_NOTHING_WRITTEN = (RequestError, Overloaded)
 # Refusals a retry of a turn accepted earlier is answered past (with that turn).
 _SUPERSEDED_BY_A_RETRY = (Overloaded, TooManyTurnsInFlight, AdventureCompleted, InvalidRequest)
 
 
-def _admitted(admission: Admission, settings: Settings) -> None:
-    """The service's bound on turns in flight, and the client's own (across all its
-    sessions), counted atomically in the store: a flood from one client meets its limit
-    long before honest players meet the service's."""
-    if admission is Admission.UNAVAILABLE:
-        raise BackendUnavailable("session store")
-    if admission is Admission.OVERLOADED:
-        raise Overloaded(retry_after=5)
-    if admission is Admission.CLIENT_BUSY:
-        raise TooManyTurnsInFlight(settings.max_turns_in_flight_per_client)
+async def _accept_in_two_steps(backend: SessionBackend, turn: NewTurn) -> TurnRecord:
+    """Where the store cannot take a new turn in one step: the owner's state and the turn's
+    admission ticket in one round trip (no ticket for anyone else's token), then the turn
+    itself; a ticket is given back wherever the turn goes no further."""
+    record = turn.record
+    admitted = await backend.admit_owned_turn(
+        record.session_id,
+        turn.owner_hash,
+        record.turn_id,
+        record.client or "",
+        now=record.accepted_at,
+        ttl=turn.ticket_ttl,
+        max_total=turn.max_total,
+        max_per_client=turn.max_per_client,
+    )
+    if admitted is None:
+        raise SessionNotFound(record.session_id)  # a wrong token looks like a missing session
+    state, admission = admitted
+    try:
+        record = turn.checked_against(state)
+        admission.refuse(turn.max_per_client)
+    except Exception as refused:
+        if admission is Admission.ADMITTED:
+            await _give_back(backend, record.turn_id, record.client)
+        # A retry of a turn accepted earlier gets that turn back, even if a new turn would now
+        # be refused: the epilogue it led to, or its choices, may have changed since.
+        if turn.idempotency is None or not isinstance(refused, _SUPERSEDED_BY_A_RETRY):
+            raise
+        earlier = await backend.idempotent_turn(record.session_id, turn.idempotency)
+        if earlier is None:
+            raise
+        return earlier
+    try:
+        stored = await backend.accept_turn(
+            record, max_pending=turn.max_pending, idempotency=turn.idempotency, mark_pending=True
+        )
+    except BaseException:
+        await _give_back(backend, record.turn_id, record.client)
+        raise
+    if stored.turn_id != record.turn_id:
+        await _give_back(backend, record.turn_id, record.client)  # the earlier turn has its own
+    return stored
 
 
 async def _give_back(backend: SessionBackend, turn_id: str, client: str | None) -> None:
@@ -190,24 +201,6 @@ async def _give_back(backend: SessionBackend, turn_id: str, client: str | None) 
         await backend.release_admission(turn_id, client)
     except PortalsError:
         logger.warning("admission ticket not released; it lapses by itself")
-
-
-def _action(state: GameState, body: TurnRequest) -> str:
-    """What the worker will apply: the player's words, or the text of the choice they saw."""
-    if state.adventure_completed:
-        raise AdventureCompleted(state.session_id)
-    if body.choice_index is None:
-        assert body.action is not None
-        return body.action
-    if body.choice_index > len(state.current_choices):
-        raise InvalidRequest(
-            f"choice_index must be between 1 and {len(state.current_choices)}.",
-            field="choice_index",
-        )
-    # The choice as the player saw it: turns queued before this one may change the list.
-    # (Reworded by an LLM narrator, it is applied in the rules' own words.)
-    meanings = state.choice_actions or state.current_choices
-    return meanings[body.choice_index - 1]
 
 
 async def _withdraw(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.backends.base import Admission, IdempotencyClaim, SessionBackend
+from shared.backends.base import Admission, IdempotencyClaim, NewTurn, SessionBackend
 from shared.backends.memory import InMemoryBackend
 from shared.backends.redis import RedisBackend
 from shared.settings import BackendKind, Settings
@@ -11,6 +11,7 @@ __all__ = [
     "Admission",
     "IdempotencyClaim",
     "InMemoryBackend",
+    "NewTurn",
     "RedisBackend",
     "SessionBackend",
     "create_backend",

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from shared.errors import (
+    AdventureCompleted,
+    BackendUnavailable,
+    ChoiceOutOfRange,
+    Overloaded,
+    TooManyTurnsInFlight,
+)
 from shared.models import GameState, SessionEvent, TurnError, TurnRecord
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "Committed",
     "IdempotencyClaim",
     "SessionBackend",
+    "NewTurn",
     "TokenTally",
 ]
 
@@ -72,6 +80,46 @@ class Admission(StrEnum):
     # The store could not take the ticket (out of memory): answered as such by
     # `admit_owned_turn` so that the gateway can first refuse what is wrong with the turn.
     UNAVAILABLE = "unavailable"
+
+    def refuse(self, max_per_client: int) -> None:
+        """Raise what a turn refused its ticket is answered with; nothing if admitted."""
+        if self is Admission.UNAVAILABLE:
+            raise BackendUnavailable("session store")
+        if self is Admission.OVERLOADED:
+            raise Overloaded(retry_after=5)
+        if self is Admission.CLIENT_BUSY:
+            raise TooManyTurnsInFlight(max_per_client)
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """A turn as a player sent it, for `accept_owned_turn`. `record` is the turn to queue;
+    for a turn by choice (`choice_index`), its `action` is left empty, to be the meaning of
+    that choice in the state the player saw. `owner_hash`: the player's token hash. The
+    ticket's bounds are `admit_turn`'s; `max_pending` is `accept_turn`'s."""
+
+    record: TurnRecord
+    owner_hash: str
+    choice_index: int | None
+    idempotency: IdempotencyClaim | None
+    max_pending: int
+    ticket_ttl: float
+    max_total: int
+    max_per_client: int
+
+    def checked_against(self, state: GameState) -> TurnRecord:
+        """The record with what the worker will apply: the player's words, or the meaning of
+        the choice they saw (in the rules' own words if an LLM reworded it). Turns queued
+        before this one may change the choices: it is the list the player saw that counts.
+        Raises `AdventureCompleted`, `ChoiceOutOfRange`."""
+        if state.adventure_completed:
+            raise AdventureCompleted(state.session_id)
+        if self.choice_index is None:
+            return self.record
+        meanings = state.choice_meanings
+        if self.choice_index > len(meanings):
+            raise ChoiceOutOfRange(len(meanings))
+        return self.record.model_copy(update={"action": meanings[self.choice_index - 1]})
 
 
 @dataclass(frozen=True)
@@ -288,6 +336,17 @@ class SessionBackend(Protocol):
         (the client's digest, as `TurnRecord.client` holds it) already has `max_per_client`
         (0: no limit). A ticket not released lapses after `ttl` seconds, so tickets of
         processes that died never pile up."""
+
+    async def accept_owned_turn(self, turn: NewTurn) -> TurnRecord | None:
+        """A new turn in one step, where the store can (a standalone or Sentinel-managed Redis,
+        for a state written by this release): the owner check, the turn's checks against the
+        state, its admission ticket and `accept_turn`'s writes, with the session marked pending.
+        Returns the queued record (its action filled in), or an earlier turn sent with the same
+        Idempotency-Key; raises as the two steps would answer (`SessionNotFound`,
+        `AdventureCompleted`, `ChoiceOutOfRange`, `TooManyPendingTurns`,
+        `IdempotencyKeyReused`, `Admission.refuse`'s errors). Nothing is written unless the
+        turn is queued. None where it cannot be done in one step: the caller takes the two
+        (`admit_owned_turn`, then `accept_turn`)."""
 
     async def admit_owned_turn(
         self,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from shared.backends.base import Admission, Committed, IdempotencyClaim
+from shared.backends.base import Admission, Committed, IdempotencyClaim, NewTurn
 from shared.backends.memory_base import _Session
 from shared.backends.memory_events import MemoryEvents
 from shared.backends.memory_leases import MemoryLeases
@@ -128,6 +128,38 @@ class InMemoryBackend(MemorySessions, MemoryEvents, MemoryLeases, MemoryPending,
             turn_id, client, now=now, ttl=ttl, max_total=max_total, max_per_client=max_per_client
         )
         return state, admission
+
+    async def accept_owned_turn(self, turn: NewTurn) -> TurnRecord | None:
+        record = turn.record
+        sid = record.session_id
+        # One step, as in Redis: nothing else reads or writes between the checks and the
+        # writes (the lock is re-entrant, and nothing below suspends).
+        with self._lock:
+            session = self._live(sid)
+            if session is None or not hmac.compare_digest(session.owner_hash, turn.owner_hash):
+                raise SessionNotFound(sid)
+            if turn.idempotency is not None:
+                earlier = self._earlier_turn(session, turn.idempotency)
+                if earlier is not None:
+                    return earlier
+            record = turn.checked_against(session.state)
+            if len(session.inbox) >= turn.max_pending:
+                raise TooManyPendingTurns(sid, turn.max_pending)
+            admission = await self.admit_turn(
+                record.turn_id,
+                record.client or "",
+                now=record.accepted_at,
+                ttl=turn.ticket_ttl,
+                max_total=turn.max_total,
+                max_per_client=turn.max_per_client,
+            )
+            admission.refuse(turn.max_per_client)
+            return await self.accept_turn(
+                record,
+                max_pending=turn.max_pending,
+                idempotency=turn.idempotency,
+                mark_pending=True,
+            )
 
     async def accept_turn(
         self,

@@ -5,9 +5,9 @@ loop (the gateway's, or a worker process's loop thread) and never share it acros
 
 Here: its construction, the script runner and a session's turns. The rest is in the mixins
 it inherits: sessions (`redis_sessions`), events (`redis_events`), the processing lease
-(`redis_leases`), sessions with waiting turns (`redis_pending`), and the service-wide limits
-(`redis_limits`); its clients come from `redis_clients`, its error mapping from
-`redis_errors`.
+(`redis_leases`), sessions with waiting turns (`redis_pending`), the service-wide limits
+(`redis_limits`) and a new turn in one step (`redis_accept`); its clients come from
+`redis_clients`, its error mapping from `redis_errors`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ from shared.backends.keys import (
     SessionKeys,
     pending_sessions_key,
 )
+from shared.backends.redis_accept import RedisAccept
 from shared.backends.redis_base import Client
 from shared.backends.redis_clients import clients_from_settings
 from shared.backends.redis_documents import (
     dump_record,
     event_data,
+    menu_of,
     narrative_elsewhere,
     record_from,
     result_document,
@@ -61,7 +63,7 @@ _LEASE_LOST = "lease_lost"
 _READINESS_KEY = "pocket_portals:readiness"
 
 
-class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisLimits):
+class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisLimits, RedisAccept):
     def __init__(
         self,
         client: Client,
@@ -354,6 +356,7 @@ class RedisBackend(RedisSessions, RedisEvents, RedisLeases, RedisPending, RedisL
                 self.events_rebuild_after,
                 holder,
                 ttl_ms,
+                menu_of(new_state),
             ],
         )
         if reply[0] == "superseded":

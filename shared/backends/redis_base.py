@@ -31,6 +31,8 @@ class RedisBase(Protocol):
     admission: AdmissionKeys
     pending_sessions: str
     session_ttl: int
+    session_ttl_slack: int
+    turn_records_kept: int
     max_block: float
 
     def _guard(self) -> AbstractAsyncContextManager[None]:
@@ -52,6 +54,15 @@ class RedisBase(Protocol):
         self, session_id: str, is_owner: Callable[[str], bool]
     ) -> GameState | None:
         """The state for its owner only (`RedisSessions`)."""
+        ...
+
+    def _ticket_keys(self, client: str) -> list[str]:
+        """A client's admission ticket's keys (`RedisLimits`)."""
+        ...
+
+    async def _earlier_turn(self, session_id: str, turn_id: str, raw: str) -> TurnRecord:
+        """The turn an Idempotency-Key was first sent with, from its stored record (`raw`,
+        empty if pruned)."""
         ...
 
     async def _load_record(self, session_id: str, raw: str | bytes) -> TurnRecord:

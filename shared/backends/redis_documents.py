@@ -22,9 +22,11 @@ __all__ = [
     "dump_record",
     "event_data",
     "fill_narrative",
+    "menu_of",
     "narrative_elsewhere",
     "record_from",
     "result_document",
+    "split_record",
     "state_from",
 ]
 
@@ -40,18 +42,38 @@ def state_from(stored: str | bytes) -> GameState:
     return GameState.model_validate(migrate_state(json.loads(unpack(stored))))
 
 
+def menu_of(state: GameState) -> str:
+    """What a new turn is checked against in the store (ACCEPT_OWNED): whether the adventure
+    has ended, and what each choice means."""
+    menu = {"ended": state.adventure_completed, "actions": state.choice_meanings}
+    return json.dumps(menu, ensure_ascii=False, separators=(",", ":"))
+
+
+def split_record(record: TurnRecord) -> tuple[str, str]:
+    """A record as plain JSON in two parts, to be joined around its action (a JSON string) by
+    a script that only then knows it: the action of a turn by choice."""
+    document = _record_document(record)
+    del document["action"]
+    rest = json.dumps(document, separators=(",", ":"))  # never empty: turn_id, status, ...
+    return '{"action":', "," + rest[1:]
+
+
 def result_document(record: TurnRecord) -> dict[str, Any] | None:
     return None if record.result is None else record.result.model_dump(mode="json")
 
 
-def dump_record(record: TurnRecord, codec: Codec) -> bytes:
+def _record_document(record: TurnRecord) -> dict[str, Any]:
     # Only what the key does not already say, and no nulls: every optional field of a
     # record defaults to None.
     document = record.model_dump(mode="json", exclude={"session_id", "result"}, exclude_none=True)
     result = result_document(record)
     if result is not None:
         document["result"] = {k: v for k, v in result.items() if v is not None}
-    return codec.pack(RECORD, json.dumps(document, separators=(",", ":")))
+    return document
+
+
+def dump_record(record: TurnRecord, codec: Codec) -> bytes:
+    return codec.pack(RECORD, json.dumps(_record_document(record), separators=(",", ":")))
 
 
 def narrative_elsewhere(document: dict[str, Any]) -> bool:

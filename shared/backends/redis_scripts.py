@@ -21,6 +21,7 @@ from shared.backends.base import EVENTS_CAP
 
 __all__ = [
     "ACCEPT",
+    "ACCEPT_OWNED",
     "ADMIT",
     "RELEASE_ADMISSION",
     "APPEND_EVENT",
@@ -117,9 +118,10 @@ end
 CREATE = (
     _REFRESH
     + """
--- ARGV: state_json, owner_hash, ttl
+-- ARGV: state_json, owner_hash, ttl, menu (see ACCEPT_OWNED)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'version', 0, 'state', ARGV[1], 'owner', ARGV[2])
+redis.call('HSET', KEYS[1], 'version', 0, 'state', ARGV[1], 'owner', ARGV[2],
+           'menu', '0\\n' .. ARGV[4])
 refresh(ARGV[3])
 return 1
 """
@@ -128,81 +130,95 @@ return 1
 UPDATE = (
     _REFRESH
     + """
--- ARGV: expected_version, state_json (already at expected_version + 1), ttl
+-- ARGV: expected_version, state_json (already at expected_version + 1), ttl, menu
 local v = redis.call('HGET', KEYS[1], 'version')
 if not v then return {'missing'} end
 if tonumber(v) ~= tonumber(ARGV[1]) then return {'conflict', v} end
-redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[2])
+redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[2],
+           'menu', (tonumber(v) + 1) .. '\\n' .. ARGV[4])
 refresh(ARGV[3])
 return {'ok', tostring(tonumber(v) + 1)}
 """
 )
 
+# A new turn's writes, shared by ACCEPT and ACCEPT_OWNED. Both take ACCEPT's ARGV: turn_id,
+# record, max_pending, ttl, ttl_slack, idem_key, fingerprint, event_data, records_kept, the
+# first attempt's running record ('' for none).
+_ACCEPT = """
+-- The turn an Idempotency-Key was already used for: {'duplicate', turn_id, its record} or
+-- {'reused'} (another turn's key); nil for a key not used yet, or none.
+local function earlier_turn()
+  if ARGV[6] == '' then return nil end
+  local previous = redis.call('HGET', KEYS[5], ARGV[6])
+  if not previous then return nil end
+  local sep = string.find(previous, '\\n', 1, true)
+  if string.sub(previous, sep + 1) ~= ARGV[7] then return {'reused'} end
+  local turn_id = string.sub(previous, 1, sep - 1)
+  return {'duplicate', turn_id, redis.call('HGET', KEYS[3], turn_id) or ''}
+end
+-- `left`: the state hash's PTTL; `pending`: the inbox's length before this turn.
+local function accept(left, pending, record, running)
+  if running and running ~= '' then
+    redis.call('HSET', KEYS[3], ARGV[1], record, ARGV[1] .. '#s', running)
+  else
+    redis.call('HSET', KEYS[3], ARGV[1], record)
+  end
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  local log_length = redis.call('RPUSH', KEYS[4], ARGV[1])
+  local first_turn = log_length == 1
+  -- Keep every pending turn's record and those of the records_kept newest finished turns (a
+  -- finished turn's client may still be polling it): the turn log holds both, the inbox the
+  -- pending ones.
+  local checked = 0
+  local pending_now = pending + 1
+  -- (With no turn pending before this one, the oldest cannot be pending: no LPOS to ask.)
+  while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
+    local oldest = redis.call('LPOP', KEYS[4])
+    if pending > 0 and redis.call('LPOS', KEYS[2], oldest) then
+      redis.call('RPUSH', KEYS[4], oldest)
+    else
+      redis.call('HDEL', KEYS[3], oldest, oldest .. '#s')
+      log_length = log_length - 1
+    end
+    checked = checked + 1
+  end
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
+  -- Into the stream if it is there (nearly always: it keeps the last turns' final events);
+  -- made anew only if not, and only then given a TTL below.
+  local stream_made = not redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', EVENTS_CAP,
+                                     '*', 'event', 'turn.queued', 'data', ARGV[8])
+  if stream_made then emit('turn.queued', ARGV[8]) end
+  -- The session's keys live the session's TTL from its last accepted turn. Refreshing all six
+  -- is left until their TTL has run down by ttl_slack: until then only a key this step
+  -- created (the inbox each time it was empty, the stream if it was gone, the records and
+  -- turn log on the first turn, the idempotency hash) gets the TTL the others have left, so
+  -- that every key of the session still goes at the same moment.
+  local ttl_ms = tonumber(ARGV[4]) * 1000
+  if left < ttl_ms - tonumber(ARGV[5]) * 1000 or left > ttl_ms then
+    refresh(ARGV[4])
+  else
+    if pending == 0 then redis.call('PEXPIRE', KEYS[2], left) end
+    if first_turn then
+      redis.call('PEXPIRE', KEYS[3], left)
+      redis.call('PEXPIRE', KEYS[4], left)
+    end
+    if ARGV[6] ~= '' then redis.call('PEXPIRE', KEYS[5], left) end
+    if stream_made then redis.call('PEXPIRE', KEYS[6], left) end
+  end
+end
+"""
+
 ACCEPT = (
     _REFRESH
+    + _ACCEPT
     + """
--- ARGV: turn_id, record_json, max_pending, ttl, ttl_slack, idem_key, fingerprint, event_data,
---       records_kept, first attempt's running record ('' for none)
 local left = redis.call('PTTL', KEYS[1])
 if left == -2 then return {'missing'} end
-if ARGV[6] ~= '' then
-  local previous = redis.call('HGET', KEYS[5], ARGV[6])
-  if previous then
-    local sep = string.find(previous, '\\n', 1, true)
-    if string.sub(previous, sep + 1) ~= ARGV[7] then return {'reused'} end
-    local turn_id = string.sub(previous, 1, sep - 1)
-    return {'duplicate', turn_id, redis.call('HGET', KEYS[3], turn_id) or ''}
-  end
-end
+local earlier = earlier_turn()
+if earlier then return earlier end
 local pending = redis.call('LLEN', KEYS[2])
 if pending >= tonumber(ARGV[3]) then return {'busy'} end
-if ARGV[10] and ARGV[10] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], ARGV[1] .. '#s', ARGV[10])
-else
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-local log_length = redis.call('RPUSH', KEYS[4], ARGV[1])
-local first_turn = log_length == 1
--- Keep every pending turn's record and those of the records_kept newest finished turns (a
--- finished turn's client may still be polling it): the turn log holds both, the inbox the
--- pending ones.
-local checked = 0
-local pending_now = pending + 1
--- (With no turn pending before this one, the oldest cannot be pending: no LPOS to ask.)
-while log_length - pending_now > tonumber(ARGV[9]) and checked < log_length do
-  local oldest = redis.call('LPOP', KEYS[4])
-  if pending > 0 and redis.call('LPOS', KEYS[2], oldest) then
-    redis.call('RPUSH', KEYS[4], oldest)
-  else
-    redis.call('HDEL', KEYS[3], oldest, oldest .. '#s')
-    log_length = log_length - 1
-  end
-  checked = checked + 1
-end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[6], ARGV[1] .. '\\n' .. ARGV[7]) end
--- Into the stream if it is there (nearly always: it keeps the last turns' final events);
--- made anew only if not, and only then given a TTL below.
-local stream_made = not redis.call('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', EVENTS_CAP, '*',
-                                   'event', 'turn.queued', 'data', ARGV[8])
-if stream_made then emit('turn.queued', ARGV[8]) end
--- The session's keys live the session's TTL from its last accepted turn. Refreshing all six
--- is left until their TTL has run down by ttl_slack: until then only a key this step created
--- (the inbox each time it was empty, the stream if it was gone, the records and turn log on
--- the first turn, the idempotency hash) gets the TTL the others have left, so that every key
--- of the session still goes at the same moment.
-local ttl_ms = tonumber(ARGV[4]) * 1000
-if left < ttl_ms - tonumber(ARGV[5]) * 1000 or left > ttl_ms then
-  refresh(ARGV[4])
-else
-  if pending == 0 then redis.call('PEXPIRE', KEYS[2], left) end
-  if first_turn then
-    redis.call('PEXPIRE', KEYS[3], left)
-    redis.call('PEXPIRE', KEYS[4], left)
-  end
-  if ARGV[6] ~= '' then redis.call('PEXPIRE', KEYS[5], left) end
-  if stream_made then redis.call('PEXPIRE', KEYS[6], left) end
-end
+accept(left, pending, ARGV[2], ARGV[10])
 return {'accepted'}
 """
 )
@@ -267,7 +283,8 @@ COMMIT = (
     + """
 -- ARGV: expected_version, turn_id, state_json (at expected_version + 1), record_json, ttl,
 --       events_kept, event_data, runner ('' for an unfenced commit), rebuild_after,
---       lease holder ('' for none), lease ttl_ms. KEYS[7]: the lease. KEYS[8..10] (optional;
+--       lease holder ('' for none), lease ttl_ms, the new state's menu (see ACCEPT_OWNED).
+--       KEYS[7]: the lease. KEYS[8..10] (optional;
 --       standalone stores only, their slot is not the session's): the turn's admission
 --       ticket, given back with the commit as RELEASE_ADMISSION would (its KEYS, in order).
 -- Returns {'ok', version} and, for a lease holder, 'released' (no turn waits: the lease is
@@ -294,7 +311,7 @@ inbox, deleted = compact(tonumber(ARGV[6]), tonumber(ARGV[9]), tonumber(stored[3
 -- One write for the new state, the end of the attempt's fence ('' fences every runner, as
 -- no field would) and compact's count.
 redis.call('HSET', KEYS[1], 'version', tonumber(v) + 1, 'state', ARGV[3], 'runner', '',
-           'deleted', deleted)
+           'deleted', deleted, 'menu', (tonumber(v) + 1) .. '\\n' .. ARGV[12])
 -- Deletes only: a store over maxmemory lets them through (it let the commit's writes).
 if KEYS[8] then
   redis.call('ZREM', KEYS[8], ARGV[2])
@@ -378,6 +395,44 @@ if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
+# A new turn's admission ticket, shared by ADMIT and ACCEPT_OWNED. `t`: the ticket keys (every
+# ticket, ticket -> client, the client's tickets); then the turn id, now, when the ticket
+# lapses, max_total, max_per_client (0: no limit) and the client digest.
+_TICKET = """
+-- Lapsed tickets are cleared now and then, in one admission of eight (picked by the new
+-- ticket's id, which is random): the counts below leave them out anyway, so clearing them
+-- only gives their memory back, and every admission need not pay for looking. Cleared after
+-- the ticket's own writes: a script's first write is the one a full store refuses, and one
+-- that only deletes would let the ticket in past maxmemory.
+local function sweep(t, turn_id, now)
+  if string.byte(turn_id, -1) % 8 ~= 0 then return end
+  local lapsed = redis.call('ZRANGEBYSCORE', t[1], '-inf', now, 'LIMIT', 0, 100)
+  if #lapsed > 0 then
+    redis.call('ZREM', t[1], unpack(lapsed))
+    redis.call('HDEL', t[2], unpack(lapsed))
+  end
+  redis.call('ZREMRANGEBYSCORE', t[3], '-inf', now)
+end
+local function admit(t, turn_id, now, lapses_at, max_total, per_client, client)
+  local live = '(' .. now
+  if redis.call('ZCOUNT', t[1], live, '+inf') >= tonumber(max_total) then
+    sweep(t, turn_id, now)
+    return 'overloaded'
+  end
+  per_client = tonumber(per_client)
+  if per_client > 0 and redis.call('ZCOUNT', t[3], live, '+inf') >= per_client then
+    sweep(t, turn_id, now)
+    return 'client_busy'
+  end
+  redis.call('ZADD', t[1], lapses_at, turn_id)
+  redis.call('ZADD', t[3], lapses_at, turn_id)
+  redis.call('HSET', t[2], turn_id, client)
+  redis.call('EXPIREAT', t[3], math.ceil(tonumber(lapses_at)) + 1)
+  sweep(t, turn_id, now)
+  return 'admitted'
+end
+"""
+
 # Fair admission of a new turn. KEYS[1]: every ticket (turn id -> lapse time), [2] ticket ->
 # client digest, [3] this client's tickets. ARGV: turn_id, now, lapses_at, max_total,
 # max_per_client (0: no limit), client digest. Tickets whose holders died before releasing
@@ -389,42 +444,14 @@ return count
 # player's token hash (a new turn's first reads in the same round trip; standalone servers
 # only, the keys' slots differ), no ticket is taken unless the token is the owner's: returns
 # {'missing'}, or {answer, state} where answer may also be 'unavailable' (out of memory).
-ADMIT = """
-local now = tonumber(ARGV[2])
--- Lapsed tickets are cleared now and then, in one admission of eight (picked by the new
--- ticket's id, which is random): the counts below leave them out anyway, so clearing them
--- only gives their memory back, and every admission need not pay for looking. Cleared after
--- the ticket's own writes: a script's first write is the one a full store refuses, and one
--- that only deletes would let the ticket in past maxmemory.
-local function sweep()
-  if string.byte(ARGV[1], -1) % 8 ~= 0 then return end
-  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
-  if #lapsed > 0 then
-    redis.call('ZREM', KEYS[1], unpack(lapsed))
-    redis.call('HDEL', KEYS[2], unpack(lapsed))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-end
-local function admit()
-  local live = '(' .. ARGV[2]
-  if redis.call('ZCOUNT', KEYS[1], live, '+inf') >= tonumber(ARGV[4]) then
-    sweep()
-    return 'overloaded'
-  end
-  local per_client = tonumber(ARGV[5])
-  if per_client > 0 and redis.call('ZCOUNT', KEYS[3], live, '+inf') >= per_client then
-    sweep()
-    return 'client_busy'
-  end
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[6])
-  redis.call('EXPIREAT', KEYS[3], math.ceil(tonumber(ARGV[3])) + 1)
-  sweep()
-  return 'admitted'
+ADMIT = (
+    _TICKET
+    + """
+local function admit_this()
+  return admit({KEYS[1], KEYS[2], KEYS[3]}, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
 if not KEYS[4] then
-  return admit()
+  return admit_this()
 end
 local read = redis.call('HMGET', KEYS[4], 'owner', 'state')
 if not read[2] or read[1] ~= ARGV[7] then
@@ -432,7 +459,7 @@ if not read[2] or read[1] ~= ARGV[7] then
 end
 -- A store over maxmemory refuses the ticket's first write: told as an answer, so that the
 -- gateway can still refuse the turn for what is wrong with it first (404, 409, 422).
-local ok, answer = pcall(admit)
+local ok, answer = pcall(admit_this)
 if not ok then
   local message = type(answer) == 'table' and answer.err or tostring(answer)
   if string.find(message, 'OOM command not allowed', 1, true) then
@@ -442,6 +469,58 @@ if not ok then
 end
 return {answer, read[2]}
 """
+)
+
+# A new turn in one step (standalone and Sentinel stores: the keys' slots differ on a
+# Cluster): the owner check, the turn's checks against the state's `menu` field, its
+# admission ticket, the pending marks and ACCEPT's writes. The menu (`<version>\n<json>`:
+# whether the adventure has ended, and what each choice means) is written with each state,
+# for the version it describes; a state written without one (by a release before this one)
+# answers {'legacy'} and the gateway takes the two steps, ADMIT then ACCEPT.
+# KEYS: the session's expiring keys, [7..9] the ticket keys (as ADMIT's), [10] the pending
+# sessions, [11] the active sessions. ARGV: ACCEPT's ten (a turn by choice passes an empty
+# record and running record, built here from [13..16] around the chosen action, as plain
+# JSON: no script can pack one), [11] the player's token hash, [12] the choice ('' for an
+# action in the player's words), [13], [14] the record before and after its action, [15],
+# [16] the running record's, [17..21] the ticket's now, lapse time, max_total,
+# max_per_client and client, [22] the session id, [23] when the turn was accepted.
+# Every refusal comes before the first write (the ticket's): a store over maxmemory fails
+# the turn only once nothing else is wrong with it. Returns {'accepted', action} or what
+# ADMIT and ACCEPT refuse with, and {'completed'} or {'bad_choice', choices}.
+ACCEPT_OWNED = (
+    _REFRESH
+    + _TICKET
+    + _ACCEPT
+    + """
+local read = redis.call('HMGET', KEYS[1], 'owner', 'version', 'menu')
+if not read[1] or read[1] ~= ARGV[11] then return {'missing'} end
+local sep = read[3] and string.find(read[3], '\\n', 1, true)
+if not sep or tonumber(string.sub(read[3], 1, sep - 1)) ~= tonumber(read[2]) then
+  return {'legacy'}
+end
+local earlier = earlier_turn()
+if earlier then return earlier end
+local menu = cjson.decode(string.sub(read[3], sep + 1))
+if menu.ended then return {'completed'} end
+local record, running, action = ARGV[2], ARGV[10], ''
+if ARGV[12] ~= '' then
+  action = menu.actions[tonumber(ARGV[12])]
+  if type(action) ~= 'string' then return {'bad_choice', #menu.actions} end
+  local quoted = cjson.encode(action)
+  record = ARGV[13] .. quoted .. ARGV[14]
+  running = ARGV[15] .. quoted .. ARGV[16]
+end
+local pending = redis.call('LLEN', KEYS[2])
+if pending >= tonumber(ARGV[3]) then return {'busy'} end
+local admitted = admit({KEYS[7], KEYS[8], KEYS[9]}, ARGV[1], ARGV[17], ARGV[18], ARGV[19],
+                       ARGV[20], ARGV[21])
+if admitted ~= 'admitted' then return {admitted} end
+redis.call('ZADD', KEYS[10], ARGV[23], ARGV[22])
+redis.call('ZADD', KEYS[11], 'GT', ARGV[23], ARGV[22])
+accept(redis.call('PTTL', KEYS[1]), pending, record, running)
+return {'accepted', action}
+"""
+)
 
 # KEYS: as ADMIT's, [3] (when known) the ticket's client's tickets. ARGV: turn_id.
 RELEASE_ADMISSION = """
@@ -528,7 +607,8 @@ return 0
 
 # An exported session written back (portals sessions import / migrate). KEYS: every key of
 # the session, the state hash first. ARGV: version, packed state, owner hash, ttl_ms, overwrite
-# ('1' or '0'). The same or a newer version already stored is kept unless told to overwrite.
+# ('1' or '0'), the state's menu (see ACCEPT_OWNED). The same or a newer version already
+# stored is kept unless told to overwrite.
 # What the replaced copy had in flight (inbox, turn records, events, lease) belongs to a
 # history the imported state does not share: it goes too, or a worker would apply its queued
 # turns to the imported state.
@@ -538,7 +618,8 @@ if current and ARGV[5] ~= '1' and tonumber(current) >= tonumber(ARGV[1]) then
   return {'kept', current}
 end
 redis.call('DEL', unpack(KEYS))
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'state', ARGV[2], 'owner', ARGV[3])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'state', ARGV[2], 'owner', ARGV[3],
+           'menu', ARGV[1] .. '\\n' .. ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {'written', ARGV[1]}
 """

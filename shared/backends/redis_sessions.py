@@ -8,7 +8,7 @@ from collections.abc import Callable
 from shared.backends.codec import STATE
 from shared.backends.keys import SessionKeys
 from shared.backends.redis_base import RedisBase
-from shared.backends.redis_documents import state_from
+from shared.backends.redis_documents import menu_of, state_from
 from shared.errors import SessionNotFound, VersionConflict
 from shared.models import GameState
 
@@ -26,6 +26,7 @@ class RedisSessions(RedisBase):
                 self.codec.pack(STATE, stored.model_dump_json()),
                 owner_hash,
                 ttl or self.session_ttl,
+                menu_of(stored),
             ],
         )
         if not created:
@@ -42,7 +43,12 @@ class RedisSessions(RedisBase):
         reply = await self._run(
             "UPDATE",
             keys.expiring(),
-            [state.version, self.codec.pack(STATE, new_state.model_dump_json()), self.session_ttl],
+            [
+                state.version,
+                self.codec.pack(STATE, new_state.model_dump_json()),
+                self.session_ttl,
+                menu_of(new_state),
+            ],
         )
         self._check_cas(reply, state)
         return new_state

@@ -219,6 +219,12 @@ class GameState(_Model):
     choice_actions: list[str] = Field(default_factory=list)
     jester_last_turn: int = -1000
 
+    @property
+    def choice_meanings(self) -> list[str]:
+        """What choosing each of `current_choices` (1, 2, ...) asks the rules to do: the
+        choice as the player sees it, or its meaning when an LLM reworded it."""
+        return (self.choice_actions or self.current_choices)[: len(self.current_choices)]
+
     @model_validator(mode="before")
     @classmethod
     def _mirror_id(cls, data: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,12 +15,30 @@ from tests.support.server import serve
 
 
 @pytest.fixture
-def gateway_url_factory(memory_settings: Settings) -> Iterator[Callable[..., str]]:
+def store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Where the gateway keeps sessions: the memory backend, unless a test is parametrized
+    over `store` (indirect) to run on a Redis server too, with a task queue of its own."""
+    if getattr(request, "param", "memory") == "memory":
+        return {}
+    return {
+        "session_backend": "redis",
+        "redis_url": request.getfixturevalue("redis_url"),
+        "celery_queue": f"pocket_portals.test.{uuid.uuid4().hex[:12]}",
+    }
+
+
+EVERY_STORE = pytest.mark.parametrize("store", ["memory", "redis"], indirect=True)
+
+
+@pytest.fixture
+def gateway_url_factory(
+    memory_settings: Settings, store: dict[str, Any]
+) -> Iterator[Callable[..., str]]:
     """Start an in-process gateway with settings overrides; stopped after the test."""
     stack: list[Any] = []
 
     def start(**overrides: Any) -> str:
-        settings = memory_settings.model_copy(update=overrides)
+        settings = memory_settings.model_copy(update={**store, **overrides})
         context = serve(create_app(settings))
         url = context.__enter__()
         stack.append(context)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.api.conftest import EVERY_STORE
 from tests.support.player import Player
 
 
+@EVERY_STORE
 def test_play_by_choice_and_by_action(player: Player) -> None:
     accepted = player.submit({"choice_index": 3})
     assert accepted.status_code == 202
@@ -99,6 +101,7 @@ def test_malformed_json_and_huge_bodies(player: Player) -> None:
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
 
 
+@EVERY_STORE
 def test_idempotency_key(player: Player) -> None:
     first = player.submit({"action": "Look around"}, **{"Idempotency-Key": "abc-1"})
     again = player.submit({"action": "Look around"}, **{"Idempotency-Key": "abc-1"})
@@ -118,6 +121,7 @@ def test_idempotency_key(player: Player) -> None:
     assert player.state()["version"] == 1
 
 
+@EVERY_STORE
 def test_too_many_pending_turns(gateway_url_factory: Callable[..., str]) -> None:
     url = gateway_url_factory(max_pending_turns=2, narrator_delay=1.0)
     player = Player(url)
@@ -165,6 +169,7 @@ def test_one_client_is_held_to_its_turns_in_flight_across_sessions(
             player.close()
 
 
+@EVERY_STORE
 def test_refused_turns_give_their_admission_tickets_back(
     gateway_url_factory: Callable[..., str],
 ) -> None:
@@ -228,6 +233,7 @@ def test_unknown_and_malformed_turns(player: Player) -> None:
     assert player.http.get(f"{base}/{turn_id}").status_code == 401
 
 
+@EVERY_STORE
 def test_a_finished_adventure_accepts_no_more_turns(
     gateway_url_factory: Callable[..., str],
 ) -> None:

@@ -105,7 +105,7 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
             "turn.event narration.delta",
         )
         delivered = {s.attributes.get("delivery") for s in by_name(mine, "turn.delivery")}
-        scripts = ("ADMIT", "ACCEPT", "CLAIM", "COMMIT")
+        scripts = ("ACCEPT_OWNED", "CLAIM", "COMMIT")
         every = all(by_name(mine, name) for name in done) and all(
             script(mine, name) for name in scripts
         )
@@ -133,11 +133,11 @@ def test_one_turn_is_one_trace_from_the_post_to_the_commit(
     # The turn's spans hang from the request that accepted it, through the queue.
     assert parent(turn) is post
     assert turn.attributes["pocket_portals.narrator"] == "llm"
-    # The admission and the accept: redis-py's spans, named after the store's scripts.
-    for name in ("ADMIT", "ACCEPT"):
-        accepted = script(spans, name)[0]
-        assert parent(accepted) is post, name
-        assert accepted.attributes["db.system"] == "redis"
+    # The admission and the accept in one step: redis-py's span, named after the script.
+    accepted = script(spans, "ACCEPT_OWNED")[0]
+    assert parent(accepted) is post
+    assert accepted.attributes["db.system"] == "redis"
+    assert not script(spans, "ADMIT") and not script(spans, "ACCEPT")
     publish = next(s for s in spans if s.name.startswith("apply_async/"))
     assert parent(publish) is post
     run = by_name(spans, "run/pocket_portals.process_session")[0]
